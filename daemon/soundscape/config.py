@@ -1,0 +1,287 @@
+"""The daemon's configuration: the root schema and the TOML file.
+
+Each component owns its section's dataclass (declared with
+:func:`soundscape.settings.setting`); this module gathers them under
+:class:`Config`, reads the file, and reports every error at once with its key
+path and line (see ``soundscape check-config``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from soundscape.errors import ConfigError, ParamError
+from soundscape.scope.params import DEFAULT_PARAMETERS, ParameterStore
+from soundscape.settings import Problem, build, setting
+
+VAE_TYPES = ("wan", "lightvae", "tae", "lighttae")
+QUANTIZATIONS = ("fp8_e4m3fn",)
+LORA_MERGE_MODES = ("permanent_merge", "runtime_peft")
+
+
+@dataclasses.dataclass
+class ScopeSection:
+    url: str = setting("http://127.0.0.1:8000", "Scope server base URL (local, RunPod proxy, ...).")
+    token_env: str = setting(
+        "SCOPE_TOKEN",
+        "Environment variable holding a token for an auth proxy; never logged.",
+    )
+    auth_header: str = setting("Authorization", "Header the token goes in.")
+    auth_scheme: str = setting("Bearer", "Prefix before the token ('' for none).")
+    connect_timeout: float = setting(3.0, "Seconds to open a TCP connection.", low=0.1)
+    request_timeout: float = setting(10.0, "Seconds for one REST request.", low=0.1)
+    use_server_ice: bool = setting(
+        True, "Use the ICE servers Scope returns (none = host candidates only)."
+    )
+
+    def check(self) -> list[tuple[str, str]]:
+        if not re.match(r"^https?://[^/\s]+", self.url):
+            return [("url", f"{self.url!r} is not an http(s) URL")]
+        return []
+
+
+@dataclasses.dataclass
+class LoraEntry:
+    name: str = setting(doc="Short name used by OSC, MIDI and mapping rules.")
+    path: str = setting(doc="Path of the LoRA file on the Scope server.")
+    scale: float = setting(1.0, "Scale at load.", low=-10.0, high=10.0)
+
+
+@dataclasses.dataclass
+class PipelineSection:
+    pipeline_ids: list[str] = setting(["longlive"], "Main pipeline (last) and any before it.")
+    preprocessors: list[str] = setting(
+        [], "Preprocessors prepended in video mode (e.g. video-depth-anything)."
+    )
+    width: int = setting(576, "Output width; divisible by 16.", low=16, high=2048)
+    height: int = setting(320, "Output height; divisible by 16.", low=16, high=2048)
+    seed: int | None = setting(None, "Generation seed (none = server default).")
+    vae_type: str | None = setting(
+        "lightvae", "VAE: wan, lightvae, tae, lighttae.", choices=(*VAE_TYPES, None)
+    )
+    quantization: str | None = setting(
+        None, "Weights quantization (fp8_e4m3fn) or none.", choices=(*QUANTIZATIONS, None)
+    )
+    vace_enabled: bool = setting(False, "Load VACE (reference images, context scale).")
+    lora_merge_mode: str = setting(
+        "runtime_peft",
+        "permanent_merge (fastest, fixed scales) or runtime_peft (live LoRA scales).",
+        choices=LORA_MERGE_MODES,
+    )
+    loras: list[LoraEntry] = setting([], "LoRAs loaded with the pipeline.")
+    load_timeout: float = setting(600.0, "Seconds to wait for a load before retrying.", low=1)
+
+    def check(self) -> list[tuple[str, str]]:
+        problems = []
+        for key in ("width", "height"):
+            if getattr(self, key) % 16:
+                problems.append((key, f"{getattr(self, key)} is not divisible by 16"))
+        if self.quantization and self.vace_enabled:
+            problems.append(
+                ("quantization", "FP8 quantization cannot be combined with vace_enabled")
+            )
+        if not self.pipeline_ids:
+            problems.append(("pipeline_ids", "needs at least one pipeline"))
+        names = [lora.name for lora in self.loras]
+        for name in {n for n in names if names.count(n) > 1}:
+            problems.append(("loras", f"LoRA name {name!r} is used twice"))
+        return problems
+
+    def load_params(self) -> dict[str, Any]:
+        """The ``load_params`` of ``POST /api/v1/pipeline/load``."""
+        params: dict[str, Any] = {
+            "width": self.width,
+            "height": self.height,
+            "vace_enabled": self.vace_enabled,
+            "quantization": self.quantization,
+        }
+        if self.vae_type is not None:
+            params["vae_type"] = self.vae_type
+        if self.seed is not None:
+            params["seed"] = self.seed
+        if self.loras:
+            params["loras"] = [{"path": lo.path, "scale": lo.scale} for lo in self.loras]
+            params["lora_merge_mode"] = self.lora_merge_mode
+        return params
+
+
+@dataclasses.dataclass
+class SessionSection:
+    stall_timeout: float = setting(
+        3.0, "Seconds with no frame (while not paused) before the session is rebuilt.", low=0.2
+    )
+    probe_after: float = setting(
+        0.5,
+        "Seconds with no frame before the server is probed (health, pipeline, session).",
+        low=0.05,
+    )
+    backoff_initial: float = setting(0.2, "First retry delay in seconds.", low=0.01)
+    backoff_max: float = setting(10.0, "Longest retry delay in seconds.", low=0.1)
+    backoff_jitter: float = setting(0.25, "Random share added to each delay.", low=0, high=1)
+    max_messages_per_second: float = setting(
+        30.0, "Data-channel messages per second at most.", low=1, high=240
+    )
+    connect_timeout: float = setting(
+        10.0, "Seconds from offer to a connected peer before giving up on it.", low=1
+    )
+    stats_interval: float = setting(30.0, "Seconds between fps log lines.", low=1)
+
+
+@dataclasses.dataclass
+class ParametersSection:
+    """Scope's live parameters at start; the same names as on the data channel."""
+
+    input_mode: str = setting("text", "text or video.", choices=("text", "video"))
+    prompts: list[Any] = setting(
+        DEFAULT_PARAMETERS["prompts"], "Prompts: strings or {text, weight} tables (1 to 4)."
+    )
+    prompt_interpolation_method: str = setting(
+        "linear", "linear, or slerp (exactly 2 prompts).", choices=("linear", "slerp")
+    )
+    denoising_step_list: list[int] = setting(
+        DEFAULT_PARAMETERS["denoising_step_list"], "Denoising timesteps, strictly descending."
+    )
+    noise_scale: float = setting(0.7, "Noise (video mode only).", low=0, high=1)
+    noise_controller: bool = setting(False, "Automatic noise (video mode only).")
+    manage_cache: bool = setting(True, "Reset the cache on big changes automatically.")
+    kv_cache_attention_bias: float = setting(
+        0.3, "Reliance on past frames (0.01-1).", low=0.01, high=1
+    )
+    vace_context_scale: float | None = setting(None, "VACE strength (0-2).", low=0, high=2)
+    extra: dict[str, Any] = setting({}, "Other runtime parameters of the pipeline, sent as is.")
+
+    def to_parameters(self, pipeline: PipelineSection) -> dict[str, Any]:
+        params = {
+            k: v for k, v in dataclasses.asdict(self).items() if k != "extra" and v is not None
+        }
+        params.update(self.extra)
+        ids = list(pipeline.pipeline_ids)
+        if self.input_mode == "video":
+            ids = [*pipeline.preprocessors, *ids]
+        params["pipeline_ids"] = ids
+        if pipeline.loras:
+            params["lora_scales"] = sorted(
+                ({"path": lo.path, "scale": lo.scale} for lo in pipeline.loras),
+                key=lambda s: s["path"],
+            )
+        return params
+
+
+@dataclasses.dataclass
+class LogSection:
+    level: str = setting(
+        "info", "debug, info, warning or error.", choices=("debug", "info", "warning", "error")
+    )
+    format: str = setting(
+        "auto",
+        "auto (console on a terminal, JSON lines otherwise), console or json.",
+        choices=("auto", "console", "json"),
+    )
+
+
+@dataclasses.dataclass
+class EmulatorSection:
+    """The built-in Scope emulator, used by ``soundscape demo``."""
+
+    host: str = setting("127.0.0.1", "Address the demo's emulator listens on.")
+    port: int = setting(0, "Port (0 = any free port).", low=0, high=65535)
+    fps: float = setting(30.0, "Frames per second it sends.", low=1, high=120)
+    load_time: float = setting(0.5, "Seconds a pipeline load takes.", low=0, high=600)
+
+
+@dataclasses.dataclass
+class Config:
+    scope: ScopeSection = setting(factory=ScopeSection)
+    pipeline: PipelineSection = setting(factory=PipelineSection)
+    session: SessionSection = setting(factory=SessionSection)
+    parameters: ParametersSection = setting(factory=ParametersSection)
+    log: LogSection = setting(factory=LogSection)
+    emulator: EmulatorSection = setting(factory=EmulatorSection)
+
+    def check(self) -> list[tuple[str, str]]:
+        try:
+            ParameterStore(self.initial_parameters(), loras=self.lora_paths())
+        except ParamError as err:
+            return [("parameters", problem) for problem in err.problems]
+        return []
+
+    def initial_parameters(self) -> dict[str, Any]:
+        return self.parameters.to_parameters(self.pipeline)
+
+    def lora_paths(self) -> dict[str, str]:
+        return {lora.name: lora.path for lora in self.pipeline.loras}
+
+
+# --------------------------------------------------------------------------- file
+
+
+def key_line(text: str, path: str) -> int | None:
+    """Best-effort line number (1-based) of a dotted key path in TOML ``text``.
+
+    tomllib gives no positions; scanning for the table header and then the key
+    is enough to point a user at the right line.
+    """
+    parts = [p for p in re.split(r"\.|\[\d+\]", path) if p]
+    if not parts:
+        return None
+    lines = text.splitlines()
+    start, best = 0, None
+    # Deepest table header that prefixes the path.
+    for depth in range(len(parts), 0, -1):
+        header = re.compile(
+            r"^\s*\[\[?\s*"
+            + r"\s*\.\s*".join(map(re.escape, parts[:depth]))
+            + r"\s*\]\]?\s*(#.*)?$"
+        )
+        for i, line in enumerate(lines):
+            if header.match(line):
+                start, best = i + 1, i + 1
+                parts = parts[depth:]
+                break
+        else:
+            continue
+        break
+    if not parts:
+        return best
+    key = re.compile(r"^\s*" + re.escape(parts[0]) + r"\s*=")
+    for i in range(start, len(lines)):
+        if lines[i].lstrip().startswith("[") and i >= start and best is not None:
+            break
+        if key.match(lines[i]):
+            return i + 1
+    return best
+
+
+def parse(data: Mapping[str, Any], text: str = "", source: str = "config") -> Config:
+    """Build a :class:`Config`; raise :class:`ConfigError` listing every problem."""
+    problems: list[Problem] = []
+    config = build(Config, data, "", problems)
+    if problems:
+        lines = []
+        for problem in problems:
+            line = key_line(text, problem.path) if text else None
+            where = f"{source}:{line}: " if line else f"{source}: "
+            lines.append(where + str(problem))
+        raise ConfigError(lines, source)
+    return config
+
+
+def load(path: str | Path | None) -> Config:
+    """Read and validate a TOML file (``None`` = all defaults)."""
+    if path is None:
+        return parse({})
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"{path}: cannot read: {err.strerror or err}"], str(path)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError([f"{path}: not valid TOML: {err}"], str(path)) from None
+    return parse(data, text, str(path))

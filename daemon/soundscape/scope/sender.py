@@ -1,0 +1,84 @@
+"""Ships the parameter store's outbox to the live session, rate-limited.
+
+An isolated change leaves at once; while changes arrive faster than the rate
+(a 1 kHz knob), they coalesce in the store's outbox (latest value wins) and
+leave at most ``rate`` times a second. Transitions and one-shots are never
+merged away (see :class:`soundscape.scope.params.Outbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import structlog
+
+from soundscape.scope.params import ParameterStore
+
+log = structlog.get_logger(__name__)
+
+
+class Channel(Protocol):
+    def send(self, message: Mapping[str, Any]) -> bool: ...
+
+
+class ParameterSender:
+    def __init__(
+        self,
+        store: ParameterStore,
+        *,
+        rate: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._interval = 1.0 / rate
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._channel: Channel | None = None
+        self._last_send = -1e9
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.on_sent: Callable[[dict[str, Any]], None] | None = None
+        store.on_outbox(self._wake.set)
+
+    def attach(self, channel: Channel | None) -> None:
+        """Send to ``channel`` from now on (None while there is no session)."""
+        self._channel = channel
+        if channel is not None:
+            self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="param-sender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._store.outbox and self._channel is not None:
+                wait = self._last_send + self._interval - self._clock()
+                if wait > 0:
+                    # Rate limiting: the wait is the point, not a stand-in for an event.
+                    await asyncio.sleep(wait)
+                    continue
+                channel = self._channel
+                message = self._store.outbox.take()
+                if not message:
+                    break
+                if not channel.send(message):
+                    # The session went away between wake-up and send; the next
+                    # session starts from the full state, so nothing is lost.
+                    break
+                self._last_send = self._clock()
+                self.sent += 1
+                if self.on_sent is not None:
+                    self.on_sent(message)
