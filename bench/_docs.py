@@ -1,0 +1,41 @@
+"""Write a benchmark's figures into its marked section of docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    """One line naming the machine the figures come from."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}; {datetime.date.today().isoformat()}"
+    )
+
+
+def write_section(marker: str, body: str) -> None:
+    """Replace the text between <!-- marker:begin --> and <!-- marker:end -->."""
+    text = DOC.read_text(encoding="utf-8")
+    pattern = re.compile(
+        rf"(<!-- {re.escape(marker)}:begin -->\n).*?(\n<!-- {re.escape(marker)}:end -->)", re.S
+    )
+    if not pattern.search(text):
+        text += f"\n<!-- {marker}:begin -->\n<!-- {marker}:end -->\n"
+    new = pattern.sub(
+        lambda m: m.group(1) + f"Machine: {machine()}\n\n" + body.strip() + m.group(2), text
+    )
+    DOC.write_text(new, encoding="utf-8")

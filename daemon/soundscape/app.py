@@ -1,0 +1,184 @@
+"""The composition root: builds the daemon's parts from a Config and runs them.
+
+Parts start in dependency order and stop in reverse, in ``finally``: the
+parameter store first (everything writes to it), then the Scope session, then
+outputs and inputs. ``run()`` takes a ``shutdown_trigger`` so tests stop the
+daemon with an event and production with signals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import structlog
+
+from soundscape.config import Config
+from soundscape.control.commands import CommandBus
+from soundscape.scope.api import ScopeClient
+from soundscape.scope.params import ParameterStore
+from soundscape.scope.supervisor import FrameSink, SessionSupervisor
+from soundscape.service import Notifier
+
+log = structlog.get_logger(__name__)
+
+STOP_TIMEOUT = 5.0
+
+
+class Component(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class Daemon:
+    """Everything the daemon runs, wired together; ``start()``/``stop()``."""
+
+    def __init__(self, config: Config, *, frame_sink: FrameSink | None = None) -> None:
+        self.config = config
+        self.store = ParameterStore(config.initial_parameters(), loras=config.lora_paths())
+        self.commands = CommandBus()
+        self.client = ScopeClient(
+            config.scope.url,
+            token_env=config.scope.token_env,
+            auth_header=config.scope.auth_header,
+            auth_scheme=config.scope.auth_scheme,
+            connect_timeout=config.scope.connect_timeout,
+            request_timeout=config.scope.request_timeout,
+        )
+        self.supervisor = SessionSupervisor(
+            self.client,
+            self.store,
+            pipeline=config.pipeline,
+            session=config.session,
+            use_server_ice=config.scope.use_server_ice,
+            frame_sink=frame_sink,
+        )
+        self.components: list[Component] = []
+        self._started: list[Component] = []
+        self._register_commands()
+
+    def _register_commands(self) -> None:
+        store = self.store
+
+        def pause(value: bool | None = None, *, source: str) -> None:
+            """Pause or resume generation (toggle without a value)."""
+            target = (not store.get("paused")) if value is None else bool(value)
+            store.set("paused", target, source=source)
+
+        def reset_cache(*, source: str) -> None:
+            """Reset Scope's cache once."""
+            store.reset_cache(source=source)
+
+        def reconnect(*, source: str) -> None:
+            """Drop the Scope session and build a new one now."""
+            log.info("reconnect_requested", source=source)
+            self.supervisor.reconnect(f"requested by {source}")
+
+        def state(*, source: str) -> dict[str, Any]:
+            """The whole parameter state and the session status."""
+            return {"parameters": store.snapshot(), "status": self.supervisor.status.as_dict()}
+
+        self.commands.register("pause", pause)
+        self.commands.register("reset_cache", reset_cache)
+        self.commands.register("reconnect", reconnect)
+        self.commands.register("state", state)
+
+    async def start(self) -> None:
+        for component in [self.supervisor, *self.components]:
+            await component.start()
+            self._started.append(component)
+
+    async def stop(self) -> None:
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.stop()
+            except Exception:  # one part failing to stop must not keep the others running
+                log.exception("component_stop_failed", component=type(component).__name__)
+        await self.client.aclose()
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    """SIGTERM/SIGINT stop politely; a second one exits at once."""
+    loop = asyncio.get_running_loop()
+
+    def handle(signum: int) -> None:
+        if stop.is_set():
+            log.warning("forced_exit", signal=signal.Signals(signum).name)
+            raise SystemExit(1)
+        log.info("shutdown_requested", signal=signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # not on Windows' default loop
+            loop.add_signal_handler(signum, handle, signum)
+
+
+async def run(
+    config: Config,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
+    with_emulator: bool = False,
+    on_started: Callable[[Daemon], None] | None = None,
+) -> None:
+    """Run the daemon until ``shutdown_trigger`` returns (default: SIGTERM/SIGINT).
+
+    ``with_emulator`` starts the built-in Scope emulator in this process and
+    points the daemon at it (``soundscape demo``).
+    """
+    notifier = Notifier()
+    emulator = None
+    if shutdown_trigger is None:
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        shutdown_trigger = stop.wait
+    if with_emulator:
+        from soundscape.emulator import Emulator, EmulatorConfig
+
+        emu_cfg = config.emulator
+        emulator = Emulator(
+            EmulatorConfig(
+                width=config.pipeline.width,
+                height=config.pipeline.height,
+                fps=emu_cfg.fps,
+                load_time=emu_cfg.load_time,
+            )
+        )
+        port = await emulator.start(host=emu_cfg.host, port=emu_cfg.port)
+        url = f"http://{emu_cfg.host}:{port}"
+        config = dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=url))
+        log.info("emulator_started", url=url)
+    daemon = Daemon(config)
+    daemon.supervisor.on_status(lambda s: notifier.status(_status_line(s)))
+    try:
+        await daemon.start()
+        notifier.ready(f"connecting to {config.scope.url}")
+        notifier.start_watchdog()
+        log.info("daemon_started", scope=config.scope.url)
+        if on_started is not None:
+            on_started(daemon)
+        await shutdown_trigger()
+    finally:
+        notifier.stopping()
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await daemon.stop()
+                if emulator is not None:
+                    await emulator.stop()
+        except TimeoutError:
+            log.warning("stop_timed_out", seconds=STOP_TIMEOUT)
+        await notifier.close()
+        log.info("daemon_stopped")
+
+
+def _status_line(status: dict[str, Any]) -> str:
+    text = status["state"]
+    if status.get("reason"):
+        text += f": {status['reason']}"
+    if status["state"] == "streaming" and status.get("fps"):
+        text += f" ({status['fps']:.1f} fps)"
+    return text

@@ -1,0 +1,131 @@
+"""Command line: ``soundscape run|demo|emulate|check-config|...``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from soundscape import __version__, logs
+from soundscape.config import Config, load
+from soundscape.errors import ConfigError
+
+log = structlog.get_logger(__name__)
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="soundscape",
+        description="Plays a Daydream Scope server like an instrument: "
+        "OSC, MIDI and audio in; NDI/Spout/Syphon out.",
+    )
+    parser.add_argument("--version", action="version", version=f"soundscape {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def live_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", "-c", type=Path, help="TOML config file")
+        p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+        p.add_argument("--log-format", choices=("auto", "console", "json"))
+
+    run = sub.add_parser("run", help="run the daemon against a Scope server")
+    live_flags(run)
+    run.add_argument("--scope-url", help="Scope server URL (overrides [scope].url)")
+
+    demo = sub.add_parser("demo", help="run the daemon with a built-in Scope emulator")
+    live_flags(demo)
+
+    emulate = sub.add_parser("emulate", help="run only the Scope-compatible emulator")
+    emulate.add_argument("--host", default="127.0.0.1")
+    emulate.add_argument("--port", type=int, default=8000)
+    emulate.add_argument("--width", type=int, default=576)
+    emulate.add_argument("--height", type=int, default=320)
+    emulate.add_argument("--fps", type=float, default=30.0)
+    emulate.add_argument("--load-time", type=float, default=0.5, help="seconds a load takes")
+    emulate.add_argument("--tempo", type=float, default=None, help="send tempo_update at BPM")
+    emulate.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+    )
+
+    check = sub.add_parser("check-config", help="validate a config file; report every error")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    config = load(getattr(args, "config", None))
+    if getattr(args, "scope_url", None):
+        config = dataclasses.replace(
+            config, scope=dataclasses.replace(config.scope, url=args.scope_url)
+        )
+    log_section = config.log
+    if args.log_level or args.log_format:
+        log_section = dataclasses.replace(
+            log_section,
+            level=args.log_level or log_section.level,
+            format=args.log_format or log_section.format,
+        )
+    return dataclasses.replace(config, log=log_section)
+
+
+def _check_config(path: Path) -> int:
+    try:
+        load(path)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        print(f"{len(err.problems)} error(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: ok")
+    return 0
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    from soundscape.emulator import EmulatorConfig, serve
+
+    logs.configure(args.log_level)
+    cfg = EmulatorConfig(
+        width=args.width,
+        height=args.height,
+        fps=args.fps,
+        load_time=args.load_time,
+        tempo_bpm=args.tempo,
+    )
+
+    async def main() -> None:
+        from soundscape.app import install_signal_handlers
+
+        stop = asyncio.Event()
+        install_signal_handlers(stop)
+        await serve(cfg, args.host, args.port, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    if args.command == "check-config":
+        return _check_config(args.file)
+    if args.command == "emulate":
+        return _emulate(args)
+    try:
+        config = _load_config(args)
+    except ConfigError as err:
+        for problem in err.problems:
+            print(problem, file=sys.stderr)
+        return 2
+    logs.configure(config.log.level, config.log.format)
+
+    from soundscape.app import run
+
+    asyncio.run(run(config, with_emulator=args.command == "demo"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
