@@ -21,11 +21,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._docs import write_section  # noqa: E402
-from soundscape import logs  # noqa: E402
-from soundscape.app import Daemon  # noqa: E402
-from soundscape.config import load  # noqa: E402
-from soundscape.emulator import Emulator, EmulatorConfig  # noqa: E402
+from bench._docs import write_section
+from soundscape import logs
+from soundscape.app import Daemon
+from soundscape.config import load
+from soundscape.emulator import Emulator, EmulatorConfig
 
 FAULTS = ("stream_stopped", "drop", "restart", "stall")
 
@@ -33,8 +33,14 @@ FAULTS = ("stream_stopped", "drop", "restart", "stall")
 async def measure(faults: int) -> dict[str, list[float]]:
     config = load(None)
     emu_defaults = config.emulator
-    emulator = Emulator(EmulatorConfig(width=config.pipeline.width, height=config.pipeline.height,
-                                       fps=emu_defaults.fps, load_time=emu_defaults.load_time))
+    emulator = Emulator(
+        EmulatorConfig(
+            width=config.pipeline.width,
+            height=config.pipeline.height,
+            fps=emu_defaults.fps,
+            load_time=emu_defaults.load_time,
+        )
+    )
     await emulator.start(host="127.0.0.1", port=0)
     config = dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=emulator.url))
     daemon = Daemon(config)
@@ -64,8 +70,11 @@ async def measure(faults: int) -> dict[str, list[float]]:
                 await asyncio.wait_for(new_stream.wait(), 30)
                 latest = max(first_frame.values())
                 results[kind].append(latest - t0)
-            print(f"{kind:15s} median {statistics.median(results[kind]):.3f} s  "
-                  f"max {max(results[kind]):.3f} s  (n={faults})", flush=True)
+            print(
+                f"{kind:15s} median {statistics.median(results[kind]):.3f} s  "
+                f"max {max(results[kind]):.3f} s  (n={faults})",
+                flush=True,
+            )
     finally:
         await daemon.stop()
         await emulator.stop()
@@ -75,10 +84,15 @@ async def measure(faults: int) -> dict[str, list[float]]:
 def table(results: dict[str, list[float]], stall_timeout: float) -> str:
     rows = ["| fault | n | median (s) | max (s) | target |", "|---|---|---|---|---|"]
     for kind, values in results.items():
-        target = f"≤ {stall_timeout + 2:g} s (watchdog {stall_timeout:g} s + 2 s)" \
-            if kind == "stall" else "≤ 2 s median"
-        rows.append(f"| {kind} | {len(values)} | {statistics.median(values):.3f} | "
-                    f"{max(values):.3f} | {target} |")
+        target = (
+            f"≤ {stall_timeout + 2:g} s (watchdog {stall_timeout:g} s + 2 s)"
+            if kind == "stall"
+            else "≤ 2 s median"
+        )
+        rows.append(
+            f"| {kind} | {len(values)} | {statistics.median(values):.3f} | "
+            f"{max(values):.3f} | {target} |"
+        )
     return "\n".join(rows)
 
 
@@ -92,10 +106,12 @@ def main() -> None:
     text = table(results, load(None).session.stall_timeout)
     print(text)
     if args.write_docs:
-        write_section("reconnect", "Daemon and emulator at default settings (576×320, 30 fps, "
-                      "0.5 s load, 3 s stall watchdog, 0.5 s probe), real aiortc on one "
-                      "machine. Time from the fault to the first frame of the new session.\n\n"
-                      + text)
+        write_section(
+            "reconnect",
+            "Daemon and emulator at default settings (576×320, 30 fps, "
+            "0.5 s load, 3 s stall watchdog, 0.5 s probe), real aiortc on one "
+            "machine. Time from the fault to the first frame of the new session.\n\n" + text,
+        )
 
 
 if __name__ == "__main__":

@@ -82,15 +82,24 @@ def test_check_config_command(tmp_path):
     path.write_text(BROKEN)
     result = subprocess.run(
         [sys.executable, "-m", "soundscape.cli", "check-config", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     assert "did you mean 'request_timeout'" in result.stderr
     assert "5 error(s)" in result.stderr
     good = subprocess.run(
-        [sys.executable, "-m", "soundscape.cli", "check-config",
-         str(ROOT / "config" / "soundscape.toml")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "soundscape.cli",
+            "check-config",
+            str(ROOT / "config" / "soundscape.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert good.returncode == 0, good.stderr
 
@@ -101,7 +110,7 @@ def test_example_config_documents_every_key():
     text = (ROOT / "config" / "soundscape.toml").read_text()
     missing = []
     for key, doc, _default in describe(config_mod.Config):
-        section, _, name = key.rpartition(".")
+        _section, _, name = key.rpartition(".")
         if f"{name} =" not in text and f"[[{key}]]" not in text:
             missing.append(key)
         assert doc, f"{key} has no doc"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from soundscape.scope.params import ParameterStore
@@ -59,8 +60,10 @@ async def test_burst_is_coalesced_at_the_rate_without_losing_transitions():
         final = 0.33
 
         def done() -> bool:
-            return bool(channel.messages) and channel.messages[-1][1].get(
-                "vace_context_scale") == final
+            return (
+                bool(channel.messages)
+                and channel.messages[-1][1].get("vace_context_scale") == final
+            )
 
         while not done():
             channel.arrived.clear()
@@ -68,7 +71,7 @@ async def test_burst_is_coalesced_at_the_rate_without_losing_transitions():
     finally:
         await sender.stop()
     times = [t for t, _ in channel.messages]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 1 / 30 - 0.002  # never faster than 30 messages a second
     assert len(channel.messages) < 400 / 3  # coalesced
     sent = [m for _, m in channel.messages]

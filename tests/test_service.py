@@ -26,8 +26,9 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
     unit = unit.replace("/opt/soundscape/venv/bin/soundscape", exe)
     path = tmp_path / "soundscape.service"
     path.write_text(unit)
-    result = subprocess.run(["systemd-analyze", "verify", str(path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert "soundscape.service" not in result.stderr, result.stderr
     assert "Type=notify" in unit and "WatchdogSec=" in unit
@@ -65,8 +66,12 @@ def test_demo_process_notifies_and_stops_on_sigterm(tmp_path):
     """The real entry point: READY, STATUS streaming, then SIGTERM → STOPPING and exit 0."""
     sock, path = _notify_socket(tmp_path)
     env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "2000000"}
-    proc = subprocess.Popen([sys.executable, "-m", "soundscape.cli", "demo", "--log-format",
-                             "json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "soundscape.cli", "demo", "--log-format", "json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         seen: list[str] = []
         while not any(line.startswith("STATUS=streaming") for line in seen):

@@ -24,8 +24,9 @@ STALL = 1.5
 def make_config(url: str, **session: Any) -> Config:
     config = load(None)
     fast = dataclasses.replace(config.session, stall_timeout=STALL, **session)
-    return dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=url),
-                               session=fast)
+    return dataclasses.replace(
+        config, scope=dataclasses.replace(config.scope, url=url), session=fast
+    )
 
 
 @pytest.fixture
@@ -58,17 +59,21 @@ def open_sessions(state: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for s in state["sessions"] if s["open"]]
 
 
-def streaming_session(min_frames: int = 3, exclude: set[str] = frozenset()
-                      ) -> Callable[[dict[str, Any]], bool]:
+def streaming_session(
+    min_frames: int = 3, exclude: set[str] = frozenset()
+) -> Callable[[dict[str, Any]], bool]:
     """Predicate: one open session, not an old one, that has sent frames."""
+
     def check(state: dict[str, Any]) -> bool:
         sessions = [s for s in open_sessions(state) if s["id"] not in exclude]
         return len(sessions) == 1 and sessions[0]["frames_sent"] >= min_frames
+
     return check
 
 
-async def wait_status(daemon: Daemon, state: str, timeout: float = 10.0,
-                      since_frames: int = -1) -> None:
+async def wait_status(
+    daemon: Daemon, state: str, timeout: float = 10.0, since_frames: int = -1
+) -> None:
     """Wait until the supervisor reports ``state`` (and, optionally, new frames)."""
     event = asyncio.Event()
 
@@ -85,20 +90,26 @@ def assert_in_sync(daemon: Daemon, session: dict[str, Any]) -> None:
     """Not one parameter differs between the daemon's state and the emulator's session."""
     ours = daemon.store.wire_view()
     theirs = session["parameters"]
-    diff = {k: (ours.get(k), theirs.get(k)) for k in ours.keys() | theirs.keys()
-            if ours.get(k) != theirs.get(k)}
+    diff = {
+        k: (ours.get(k), theirs.get(k))
+        for k in ours.keys() | theirs.keys()
+        if ours.get(k) != theirs.get(k)
+    }
     assert not diff, f"daemon vs emulator: {diff}"
 
 
 def change_everything(daemon: Daemon, n: int) -> None:
     """Move the state well away from its defaults (different each round)."""
     store = daemon.store
-    store.update({
-        "vace_context_scale": 0.1 * n,
-        "kv_cache_attention_bias": 0.05 + 0.1 * n,
-        "denoising_step_list": [1000, 700 - 10 * n, 300],
-        "manage_cache": n % 2 == 0,
-    }, source="test")
+    store.update(
+        {
+            "vace_context_scale": 0.1 * n,
+            "kv_cache_attention_bias": 0.05 + 0.1 * n,
+            "denoising_step_list": [1000, 700 - 10 * n, 300],
+            "manage_cache": n % 2 == 0,
+        },
+        source="test",
+    )
     store.transition([f"scene {n}", "fog"], num_steps=3, method="slerp")
     store.set_prompt(1, weight=0.25 + 0.1 * n, source="test")
     store.reset_cache(source="test")
@@ -156,9 +167,7 @@ async def test_recovers_from_fault_with_state_resynced(
         await inject(emulator, fault)
         # Changes made during the outage must reach the new session too.
         daemon.store.set("vace_context_scale", 1.5 - 0.5 * round_, source="test")
-        state = await emulator.wait_for(
-            streaming_session(exclude=old), timeout=STALL + 10
-        )
+        state = await emulator.wait_for(streaming_session(exclude=old), timeout=STALL + 10)
         await wait_status(daemon, "streaming", since_frames=frames_before)
         (session,) = [s for s in open_sessions(state) if s["id"] not in old]
         assert_in_sync(daemon, session)
@@ -181,8 +190,9 @@ async def test_paused_session_is_not_rebuilt(emulator: Emulator, daemon: Daemon)
     await asyncio.sleep(STALL * 2)
     assert daemon.supervisor.status.reconnects == 0
     daemon.store.set("paused", False, source="test")
-    await emulator.wait_for(streaming_session(exclude={s["id"] for s in state["sessions"]}),
-                            timeout=STALL + 10)
+    await emulator.wait_for(
+        streaming_session(exclude={s["id"] for s in state["sessions"]}), timeout=STALL + 10
+    )
     assert daemon.supervisor.status.reconnects == 1
 
 
@@ -233,8 +243,13 @@ async def test_shutdown_ends_the_session_politely(emulator: Emulator):
 
 async def test_offer_before_load_is_400_and_bad_parameters_422(emulator: Emulator):
     async with ScopeClient(emulator.url) as client:
-        session = ScopeSession(client, ice_servers=[], on_frame=lambda f: None,
-                               on_message=lambda m: None, on_lost=lambda r: None)
+        session = ScopeSession(
+            client,
+            ice_servers=[],
+            on_frame=lambda f: None,
+            on_message=lambda m: None,
+            on_lost=lambda r: None,
+        )
         with pytest.raises(ScopeHTTPError) as err:
             await session.open({"pipeline_ids": ["longlive"], "input_mode": "text"}, 5)
         await session.close(polite=False)
@@ -243,11 +258,17 @@ async def test_offer_before_load_is_400_and_bad_parameters_422(emulator: Emulato
 
         await client.load_pipeline(["longlive"], {"width": 320, "height": 192})
         await emulator.wait_for(lambda s: s["pipeline"]["status"] == "loaded", timeout=10)
-        session = ScopeSession(client, ice_servers=[], on_frame=lambda f: None,
-                               on_message=lambda m: None, on_lost=lambda r: None)
+        session = ScopeSession(
+            client,
+            ice_servers=[],
+            on_frame=lambda f: None,
+            on_message=lambda m: None,
+            on_lost=lambda r: None,
+        )
         with pytest.raises(ScopeHTTPError) as err:
-            await session.open({"pipeline_ids": ["longlive"], "input_mode": "text",
-                                "noise_scale": 2}, 5)
+            await session.open(
+                {"pipeline_ids": ["longlive"], "input_mode": "text", "noise_scale": 2}, 5
+            )
         await session.close(polite=False)
         assert err.value.status == 422
         assert "noise_scale" in err.value.detail
