@@ -115,3 +115,10 @@ def test_example_config_documents_every_key():
             missing.append(key)
         assert doc, f"{key} has no doc"
     assert not missing, f"config/soundscape.toml does not document: {missing}"
+
+
+def test_configuration_reference_is_current():
+    from soundscape.config_reference import render
+
+    current = (ROOT / "docs" / "configuration.md").read_text()
+    assert current == render(), "run: python -m soundscape.config_reference > docs/configuration.md"
