@@ -133,7 +133,7 @@ class Emulator:
         self.sessions.clear()
         await asyncio.gather(*(s.close(polite=True) for s in sessions))
         for session in self._graveyard:
-            await session.pc.close()
+            await asyncio.shield(session.pc.close())
         self._graveyard.clear()
         tasks = [t for t in self._tasks if t is not asyncio.current_task()]
         for task in tasks:
@@ -180,7 +180,9 @@ class Emulator:
             "url": self.url,
         }
 
-    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float) -> dict:
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any]:
         """Wait until ``predicate(state())`` holds; return that state. Raises TimeoutError."""
         async with asyncio.timeout(timeout):
             while True:
@@ -348,13 +350,14 @@ class Emulator:
             body = await request.json()
         except ValueError as exc:
             return _json_error(exc)
-        instance = self.pipeline.instance
-        if self.pipeline.status != "loaded" or instance is None:
-            return _detail(400, "Pipeline not loaded. Please load pipeline first.")
+        # FastAPI validates the body (422) before the handler looks at the pipeline (400).
         errors = catalog.check_offer(body)
         if errors:
             log.warning("emulator_bad_offer", detail=errors[0]["msg"], loc=errors[0]["loc"])
             return _detail(422, errors)
+        instance = self.pipeline.instance
+        if self.pipeline.status != "loaded" or instance is None:
+            return _detail(400, "Pipeline not loaded. Please load pipeline first.")
         initial = dict(body.get("initialParameters") or {})
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         session = EmulatedSession(
@@ -591,11 +594,23 @@ def _list_assets(folder: Path, wanted: str | None) -> list[dict[str, Any]]:
     return assets
 
 
-async def serve(config: EmulatorConfig, host: str, port: int, stop: asyncio.Event) -> None:
-    """Run an emulator until ``stop`` is set (``soundscape emulate``)."""
+async def serve(
+    config: EmulatorConfig,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    on_start: Callable[[Emulator], None] | None = None,
+) -> None:
+    """Run an emulator until ``stop`` is set (``soundscape emulate``).
+
+    ``on_start`` gets the running emulator (its ``url`` holds the bound port).
+    """
     emulator = Emulator(config)
     await emulator.start(host, port)
     try:
+        if on_start is not None:
+            on_start(emulator)
         await stop.wait()
     finally:
         await emulator.stop()

@@ -120,7 +120,7 @@ class EmulatedSession:
         self._due: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.track = EmulatedTrack(self)
-        self._apply(dict(initial))
+        self._apply(self._take_session_keys(dict(initial)))
         pc.on("datachannel", self._on_datachannel)
         pc.on("track", self._on_track)
 
@@ -256,7 +256,10 @@ class EmulatedSession:
                     self._input_frame = frame
                 self.frames_received += 1
         except MediaStreamError:
-            return
+            # The client's video ended: in video mode the pipeline has no input now.
+            self.input_track = None
+            self._input_frame = None
+            self._changed()
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label != "parameters":
@@ -283,16 +286,8 @@ class EmulatedSession:
             log.warning("emulator_message_not_object", session=self.id, message=str(data)[:80])
             self._on_change()
             return
-        log.debug("emulator_message", session=self.id, keys=sorted(data))
         quantized = data.pop("_quantized", False) is True
-        if "quantize_mode" in data:
-            self.quantize_mode = data["quantize_mode"]
-        if isinstance(data.get("lookahead_ms"), int | float):
-            self.lookahead_ms = float(data["lookahead_ms"])
-        for key in STRIPPED_KEYS - {"quantize_mode", "lookahead_ms"}:
-            if key in data:
-                self.session_settings[key] = data[key]
-        update = {k: v for k, v in data.items() if k not in STRIPPED_KEYS}
+        update = self._take_session_keys(data)
         delay = None
         if quantized and self.clock is not None and isinstance(self.quantize_mode, str):
             delay = self.clock.delay_to_boundary(time.time(), self.quantize_mode, self.lookahead_ms)
@@ -302,6 +297,17 @@ class EmulatedSession:
             self.send({"type": "change_scheduled", "delay_ms": round(delay * 1000)})
             self._spawn(self._apply_later(update, delay))
         self._changed()
+
+    def _take_session_keys(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Keep the keys Scope handles itself; return the rest, for the pipeline."""
+        if "quantize_mode" in data:
+            self.quantize_mode = data["quantize_mode"]
+        if isinstance(data.get("lookahead_ms"), int | float):
+            self.lookahead_ms = float(data["lookahead_ms"])
+        for key in STRIPPED_KEYS - {"quantize_mode", "lookahead_ms"}:
+            if key in data:
+                self.session_settings[key] = data[key]
+        return {k: v for k, v in data.items() if k not in STRIPPED_KEYS}
 
     async def _apply_later(self, update: dict[str, Any], delay: float) -> None:
         await asyncio.sleep(delay)
@@ -313,7 +319,7 @@ class EmulatedSession:
 
     def apply_external(self, update: dict[str, Any]) -> None:
         """Parameters changed by another path (REST): merge and tell the client."""
-        self._apply({k: v for k, v in update.items() if k not in STRIPPED_KEYS})
+        self._apply(self._take_session_keys(dict(update)))
         self.send({"type": "parameters_updated", "parameters": update})
         self._changed()
 
@@ -385,7 +391,9 @@ class EmulatedSession:
             await self._drain(self.channel)
         self.mark_closed()
         await self._cancel_tasks()
-        await self.pc.close()
+        # Shielded: aiortc shares one future among concurrent close() calls, and
+        # cancelling one waiter would cancel it for all (InvalidStateError in aiortc).
+        await asyncio.shield(self.pc.close())
 
     async def _drain(self, channel: RTCDataChannel) -> None:
         # bufferedamountlow fires once the message has been handed to SCTP and sent,

@@ -108,7 +108,8 @@ class ScopeSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
         if self._pc is not None:
-            await self._pc.close()
+            # Shielded: a close cancelled half-way leaves aiortc with a failing orphan task.
+            await asyncio.shield(self._pc.close())
 
     # ----- events
 
