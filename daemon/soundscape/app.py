@@ -151,7 +151,7 @@ async def run(
         port = await emulator.start(host=emu_cfg.host, port=emu_cfg.port)
         url = f"http://{emu_cfg.host}:{port}"
         config = dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=url))
-        log.info("emulator_started", url=url)
+        log.info("emulator_started", url=url, try_a_fault=f"curl -X POST {url}/_emulator/restart")
     daemon = Daemon(config)
     daemon.supervisor.on_status(lambda s: notifier.status(_status_line(s)))
     try:

@@ -101,7 +101,15 @@ def _emulate(args: argparse.Namespace) -> int:
 
         stop = asyncio.Event()
         install_signal_handlers(stop)
-        await serve(cfg, args.host, args.port, stop)
+        await serve(
+            cfg,
+            args.host,
+            args.port,
+            stop,
+            on_start=lambda emu: log.info(
+                "emulator_listening", url=emu.url, faults=f"curl -X POST {emu.url}/_emulator/drop"
+            ),
+        )
 
     asyncio.run(main())
     return 0
