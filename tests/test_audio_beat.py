@@ -1,0 +1,138 @@
+"""Beat tracking on generated loops with exact ground truth, on a synthetic clock."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from soundscape.audio.beat import BeatTracker
+from soundscape.audio.config import AudioConfig, BeatSection
+from soundscape.audio.features import AudioAnalyzer, Features
+from soundscape.audio.synth import drum_loop, f_measure
+
+SR = 48000
+TRIM = 5.0  # like mir_eval.beat.evaluate: the first seconds are for settling
+
+
+def run(audio: np.ndarray, block: int = 256, t0: float = 0.0) -> list[Features]:
+    analyzer = AudioAnalyzer(AudioConfig(block_size=block))
+    return [
+        analyzer.process(audio[i : i + block], t0 + i / SR)
+        for i in range(0, len(audio) - block + 1, block)
+    ]
+
+
+def beat_f(reference: np.ndarray, feats: list[Features]) -> float:
+    beats = np.array([f.beat_time for f in feats if f.beat_time is not None])
+    return f_measure(reference[reference >= TRIM], beats[beats >= TRIM], 0.07)
+
+
+def locked_at(feats: list[Features], bpm: float, tolerance: float = 1.0) -> float:
+    """Time from which the tempo stays within ``tolerance`` of ``bpm`` to the end."""
+    bad = [f.t for f in feats if abs(f.bpm - bpm) > tolerance]
+    return bad[-1] + (feats[1].t - feats[0].t) if bad else feats[0].t
+
+
+@pytest.mark.parametrize("block", [256, 512])
+def test_128_bpm_is_tracked_within_4_seconds(block: int) -> None:
+    loop = drum_loop(128, 12, seed=11)
+    feats = run(loop.audio, block)
+    assert locked_at(feats, 128.0) <= 4.0
+    assert abs(feats[-1].bpm - 128.0) < 0.5
+
+
+@pytest.mark.parametrize(
+    ("bpm", "pattern"),
+    [(60, "rock"), (75, "house"), (96, "rock"), (128, "house"), (150, "rock"), (180, "house")],
+)
+def test_plain_loops_across_the_tempo_range(bpm: float, pattern: str) -> None:
+    loop = drum_loop(bpm, 20, pattern=pattern, seed=bpm)
+    feats = run(loop.audio)
+    assert beat_f(loop.beats, feats) >= 0.9
+    assert abs(feats[-1].bpm - bpm) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("bpm", "kwargs"),
+    [(100, {"swing": 1 / 3}), (140, {"snr_db": 10.0}), (85, {"level_db": -40.0})],
+)
+def test_swing_noise_and_quiet_loops(bpm: float, kwargs: dict[str, object]) -> None:
+    loop = drum_loop(bpm, 20, seed=bpm, **kwargs)  # type: ignore[arg-type]
+    feats = run(loop.audio)
+    assert beat_f(loop.beats, feats) >= 0.9
+
+
+def test_beats_are_emitted_once_each_in_the_block_they_fall_in() -> None:
+    loop = drum_loop(120, 15, seed=12)
+    feats = run(loop.audio)
+    fired = [f for f in feats if f.beat]
+    times = np.array([f.beat_time for f in fired])
+    assert np.all(np.diff(times) > 0.5 * 60 / 120)  # no beat twice
+    for f in fired:  # reported in the block that contains it (or just after a correction)
+        assert f.t - 0.03 <= f.beat_time < f.t + 256 / SR
+        assert f.beat_phase < 0.1 or f.beat_phase > 0.9
+
+
+def test_phase_rises_between_beats_and_predicts_the_next() -> None:
+    loop = drum_loop(120, 15, seed=13)
+    feats = [f for f in run(loop.audio) if f.t > 6.0]
+    for a, b in itertools.pairwise(feats):
+        if not a.beat:  # phase is read at each block's start; it wraps after a beat block
+            assert b.beat_phase >= a.beat_phase
+    upcoming = [f.next_beat for f in feats if f.next_beat is not None and f.next_beat < 14.5]
+    truth = loop.beats
+    errors = [np.min(np.abs(truth - nb)) for nb in upcoming[::50]]
+    assert max(errors) < 0.03
+
+
+def test_silence_stops_the_beats_and_drops_confidence() -> None:
+    loop = drum_loop(120, 10, seed=14)
+    audio = np.concatenate([loop.audio, np.zeros(5 * SR, dtype=np.float32)])
+    feats = run(audio)
+    assert max(f.confidence for f in feats if f.t < 10) > 0.5
+    late = [f for f in feats if f.t > 10 + 2.5 * 0.5 + 0.1]
+    assert not any(f.beat for f in late)
+    assert late[-1].confidence == 0.0
+
+
+def test_a_tempo_change_is_followed() -> None:
+    first = drum_loop(120, 12, seed=15)
+    second = drum_loop(140, 14, seed=16, lead_in=0.0)
+    audio = np.concatenate([first.audio, second.audio])
+    feats = run(audio)
+    assert abs(next(f for f in feats if f.t > 11.0).bpm - 120) <= 1
+    after = [f for f in feats if f.t >= 12.0]
+    assert locked_at(after, 140.0) <= 12.0 + 6.0
+    beats = second.beats + 12.0
+    assert beat_f(beats[beats > 18.0], [f for f in after if f.t > 18.0]) >= 0.9
+
+
+def test_tracker_alone_on_an_impulse_envelope() -> None:
+    """The pure tracker on an ideal onset envelope: one value per 5 ms frame."""
+    hop = 0.005
+    tracker = BeatTracker(BeatSection())
+    period = 60 / 100.0
+    fired = []
+    for k in range(int(12 / hop)):
+        t = k * hop
+        phase = (t - 0.1) % period
+        value = 1.0 if phase < hop else 0.0
+        if tracker.update(value, t, t + hop, hop, onset=value > 0):
+            fired.append(tracker.last_beat)
+    assert tracker.bpm == pytest.approx(100.0, abs=0.3)
+    late = np.array([b for b in fired if b > 6.0])
+    residual = (late - 0.1 + period / 2) % period - period / 2
+    assert np.all(np.abs(residual) < 0.015)
+    assert tracker.confidence > 0.5
+
+
+def test_tracker_ignores_changing_frame_rates_safely() -> None:
+    tracker = BeatTracker(BeatSection())
+    for k in range(200):
+        tracker.update(1.0 if k % 50 == 0 else 0.0, k * 0.005, k * 0.005 + 0.005, 0.005)
+    tracker.update(0.0, 1.0, 1.01, 0.01)  # a new hop resets rather than mixing rates
+    assert tracker.bpm == 0.0
+    assert math.isfinite(tracker.phase_at(2.0))

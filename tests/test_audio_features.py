@@ -1,0 +1,233 @@
+"""Audio features with synthetic signals and a synthetic clock (no wall clock anywhere)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from structlog.testing import capture_logs
+
+from soundscape.audio.config import AudioConfig, NormalizeSection
+from soundscape.audio.features import AudioAnalyzer, Features
+from soundscape.audio.smoothing import AdaptiveRange, AttackRelease
+from soundscape.audio.synth import drum_loop, f_measure
+from soundscape.settings import Problem, build
+
+SR = 48000
+
+
+def run(analyzer: AudioAnalyzer, audio: np.ndarray, block: int, t0: float = 0.0) -> list[Features]:
+    return [
+        analyzer.process(audio[i : i + block], t0 + i / SR)
+        for i in range(0, len(audio) - block + 1, block)
+    ]
+
+
+def tone(freq: float, seconds: float, level: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def noise(seconds: float, level: float = 0.3, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (level * rng.standard_normal(int(seconds * SR))).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- timbre
+
+
+def test_tone_is_tonal_and_noise_is_noisy() -> None:
+    sine = run(AudioAnalyzer(), tone(440, 2.0), 512)[-1]
+    hiss = run(AudioAnalyzer(), noise(2.0), 512)[-1]
+    assert sine.texture < 0.2
+    assert hiss.texture > 0.8
+
+
+def test_brightness_follows_the_spectral_centroid() -> None:
+    low = run(AudioAnalyzer(), tone(150, 2.0), 512)[-1]
+    mid = run(AudioAnalyzer(), tone(1000, 2.0), 512)[-1]
+    high = run(AudioAnalyzer(), tone(7000, 2.0), 512)[-1]
+    assert low.brightness < 0.1
+    assert low.brightness < mid.brightness < high.brightness
+    assert high.brightness > 0.9
+
+
+def test_bands_split_the_spectrum_at_the_configured_edges() -> None:
+    config = AudioConfig(bands=[20.0, 300.0, 3000.0, 16000.0], band_names=["lo", "mid", "hi"])
+    bass = run(AudioAnalyzer(config), tone(100, 2.0), 512)[-1]
+    treble = run(AudioAnalyzer(config), tone(6000, 2.0), 512)[-1]
+    assert set(bass.bands) == {"lo", "mid", "hi"}
+    assert bass.bands["lo"] > 0.9 and bass.bands["hi"] < 0.1
+    assert treble.bands["hi"] > 0.9 and treble.bands["lo"] < 0.1
+
+
+# --------------------------------------------------------------------------- levels
+
+
+@pytest.mark.parametrize("level_db", [-6.0, -40.0])
+def test_energy_spans_the_full_range_on_loud_and_quiet_sets(level_db: float) -> None:
+    loop = drum_loop(120, 12, level_db=level_db, seed=3)
+    feats = run(AudioAnalyzer(), loop.audio, 512)
+    settled = [f.energy for f in feats if f.t > 4.0]
+    assert max(settled) > 0.95
+    assert min(settled) < 0.3  # between hits
+
+
+def test_silence_reads_zero_and_keeps_the_last_colour() -> None:
+    analyzer = AudioAnalyzer()
+    loud = run(analyzer, tone(3000, 1.0), 512)[-1]
+    quiet = run(analyzer, np.zeros(3 * SR, dtype=np.float32), 512, t0=1.0)[-1]
+    assert quiet.energy < 1e-3  # the release has run its course toward 0
+    assert all(v < 1e-3 for v in quiet.bands.values())
+    assert quiet.brightness == pytest.approx(loud.brightness)  # held, not noise
+
+
+def test_normalisation_adapts_to_a_quieter_passage() -> None:
+    config = AudioConfig(normalize=NormalizeSection(fall=6.0, range_db=36.0, floor_db=-72.0))
+    analyzer = AudioAnalyzer(config)
+    loud = drum_loop(120, 6, level_db=-6, seed=1).audio
+    quiet = drum_loop(120, 12, level_db=-30, seed=2).audio
+    run(analyzer, loud, 512)
+    feats = run(analyzer, quiet, 512, t0=6.0)
+    early = max(f.energy for f in feats if f.t < 7.0)
+    late = max(f.energy for f in feats if f.t > 14.0)
+    assert early < 0.6  # right after the loud part, 24 dB down reads low
+    assert late > 0.95  # 24 dB / 6 dB/s later it uses the full range again
+
+
+def test_adaptive_range_maps_peak_to_one_and_floor_to_zero() -> None:
+    r = AdaptiveRange(fall=1.0, range_db=30.0, floor_db=-70.0)
+    assert r.update(-10.0, 0.01) == 1.0
+    assert r.update(-25.0, 0.01) == pytest.approx(0.5, abs=0.01)
+    assert r.update(-80.0, 0.01) == 0.0
+
+
+# --------------------------------------------------------------------------- smoothing
+
+
+@pytest.mark.parametrize("dt", [256 / SR, 512 / SR, 0.001])
+def test_attack_and_release_follow_time_not_steps(dt: float) -> None:
+    s = AttackRelease(attack=0.05, release=0.4)
+    steps = round(0.05 / dt)
+    for _ in range(steps):
+        s.update(1.0, dt)
+    assert s.value == pytest.approx(1 - math.exp(-steps * dt / 0.05), rel=1e-9)
+    s.value = 1.0
+    steps = round(0.4 / dt)
+    for _ in range(steps):
+        s.update(0.0, dt)
+    assert s.value == pytest.approx(math.exp(-steps * dt / 0.4), rel=1e-9)
+
+
+def test_block_size_does_not_change_the_smoothed_curves() -> None:
+    audio = drum_loop(100, 8, seed=4).audio
+    small = run(AudioAnalyzer(AudioConfig(block_size=256)), audio, 256)
+    large = run(AudioAnalyzer(AudioConfig(block_size=512)), audio, 512)
+    by_t = {round(f.t, 6): f for f in small}
+    pairs = [(by_t[round(f.t, 6)], f) for f in large if f.t > 1.0]
+    energy_diff = np.median([abs(a.energy - b.energy) for a, b in pairs])
+    bright_diff = np.median([abs(a.brightness - b.brightness) for a, b in pairs])
+    assert energy_diff < 0.05
+    assert bright_diff < 0.05
+
+
+# --------------------------------------------------------------------------- onsets
+
+
+@pytest.mark.parametrize(
+    ("bpm", "kwargs"),
+    [(128, {}), (90, {"pattern": "house"}), (170, {"swing": 0.3}), (100, {"snr_db": 20.0}),
+     (120, {"level_db": -40.0})],
+)  # fmt: skip
+def test_onsets_match_the_ground_truth(bpm: float, kwargs: dict[str, object]) -> None:
+    loop = drum_loop(bpm, 10, seed=bpm, **kwargs)  # type: ignore[arg-type]
+    feats = run(AudioAnalyzer(AudioConfig(block_size=256)), loop.audio, 256)
+    found = [f.onset_time for f in feats if f.onset_time is not None]
+    assert all(f.onset for f in feats if f.onset_time is not None)
+    assert f_measure(loop.onsets, np.array(found), 0.05) >= 0.95
+
+
+def test_onset_reaches_the_stream_within_25_ms_at_block_256() -> None:
+    loop = drum_loop(128, 10, seed=5)
+    feats = run(AudioAnalyzer(AudioConfig(block_size=256)), loop.audio, 256)
+    emitted = np.array([f.t + 256 / SR for f in feats if f.onset])  # when the block is done
+    latencies = []
+    for onset in loop.onsets:
+        after = emitted[(emitted >= onset) & (emitted <= onset + 0.05)]
+        assert len(after), f"onset at {onset:.3f} s not reported"
+        latencies.append(after[0] - onset)
+    assert max(latencies) <= 0.025
+
+
+def test_odd_block_sizes_give_the_same_onsets() -> None:
+    loop = drum_loop(128, 6, seed=6)
+    even = run(AudioAnalyzer(AudioConfig(block_size=256)), loop.audio, 256)
+    odd = run(AudioAnalyzer(AudioConfig(block_size=256)), loop.audio, 300)
+    a = [f.onset_time for f in even if f.onset_time is not None]
+    b = [f.onset_time for f in odd if f.onset_time is not None]
+    assert len(a) == len(b)
+    assert np.allclose(a, b, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_samples_are_silenced_and_logged_once() -> None:
+    analyzer = AudioAnalyzer()
+    block = np.full(512, np.nan, dtype=np.float32)
+    with capture_logs() as logs:
+        for i in range(5):
+            f = analyzer.process(block, i * 512 / SR)
+    assert [e["event"] for e in logs] == ["audio_bad_samples"]
+    assert f.energy == 0.0
+    assert all(math.isfinite(x) for x in (f.brightness, f.texture, f.onset_strength))
+    good = run(analyzer, tone(440, 0.5), 512, t0=1.0)[-1]
+    assert good.energy > 0.5  # recovers at once
+
+
+def test_other_shapes_and_types_are_accepted() -> None:
+    analyzer = AudioAnalyzer()
+    stereo = np.stack([tone(440, 0.1), tone(440, 0.1)], axis=1)[:512]
+    assert analyzer.process(stereo, 0.0).level_db > -20
+    ints = (tone(440, 0.1)[:512] * 32767).astype(np.int16)
+    assert math.isfinite(analyzer.process(ints, 0.02).energy)
+    before = analyzer.latest
+    assert analyzer.process(np.zeros(0, dtype=np.float32), 0.03) is before
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_config_reports_every_problem_with_its_key() -> None:
+    problems: list[Problem] = []
+    build(
+        AudioConfig,
+        {
+            "bands": [200.0, 100.0],
+            "block_size": 300,
+            "smoothing": {"energy": {"attack": -1}},
+            "beat": {"min_bpm": 100.0, "max_bpm": 120.0},
+            "devise": "x",
+        },
+        "audio",
+        problems,
+    )
+    paths = {p.path for p in problems}
+    assert {
+        "audio.bands",
+        "audio.band_names",
+        "audio.block_size",
+        "audio.smoothing.energy.attack",
+        "audio.beat.max_bpm",
+        "audio.devise",
+    } <= paths
+    assert any("did you mean 'device'" in p.message for p in problems)
+
+
+def test_partial_smoothing_table_keeps_the_feature_defaults() -> None:
+    problems: list[Problem] = []
+    config = build(AudioConfig, {"smoothing": {"texture": {"attack": 0.2}}}, "audio", problems)
+    assert not problems
+    assert config.smoothing.texture.attack == 0.2
+    assert config.smoothing.texture.release == AudioConfig().smoothing.texture.release
