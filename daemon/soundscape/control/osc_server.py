@@ -1,0 +1,601 @@
+"""OSC in: a UDP receiver that turns OSC messages into parameter changes and commands.
+
+Packets are received with an asyncio ``DatagramProtocol`` and parsed by
+:mod:`~soundscape.control.osc_packet` (python-osc underneath). Bundles time-
+tagged in the future are scheduled on the loop (``call_at``), never slept on.
+Incoming addresses may be OSC patterns; they are matched against the
+concrete addresses of :mod:`~soundscape.control.osc_address`'s table.
+
+Every change goes through the :class:`ParameterStore`, tagged
+``source="osc:<ip>:<port>"`` so feedback does not bounce a controller's own
+move back to it; named actions (scene, panic, tap, learn, reconnect) go
+through the :class:`CommandBus`, in order, on one worker task.
+
+A bad message is refused with one log line (rate-limited per address) and
+counted; a bad packet never gets further than the parser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from soundscape.control import targets
+from soundscape.control.commands import CommandBus
+from soundscape.control.osc_address import (
+    SCOPE_REFUSED,
+    TABLE,
+    AddressTable,
+    Feedback,
+    Route,
+    View,
+    bind,
+)
+from soundscape.control.osc_config import OscConfig
+from soundscape.control.osc_feedback import Addr, OscFeedback, normalise_ip
+from soundscape.control.osc_logging import LogLimiter
+from soundscape.control.osc_packet import MalformedPacket, Message, decode
+from soundscape.control.osc_pattern import PatternError, compile_pattern, is_pattern
+from soundscape.errors import BackendUnavailable, ParamError
+from soundscape.scope.params import INTERPOLATION_METHODS, ParameterStore
+
+log = structlog.get_logger(__name__)
+
+MAX_SCHEDULED = 1024  # bundles waiting for their time tag
+MAX_PUBLISHED = 1024  # distinct addresses other components publish through send()
+COMMAND_QUEUE = 256
+COUNTERS = ("packets", "received", "applied", "refused", "malformed", "not_allowed", "scheduled")
+
+Origin = tuple[str, int]  # (ip, port) of the controller
+
+
+def command_source(origin: Origin) -> str:
+    # Not "osc:": a command's effects (a scene, a toggle) are news to the
+    # controller that pressed the button, so feedback goes back to it.
+    return f"osc-command:{origin[0]}:{origin[1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One message bound to its route: what an action needs."""
+
+    route: Route
+    captures: dict[str, str]  # the <name> parts of the address
+    args: dict[str, Any]  # the checked arguments
+    origin: Origin
+    reply_to: Addr
+
+    @property
+    def source(self) -> str:
+        return f"osc:{self.origin[0]}:{self.origin[1]}"
+
+    @property
+    def command_source(self) -> str:
+        return command_source(self.origin)
+
+    def index(self) -> int:
+        try:
+            return int(self.captures["index"])
+        except ValueError:
+            raise ParamError(f"prompt index {self.captures['index']!r} is not a number") from None
+
+
+Action = Callable[[Call], bool]
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, server: OscServer) -> None:
+        self.server = server
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        self.server.datagram_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP "port unreachable" for a feedback target that is not listening.
+        if (suppressed := self.server.limiter.check("socket_error")) is not None:
+            log.info("osc_socket_error", error=str(exc), suppressed=suppressed)
+
+
+class OscServer:
+    """``OscServer(config, store, commands)``; ``await start()`` … ``await stop()``."""
+
+    def __init__(
+        self,
+        config: OscConfig,
+        store: ParameterStore,
+        commands: CommandBus | None = None,
+        *,
+        table: AddressTable = TABLE,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.commands = commands
+        self.table = table
+        self.limiter = LogLimiter()
+        self._ahead_log = LogLimiter(interval=60.0)
+        self.transition_steps = config.prompt_transition_steps
+        self.transition_method = config.prompt_transition_method
+        self.address: tuple[str, int] | None = None  # bound (host, port) once started
+        self._counters: Counter[str] = Counter(dict.fromkeys(COUNTERS, 0))
+        self._networks = config.networks()
+        self._allowed_cache: dict[str, bool] = {}
+        self._status: dict[str, Any] = {}
+        self._published: dict[str, tuple[Any, ...]] = {}
+        self._transport: asyncio.DatagramTransport | None = None
+        self._feedback: OscFeedback | None = None
+        self._scheduled: dict[int, asyncio.TimerHandle] = {}
+        self._next_id = 0
+        self._queue: asyncio.Queue[tuple[str, tuple[Any, ...], Origin, str]] = asyncio.Queue(
+            COMMAND_QUEUE
+        )
+        self._worker: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._current: tuple[Origin, str] | None = None  # the message being applied
+        self._actions: dict[str, Action] = {
+            "set_param": self._set_param,
+            "scope_prompt": self._scope_prompt,
+            "default_steps": self._default_steps,
+            "default_method": self._default_method,
+            "reset_cache": self._reset_cache,
+            "generic": self._generic,
+            "set_prompt": self._set_prompt,
+            "prompt_weight": self._prompt_weight,
+            "remove_prompt": self._remove_prompt,
+            "set_prompts": self._set_prompts,
+            "transition": self._transition,
+            "lora": self._lora,
+            "pause": self._pause,
+            "norm": self._norm,
+            "command": self._command,
+            "command_named": self._command_named,
+            "query": self._query,
+        }
+
+    # ----- life cycle
+
+    async def start(self) -> None:
+        """Bind, resolve the feedback targets, subscribe to the store (unless disabled)."""
+        if self._transport is not None:
+            return
+        if not self.config.enabled:
+            log.info("osc_off", reason="[osc] enabled = false")
+            return
+        loop = asyncio.get_running_loop()
+        self._feedback = OscFeedback(
+            self._sendto,
+            rate=self.config.feedback_rate,
+            echo_to_sender=self.config.echo_to_sender,
+            echo_match=self.config.echo_match,
+        )
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self), local_addr=(self.config.host, self.config.port)
+            )
+        except OSError as err:
+            raise BackendUnavailable(
+                f"OSC cannot listen on {self.config.host}:{self.config.port}: {err.strerror or err}"
+            ) from None
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        sockname = transport.get_extra_info("sockname")
+        self.address = (str(sockname[0]), int(sockname[1]))
+        await self._feedback.add_targets(self.config.feedback_targets(), sock.family)
+        self._unsubscribe = self.store.subscribe(self._on_change)
+        self._worker = asyncio.create_task(self._run_commands(), name="osc-commands")
+        log.info(
+            "osc_listening",
+            host=self.address[0],
+            port=self.address[1],
+            feedback=len(self._feedback.targets),
+        )
+
+    def _sendto(self, data: bytes, addr: Addr) -> None:
+        if self._transport is not None:
+            self._transport.sendto(data, addr)
+
+    async def stop(self) -> None:
+        """Cancel waiting bundles and the command worker; close the socket."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for handle in self._scheduled.values():
+            handle.cancel()
+        self._scheduled.clear()
+        if self._worker is not None:
+            self._worker.cancel()
+            # wait() does not raise the worker's CancelledError, but does raise
+            # ours if stop() itself is cancelled.
+            await asyncio.wait([self._worker])
+            self._worker = None
+        if self._feedback is not None:
+            self._feedback.close()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+            log.info("osc_stopped", **self.counters())
+
+    # ----- public
+
+    def counters(self) -> dict[str, int]:
+        """received/applied/refused per message; packets/malformed/not_allowed per packet."""
+        out = dict(self._counters)
+        out["feedback_sent"] = self._feedback.sent if self._feedback else 0
+        return out
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        """The session's status ({"state", "fps", "reason", ...}) → feedback."""
+        self._status = dict(status)
+        self._publish(self.table.render(self._view(), {"status"}))
+
+    def send(self, address: str, *args: Any) -> None:
+        """Publish a value through the feedback path (beat clock, audio features, ...)."""
+        if not address.startswith("/"):
+            raise ValueError(f"OSC address {address!r} must start with '/'")
+        if address in self._published or len(self._published) < MAX_PUBLISHED:
+            self._published[address] = args
+        self._publish([(address, args)])
+
+    # ----- receiving
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        self._counters["packets"] += 1
+        origin = (normalise_ip(str(addr[0])), int(addr[1]))
+        if not self._allowed(origin[0]):
+            self._counters["not_allowed"] += 1
+            if (suppressed := self.limiter.check("not_allowed")) is not None:
+                log.warning(
+                    "osc_not_allowed",
+                    source=origin[0],
+                    allow=self.config.allow,
+                    suppressed=suppressed,
+                )
+            return
+        try:
+            timed = decode(data)
+        except MalformedPacket as err:
+            self._counters["malformed"] += 1
+            if (suppressed := self.limiter.check("malformed")) is not None:
+                log.warning(
+                    "osc_malformed",
+                    source=f"{origin[0]}:{origin[1]}",
+                    reason=str(err),
+                    size=len(data),
+                    suppressed=suppressed,
+                )
+            return
+        now = time.time()
+        later: dict[float, list[Message]] = {}
+        honour = self.config.time_tags == "honour"
+        for item in timed:
+            self._counters["received"] += 1
+            if item.when is None or item.when <= now or not honour:
+                self._apply(item.message, origin, addr)
+            elif item.when - now > self.config.max_bundle_delay:
+                self._refused(
+                    "time_tag",
+                    item.message.address,
+                    f"time tag {item.when - now:.1f} s ahead "
+                    f"(max_bundle_delay is {self.config.max_bundle_delay:g} s)",
+                    origin,
+                )
+            else:
+                later.setdefault(item.when, []).append(item.message)
+        for when, messages in later.items():
+            self._schedule(when, messages, origin, addr)
+        if later and self._ahead_log.check(origin[0]) is not None:
+            # A sender whose clock runs ahead makes every move lag: say so once.
+            log.info(
+                "osc_bundle_scheduled",
+                source=origin[0],
+                ahead=round(min(later) - now, 3),
+                hint="if unintended, the sender's clock is ahead: set [osc] time_tags = 'ignore'",
+            )
+
+    def _allowed(self, ip: str) -> bool:
+        allowed = self._allowed_cache.get(ip)
+        if allowed is None:
+            try:
+                address = ipaddress.ip_address(ip.split("%", 1)[0])
+            except ValueError:
+                allowed = False
+            else:
+                allowed = any(address in net for net in self._networks)
+            if len(self._allowed_cache) > 4096:
+                self._allowed_cache.clear()
+            self._allowed_cache[ip] = allowed
+        return allowed
+
+    def _schedule(self, when: float, messages: list[Message], origin: Origin, addr: Addr) -> None:
+        if len(self._scheduled) >= MAX_SCHEDULED:
+            for message in messages:
+                self._refused(
+                    "scheduled_full",
+                    message.address,
+                    f"{MAX_SCHEDULED} bundles already wait for their time",
+                    origin,
+                )
+            return
+        self._next_id += 1
+        self._counters["scheduled"] += len(messages)
+        self._arm(self._next_id, when, messages, origin, addr)
+
+    def _arm(
+        self, key: int, when: float, messages: list[Message], origin: Origin, addr: Addr
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        delay = when - time.time()
+        self._scheduled[key] = loop.call_at(
+            loop.time() + delay, self._run_scheduled, key, when, messages, origin, addr
+        )
+
+    def _run_scheduled(
+        self, key: int, when: float, messages: list[Message], origin: Origin, addr: Addr
+    ) -> None:
+        self._scheduled.pop(key, None)
+        # The loop's clock and the wall clock can drift apart by a hair: never early.
+        if time.time() < when:
+            self._arm(key, when, messages, origin, addr)
+            return
+        for message in messages:
+            self._apply(message, origin, addr)
+
+    def _apply(self, message: Message, origin: Origin, addr: Addr) -> None:
+        address = message.address
+        if not is_pattern(address):
+            self._dispatch(address, message.args, origin, addr)
+            return
+        try:
+            regex = compile_pattern(address)
+        except PatternError as err:
+            self._refused("pattern", address, str(err), origin)
+            return
+        names = [a for a in self.table.concrete(self.store) if regex.fullmatch(a)]
+        if not names:
+            self._refused("pattern", address, "the pattern matches no address", origin)
+        for name in names:
+            self._dispatch(name, message.args, origin, addr)
+
+    def _dispatch(self, address: str, args: Sequence[Any], origin: Origin, addr: Addr) -> None:
+        found = self.table.lookup(address)
+        if found is None:
+            self._refused("unknown", address, "no such address", origin, args)
+            return
+        route, captures = found
+        try:
+            if not route.inbound:
+                raise ParamError("this address is sent by the daemon, not received")
+            bound = bind(route.args, args)
+            self._current = (origin, address)
+            try:
+                deferred = self._actions[route.action](Call(route, captures, bound, origin, addr))
+            finally:
+                self._current = None
+        except ParamError as err:
+            self._refused(route.address, address, str(err), origin, args)
+            return
+        except Exception:  # a bug in one handler must not stop OSC for the show
+            self._counters["refused"] += 1
+            if (suppressed := self.limiter.check(f"error:{route.address}")) is not None:
+                log.exception("osc_handler_failed", address=address, suppressed=suppressed)
+            return
+        if not deferred:
+            self._counters["applied"] += 1
+
+    def _refused(
+        self,
+        key: str,
+        address: str,
+        reason: str,
+        origin: Origin,
+        args: Sequence[Any] = (),
+    ) -> None:
+        self._counters["refused"] += 1
+        if (suppressed := self.limiter.check(f"refused:{key}")) is not None:
+            shown = repr(tuple(args))
+            log.warning(
+                "osc_refused",
+                address=address,
+                args=shown if len(shown) <= 120 else shown[:119] + "…",
+                reason=reason,
+                source=f"{origin[0]}:{origin[1]}",
+                suppressed=suppressed,
+            )
+
+    # ----- actions: return True when the outcome is counted later (commands)
+
+    def _set_param(self, call: Call) -> bool:
+        value = call.args.get("value", call.args.get("steps"))
+        self.store.set(call.route.param, value, source=call.source)
+        return False
+
+    def _scope_prompt(self, call: Call) -> bool:
+        prompts = [{"text": call.args["value"], "weight": 1.0}]
+        if self.transition_steps > 0:
+            self.store.transition(
+                prompts,
+                num_steps=self.transition_steps,
+                method=self.transition_method,
+                source=call.source,
+            )
+        else:
+            self.store.set_prompts(prompts, source=call.source)
+        return False
+
+    def _default_steps(self, call: Call) -> bool:
+        steps = call.args["value"]
+        if steps < 0:
+            raise ParamError(f"transition_steps: expected an integer >= 0, got {steps}")
+        if steps != self.transition_steps:
+            self.transition_steps = steps
+            self._publish_local("osc.transition_steps", call.origin)
+        return False
+
+    def _default_method(self, call: Call) -> bool:
+        method = call.args["value"]
+        if method not in INTERPOLATION_METHODS:
+            raise ParamError(
+                f"temporal_interpolation_method: {method!r} is not one of "
+                f"{', '.join(INTERPOLATION_METHODS)}"
+            )
+        if method != self.transition_method:
+            self.transition_method = method
+            self._publish_local("osc.transition_method", call.origin)
+        return False
+
+    def _reset_cache(self, call: Call) -> bool:
+        if call.args["press"] is not False:  # a button's release sends 0
+            self.store.reset_cache(source=call.source)
+        return False
+
+    def _generic(self, call: Call) -> bool:
+        name = call.captures["param"]
+        if name in SCOPE_REFUSED:
+            raise ParamError(f"{name} cannot change during a session (set it in the config)")
+        values = call.args["value"]
+        self.store.set(name, values[0] if len(values) == 1 else values, source=call.source)
+        return False
+
+    def _set_prompt(self, call: Call) -> bool:
+        self.store.set_prompt(
+            call.index(),
+            text=call.args["text"],
+            weight=call.args["weight"],
+            source=call.source,
+        )
+        return False
+
+    def _prompt_weight(self, call: Call) -> bool:
+        index = call.index()
+        if index >= len(self.store.get("prompts") or []):
+            raise ParamError(f"prompts[{index}]: no such prompt")
+        self.store.set_prompt(index, weight=call.args["weight"], source=call.source)
+        return False
+
+    def _remove_prompt(self, call: Call) -> bool:
+        if call.args["press"] is not False:
+            self.store.remove_prompt(call.index(), source=call.command_source)
+        return False
+
+    def _set_prompts(self, call: Call) -> bool:
+        self.store.set_prompts(call.args["prompts"], source=call.source)
+        return False
+
+    def _transition(self, call: Call) -> bool:
+        self.store.transition(
+            call.args["prompts"],
+            num_steps=call.args["steps"],
+            method=call.args["method"],
+            source=call.source,
+        )
+        return False
+
+    def _lora(self, call: Call) -> bool:
+        self.store.set_lora_scale(call.captures["name"], call.args["value"], source=call.source)
+        return False
+
+    def _pause(self, call: Call) -> bool:
+        if call.args["paused"] is None:
+            self.store.set("paused", not self.store.get("paused"), source=call.command_source)
+        else:
+            self.store.set("paused", call.args["paused"], source=call.source)
+        return False
+
+    def _norm(self, call: Call) -> bool:
+        name, unit = call.captures["target"], call.args["unit"]
+        if not 0.0 <= unit <= 1.0:
+            raise ParamError(f"{name}: normalised value {unit:g} is outside 0..1")
+        target = targets.resolve(name, self.store)
+        target.set(self.store, target.denormalise(unit), source=call.source)
+        return False
+
+    def _command(self, call: Call) -> bool:
+        if call.args.get("press", True) is False:
+            return False  # a button's release
+        positional = [v for k, v in call.args.items() if k != "press"]
+        while positional and positional[-1] is None:  # left out: the command's default
+            positional.pop()
+        return self._enqueue(call.route.param, tuple(positional), call.origin, call.route.address)
+
+    def _command_named(self, call: Call) -> bool:
+        if call.args["press"] is False:
+            return False
+        name = call.captures["name"]
+        return self._enqueue(call.route.param, (name,), call.origin, call.route.address)
+
+    def _enqueue(self, name: str, args: tuple[Any, ...], origin: Origin, key: str) -> bool:
+        if self.commands is None or name not in self.commands:
+            raise ParamError(f"command {name!r} is not available (feature off or not running)")
+        try:
+            self._queue.put_nowait((name, args, origin, key))
+        except asyncio.QueueFull:
+            raise ParamError(f"command {name!r}: {COMMAND_QUEUE} commands already wait") from None
+        return True
+
+    def _query(self, call: Call) -> bool:
+        messages = self.dump()
+        if call.args["pattern"] is not None:
+            try:
+                regex = compile_pattern(call.args["pattern"])
+            except PatternError as err:
+                raise ParamError(str(err)) from None
+            messages = [m for m in messages if regex.fullmatch(m[0])]
+        assert self._feedback is not None
+        count = self._feedback.dump(messages, call.reply_to)
+        self._feedback.dump([("/soundscape/query/end", (count,))], call.reply_to)
+        return False
+
+    # ----- commands
+
+    async def _run_commands(self) -> None:
+        while True:
+            name, args, origin, key = await self._queue.get()
+            try:
+                assert self.commands is not None  # _enqueue checked it
+                await self.commands.call(name, *args, source=command_source(origin))
+            except ParamError as err:
+                self._refused(key, key, str(err), origin, args)
+            except Exception:  # a failing command must not stop the worker
+                self._counters["refused"] += 1
+                if (suppressed := self.limiter.check(f"error:{key}")) is not None:
+                    log.exception("osc_command_failed", command=name, suppressed=suppressed)
+            else:
+                self._counters["applied"] += 1
+
+    # ----- feedback
+
+    def _view(self) -> View:
+        return View(self.store, self.transition_steps, self.transition_method, self._status)
+
+    def dump(self) -> list[Feedback]:
+        """Every feedback message for the current state (what a query answers)."""
+        return self.table.render(self._view()) + list(self._published.items())
+
+    def _publish(
+        self, messages: list[Feedback], origin: Origin | None = None, address: str | None = None
+    ) -> None:
+        if self._feedback is not None:
+            self._feedback.publish(messages, origin=origin, origin_address=address)
+
+    def _publish_local(self, key: str, origin: Origin) -> None:
+        address = self._current[1] if self._current else None
+        self._publish(self.table.render(self._view(), {key}), origin, address)
+
+    def _on_change(self, changes: dict[str, Any], source: str) -> None:
+        if self._feedback is None or not self._feedback.targets:
+            return
+        origin: Origin | None = None
+        address: str | None = None
+        if source.startswith("osc:"):
+            host, _, port = source[4:].rpartition(":")
+            if port.isdigit():
+                origin = (host, int(port))
+                if self._current is not None and self._current[0] == origin:
+                    address = self._current[1]
+        self._publish(self.table.render(self._view(), set(changes)), origin, address)
