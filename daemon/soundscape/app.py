@@ -17,8 +17,12 @@ from typing import Any, Protocol
 
 import structlog
 
+from soundscape.audio.engine import AudioEngine
 from soundscape.config import Config
 from soundscape.control.commands import CommandBus
+from soundscape.control.osc_server import OscServer
+from soundscape.errors import BackendUnavailable
+from soundscape.mapping.engine import MappingEngine
 from soundscape.scope.api import ScopeClient
 from soundscape.scope.params import ParameterStore
 from soundscape.scope.supervisor import FrameSink, SessionSupervisor
@@ -61,6 +65,28 @@ class Daemon:
         self._started: list[Component] = []
         self._register_commands()
 
+        self.osc = OscServer(config.osc, self.store, self.commands)
+        self.supervisor.on_status(self.osc.on_status)
+
+        # Built before MIDI: it registers the targets and commands MIDI binds to.
+        self.mapping = MappingEngine(
+            config.mapping,
+            config.beat,
+            config.scenes,
+            self.store,
+            self.commands,
+            client=self.client,
+            publish=self.osc.send,
+        )
+        self.supervisor.on_message("tempo_update", self.mapping.tempo_update)
+        self.components += [self.osc, self.mapping]
+
+        self.audio: AudioEngine | None = None
+        if config.audio.enabled:
+            self.audio = AudioEngine(config.audio)
+            self.audio.subscribe(self.mapping.feed)
+            self.components.append(self.audio)
+
     def _register_commands(self) -> None:
         store = self.store
 
@@ -80,7 +106,11 @@ class Daemon:
 
         def state(*, source: str) -> dict[str, Any]:
             """The whole parameter state and the session status."""
-            return {"parameters": store.snapshot(), "status": self.supervisor.status.as_dict()}
+            return {
+                "parameters": store.snapshot(),
+                "status": self.supervisor.status.as_dict(),
+                "mapping": self.mapping.status(),
+            }
 
         self.commands.register("pause", pause)
         self.commands.register("reset_cache", reset_cache)
@@ -89,7 +119,15 @@ class Daemon:
 
     async def start(self) -> None:
         for component in [self.supervisor, *self.components]:
-            await component.start()
+            try:
+                await component.start()
+            except BackendUnavailable as err:
+                # An input or output that cannot run (port taken, library missing) must
+                # not take the stream down with it: say why once and run without it.
+                log.error(
+                    "component_unavailable", component=type(component).__name__, reason=str(err)
+                )
+                continue
             self._started.append(component)
 
     async def stop(self) -> None:

@@ -13,6 +13,7 @@ import structlog
 
 from soundscape import __version__, logs
 from soundscape.config import Config, load
+from soundscape.control import osc_config
 from soundscape.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -31,6 +32,7 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", "-c", type=Path, help="TOML config file")
         p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
         p.add_argument("--log-format", choices=("auto", "console", "json"))
+        osc_config.add_cli_arguments(p)
 
     run = sub.add_parser("run", help="run the daemon against a Scope server")
     live_flags(run)
@@ -62,6 +64,9 @@ def _load_config(args: argparse.Namespace) -> Config:
         config = dataclasses.replace(
             config, scope=dataclasses.replace(config.scope, url=args.scope_url)
         )
+    config = dataclasses.replace(
+        config, osc=osc_config.apply_cli(config.osc, args.osc_port, args.osc_feedback)
+    )
     log_section = config.log
     if args.log_level or args.log_format:
         log_section = dataclasses.replace(

@@ -15,7 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from soundscape.audio.config import AudioConfig
+from soundscape.control.osc_config import OscConfig
 from soundscape.errors import ConfigError, ParamError
+from soundscape.mapping.config import BeatConfig, MappingConfig, ScenesConfig, cross_check
 from soundscape.scope.params import DEFAULT_PARAMETERS, ParameterStore
 from soundscape.settings import Problem, build, setting
 
@@ -202,13 +205,22 @@ class Config:
     parameters: ParametersSection = setting(factory=ParametersSection)
     log: LogSection = setting(factory=LogSection)
     emulator: EmulatorSection = setting(factory=EmulatorSection)
+    osc: OscConfig = setting(factory=OscConfig)
+    audio: AudioConfig = setting(factory=AudioConfig)
+    mapping: MappingConfig = setting(factory=MappingConfig)
+    beat: BeatConfig = setting(factory=BeatConfig)
+    scenes: ScenesConfig = setting(factory=ScenesConfig)
 
     def check(self) -> list[tuple[str, str]]:
+        problems: list[tuple[str, str]] = []
         try:
             ParameterStore(self.initial_parameters(), loras=self.lora_paths())
         except ParamError as err:
-            return [("parameters", problem) for problem in err.problems]
-        return []
+            problems += [("parameters", problem) for problem in err.problems]
+        problems += cross_check(
+            self.mapping, self.scenes, loras=self.lora_paths(), bands=self.audio.band_names
+        )
+        return problems
 
     def initial_parameters(self) -> dict[str, Any]:
         return self.parameters.to_parameters(self.pipeline)
