@@ -33,6 +33,14 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
         p.add_argument("--log-format", choices=("auto", "console", "json"))
         osc_config.add_cli_arguments(p)
+        p.add_argument(
+            "--audio-file", metavar="FILE", help="analyse this audio file, looped (enables [audio])"
+        )
+        p.add_argument(
+            "--audio-device",
+            metavar="NAME",
+            help="capture from the input whose name contains NAME (enables [audio])",
+        )
 
     run = sub.add_parser("run", help="run the daemon against a Scope server")
     live_flags(run)
@@ -55,6 +63,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate a config file; report every error")
     check.add_argument("file", type=Path)
+
+    sub.add_parser("audio-devices", help="list audio inputs")
     return parser
 
 
@@ -67,6 +77,16 @@ def _load_config(args: argparse.Namespace) -> Config:
     config = dataclasses.replace(
         config, osc=osc_config.apply_cli(config.osc, args.osc_port, args.osc_feedback)
     )
+    if args.audio_file or args.audio_device:
+        config = dataclasses.replace(
+            config,
+            audio=dataclasses.replace(
+                config.audio,
+                enabled=True,
+                file=args.audio_file or "",
+                device=args.audio_device or config.audio.device,
+            ),
+        )
     log_section = config.log
     if args.log_level or args.log_format:
         log_section = dataclasses.replace(
@@ -120,10 +140,31 @@ def _emulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audio_devices() -> int:
+    from soundscape.audio.devices import list_input_devices
+    from soundscape.errors import BackendUnavailable
+
+    try:
+        devices = list_input_devices()
+    except BackendUnavailable as err:
+        print(err, file=sys.stderr)
+        return 1
+    if not devices:
+        print("no audio inputs found")
+    for device in devices:
+        print(
+            f"{device.index:3d}  {device.name}  ({device.host_api}, {device.channels} ch, "
+            f"{device.default_rate:g} Hz)"
+        )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.file)
+    if args.command == "audio-devices":
+        return _audio_devices()
     if args.command == "emulate":
         return _emulate(args)
     try:
