@@ -184,6 +184,7 @@ async def run(
                 height=config.pipeline.height,
                 fps=emu_cfg.fps,
                 load_time=emu_cfg.load_time,
+                loras=[lora.path for lora in config.pipeline.loras],
             )
         )
         port = await emulator.start(host=emu_cfg.host, port=emu_cfg.port)

@@ -68,8 +68,27 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _demo_config() -> Config:
+    """The built-in demo show, with a generated drum loop as its music."""
+    import tempfile
+    import tomllib
+    from importlib import resources
+
+    from soundscape.audio.synth import drum_loop
+    from soundscape.config import parse
+
+    text = resources.files("soundscape").joinpath("demo.toml").read_text(encoding="utf-8")
+    config = parse(tomllib.loads(text), text, "demo.toml")
+    loop = Path(tempfile.mkdtemp(prefix="soundscape-demo-")) / "loop-124bpm.wav"
+    drum_loop(124.0, 16.0, pattern="house", lead_in=0.0).write_wav(loop)
+    return dataclasses.replace(config, audio=dataclasses.replace(config.audio, file=str(loop)))
+
+
 def _load_config(args: argparse.Namespace) -> Config:
-    config = load(getattr(args, "config", None))
+    if args.command == "demo" and args.config is None:
+        config = _demo_config()
+    else:
+        config = load(getattr(args, "config", None))
     if getattr(args, "scope_url", None):
         config = dataclasses.replace(
             config, scope=dataclasses.replace(config.scope, url=args.scope_url)
