@@ -1,0 +1,156 @@
+"""Scope's decoded frames, fanned out to every configured output.
+
+The session supervisor calls :class:`FrameSink` methods on the event loop
+thread. :class:`VideoFanout` does nothing there but hand the frame to each
+output's own latest-wins queue, so no output (however slow) can delay the
+session, the control path or another output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import av
+import structlog
+
+from soundscape.errors import BackendUnavailable
+from soundscape.video import ndi_env
+from soundscape.video.config import OutputConfig
+from soundscape.video.outputs.base import Output
+from soundscape.video.registry import load_backend
+from soundscape.video.runner import OutputRunner
+
+log = structlog.get_logger(__name__)
+
+
+@runtime_checkable
+class FrameSink(Protocol):
+    def on_frame(self, frame: av.VideoFrame) -> None:
+        """Every decoded frame from Scope (yuv420p usually); must return in microseconds."""
+
+    def on_stream_state(self, streaming: bool) -> None:
+        """False when the session is lost or reconnecting, True when frames flow again."""
+
+
+class VideoFanout:
+    """Implements :class:`FrameSink`; one worker thread per enabled, available output."""
+
+    def __init__(
+        self,
+        outputs: Sequence[OutputConfig],
+        *,
+        size: tuple[int, int] = (576, 320),
+        stats_interval: float = 30.0,
+        backends: Mapping[str, str | type[Output]] | None = None,
+    ) -> None:
+        self.outputs = list(outputs)
+        self.size = size
+        self.stats_interval = stats_interval
+        self._backends = backends
+        self._runners: list[OutputRunner] = []
+        self._unavailable: dict[str, dict[str, Any]] = {}
+        self._stats_task: asyncio.Task[None] | None = None
+        self._started = False
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self._runners, self._unavailable = [], {}
+        enabled = [o for o in self.outputs if o.enabled]
+        if any(o.type == "ndi" and o.loopback_only for o in enabled):
+            # Before any NDI backend imports cyndilib: the runtime reads this once.
+            ndi_env.use_loopback()
+        for config in enabled:
+            try:
+                backend_cls = load_backend(config.type, self._backends)
+                reason = backend_cls.unavailable_reason(config)
+            except BackendUnavailable as err:
+                reason = str(err)
+            except Exception as err:  # a broken backend module must not stop the others
+                reason = f"backend check failed: {type(err).__name__}: {err}"
+            if reason is not None:
+                log.warning("output_unavailable", output=config.label, reason=reason)
+                self._unavailable[config.label] = {
+                    "type": config.type,
+                    "name": config.name,
+                    "state": "unavailable",
+                    "reason": reason,
+                }
+                continue
+            runner = OutputRunner(config, backend_cls, self.size)
+            runner.start()
+            self._runners.append(runner)
+        self._stats_task = asyncio.create_task(self._log_stats(), name="video-stats")
+        log.info(
+            "video_outputs_started",
+            outputs=[r.label for r in self._runners],
+            unavailable=sorted(self._unavailable),
+        )
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        task, self._stats_task = self._stats_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise
+        self._started = False  # on_frame ignores frames from here on
+        await asyncio.gather(*(r.stop() for r in self._runners))
+        for runner in self._runners:
+            self._log_runner(runner, "video_output_final")
+
+    # -- FrameSink ---------------------------------------------------------------
+    def on_frame(self, frame: av.VideoFrame) -> None:
+        if not self._started:
+            return
+        t_in = time.perf_counter_ns()
+        for runner in self._runners:
+            runner.offer(frame, t_in)
+
+    def on_stream_state(self, streaming: bool) -> None:
+        if not self._started:
+            return
+        for runner in self._runners:
+            runner.set_streaming(streaming)
+
+    # -- status ------------------------------------------------------------------
+    def counters(self) -> dict[str, dict[str, Any]]:
+        """Per output (key ``type:name``): state, frames in/sent/held/dropped, latency.
+
+        After ``stop()`` the final figures stay readable.
+        """
+        out = {r.label: r.snapshot() for r in self._runners}
+        out.update({label: dict(info) for label, info in self._unavailable.items()})
+        return out
+
+    async def _log_stats(self) -> None:
+        while True:
+            await asyncio.sleep(self.stats_interval)
+            for runner in self._runners:
+                self._log_runner(runner, "video_output_stats")
+
+    @staticmethod
+    def _log_runner(runner: OutputRunner, event: str) -> None:
+        snap = runner.snapshot()
+        log.info(
+            event,
+            output=runner.label,
+            state=snap["state"],
+            frames_in=snap["frames_in"],
+            sent=snap["sent"],
+            held=snap["held"],
+            dropped=snap["dropped"],
+            errors=snap["errors"],
+            latency_ms_p50=snap["latency_ms_p50"],
+            latency_ms_p99=snap["latency_ms_p99"],
+            fps=snap["fps"],
+        )
