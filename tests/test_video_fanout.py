@@ -23,7 +23,8 @@ import structlog
 from PIL import Image
 
 from soundscape.emulator.renderer import Renderer, decode_counter
-from soundscape.video import FrameSink, OutputConfig, VideoFanout
+from soundscape.scope.supervisor import FrameSink
+from soundscape.video import OutputConfig, VideoFanout
 from soundscape.video.frames import BLACK_Y
 from soundscape.video.outputs.base import Output
 

@@ -27,6 +27,7 @@ from soundscape.scope.api import ScopeClient
 from soundscape.scope.params import ParameterStore
 from soundscape.scope.supervisor import FrameSink, SessionSupervisor
 from soundscape.service import Notifier
+from soundscape.video.fanout import VideoFanout
 
 log = structlog.get_logger(__name__)
 
@@ -53,13 +54,17 @@ class Daemon:
             connect_timeout=config.scope.connect_timeout,
             request_timeout=config.scope.request_timeout,
         )
+        # Outputs live across sessions: an NDI source must never vanish while Scope reconnects.
+        self.video = VideoFanout(
+            config.outputs, size=(config.pipeline.width, config.pipeline.height)
+        )
         self.supervisor = SessionSupervisor(
             self.client,
             self.store,
             pipeline=config.pipeline,
             session=config.session,
             use_server_ice=config.scope.use_server_ice,
-            frame_sink=frame_sink,
+            frame_sink=frame_sink or self.video,
         )
         self.components: list[Component] = []
         self._started: list[Component] = []
@@ -110,6 +115,7 @@ class Daemon:
                 "parameters": store.snapshot(),
                 "status": self.supervisor.status.as_dict(),
                 "mapping": self.mapping.status(),
+                "video": self.video.counters(),
             }
 
         self.commands.register("pause", pause)
@@ -118,7 +124,7 @@ class Daemon:
         self.commands.register("state", state)
 
     async def start(self) -> None:
-        for component in [self.supervisor, *self.components]:
+        for component in [self.video, self.supervisor, *self.components]:
             try:
                 await component.start()
             except BackendUnavailable as err:

@@ -15,6 +15,7 @@ from soundscape import __version__, logs
 from soundscape.config import Config, load
 from soundscape.control import osc_config
 from soundscape.errors import ConfigError
+from soundscape.video.config import ndi_output
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +34,13 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
         p.add_argument("--log-format", choices=("auto", "console", "json"))
         osc_config.add_cli_arguments(p)
+        p.add_argument(
+            "--ndi",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="add an NDI output with this source name (repeatable)",
+        )
         p.add_argument(
             "--audio-file", metavar="FILE", help="analyse this audio file, looped (enables [audio])"
         )
@@ -68,6 +76,12 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def ndi_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("cyndilib") is not None
+
+
 def _demo_config() -> Config:
     """The built-in demo show, with a generated drum loop as its music."""
     import tempfile
@@ -96,6 +110,10 @@ def _load_config(args: argparse.Namespace) -> Config:
     config = dataclasses.replace(
         config, osc=osc_config.apply_cli(config.osc, args.osc_port, args.osc_feedback)
     )
+    outputs = [*config.outputs, *(ndi_output(name) for name in args.ndi)]
+    if args.command == "demo" and not outputs and ndi_installed():
+        outputs = [ndi_output("soundscape")]  # the demo shows the whole chain
+    config = dataclasses.replace(config, outputs=outputs)
     if args.audio_file or args.audio_device:
         config = dataclasses.replace(
             config,

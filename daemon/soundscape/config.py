@@ -21,6 +21,7 @@ from soundscape.errors import ConfigError, ParamError
 from soundscape.mapping.config import BeatConfig, MappingConfig, ScenesConfig, cross_check
 from soundscape.scope.params import DEFAULT_PARAMETERS, ParameterStore
 from soundscape.settings import Problem, build, setting
+from soundscape.video.config import OutputConfig, validate_outputs
 
 VAE_TYPES = ("wan", "lightvae", "tae", "lighttae")
 QUANTIZATIONS = ("fp8_e4m3fn",)
@@ -205,6 +206,9 @@ class Config:
     parameters: ParametersSection = setting(factory=ParametersSection)
     log: LogSection = setting(factory=LogSection)
     emulator: EmulatorSection = setting(factory=EmulatorSection)
+    outputs: list[OutputConfig] = setting(
+        [], "Video outputs ([[outputs]] tables): ndi, spout, syphon, record."
+    )
     osc: OscConfig = setting(factory=OscConfig)
     audio: AudioConfig = setting(factory=AudioConfig)
     mapping: MappingConfig = setting(factory=MappingConfig)
@@ -217,6 +221,7 @@ class Config:
             ParameterStore(self.initial_parameters(), loras=self.lora_paths())
         except ParamError as err:
             problems += [("parameters", problem) for problem in err.problems]
+        problems += [(f"outputs{key}", message) for key, message in validate_outputs(self.outputs)]
         problems += cross_check(
             self.mapping, self.scenes, loras=self.lora_paths(), bands=self.audio.band_names
         )

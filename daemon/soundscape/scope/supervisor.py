@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import av
 import structlog
@@ -45,9 +45,15 @@ SERVER_MESSAGES = (
 )
 
 
+@runtime_checkable
 class FrameSink(Protocol):
-    def on_frame(self, frame: av.VideoFrame) -> None: ...
-    def on_stream_state(self, streaming: bool) -> None: ...
+    """Where the session's video goes (``soundscape.video.VideoFanout``)."""
+
+    def on_frame(self, frame: av.VideoFrame) -> None:
+        """Every decoded frame from Scope (yuv420p usually); must return in microseconds."""
+
+    def on_stream_state(self, streaming: bool) -> None:
+        """False when the session is lost or reconnecting, True when frames flow again."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import av
 import structlog
@@ -24,15 +24,6 @@ from soundscape.video.registry import load_backend
 from soundscape.video.runner import OutputRunner
 
 log = structlog.get_logger(__name__)
-
-
-@runtime_checkable
-class FrameSink(Protocol):
-    def on_frame(self, frame: av.VideoFrame) -> None:
-        """Every decoded frame from Scope (yuv420p usually); must return in microseconds."""
-
-    def on_stream_state(self, streaming: bool) -> None:
-        """False when the session is lost or reconnecting, True when frames flow again."""
 
 
 class VideoFanout:
