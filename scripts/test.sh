@@ -32,6 +32,6 @@ cleanup() { [ -n "$JACK_PID" ] && kill "$JACK_PID" 2>/dev/null && wait "$JACK_PI
 trap cleanup EXIT
 export MIDO_BACKEND=mido.backends.rtmidi/UNIX_JACK
 
-"$PYTHON" -m ruff check .
-"$PYTHON" -m ruff format --check .
+"$PYTHON" -m ruff check daemon tests bench
+"$PYTHON" -m ruff format --check daemon tests bench
 "$PYTHON" -m pytest "$@"
