@@ -7,11 +7,12 @@ socket in the environment) every call is a no-op.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 
 import structlog
+
+from soundscape.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -72,9 +73,7 @@ class Notifier:
 
     async def close(self) -> None:
         if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+            await cancel_and_wait(self._watchdog)
         if self._sock is not None:
             self._sock.close()
             self._sock = None

@@ -35,6 +35,7 @@ from soundscape.audio.clock import SampleClock
 from soundscape.audio.config import AudioConfig
 from soundscape.audio.devices import CaptureError, InputDevice, list_input_devices
 from soundscape.audio.worker import BLOCK_HEADER, INFO_HEADER
+from soundscape.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -109,10 +110,7 @@ class _Retrying:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         self._set_status("stopped")
 
     def _deliver(self, block: AudioBlock) -> None:
@@ -259,9 +257,7 @@ class DeviceCapture(_Retrying):
             return True
         finally:
             await self._end(proc)
-            drain.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await drain
+            await cancel_and_wait(drain)
 
     @staticmethod
     async def _drain(stderr: asyncio.StreamReader, tail: collections.deque[str]) -> None:

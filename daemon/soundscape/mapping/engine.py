@@ -23,7 +23,6 @@ runs them against the :class:`~soundscape.scope.params.ParameterStore`:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -42,6 +41,7 @@ from soundscape.mapping.rules import Evaluation, Inputs, Rule, RuleSet, hand_wei
 from soundscape.mapping.scenes import ReferenceImages, Scene, SceneBook, SceneDirector
 from soundscape.mapping.tempo import BeatClock, BeatClockRunner, BeatEvent, MidiClockLike, TapTempo
 from soundscape.scope.params import ParameterStore
+from soundscape.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -172,9 +172,7 @@ class MappingEngine:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         tasks = list(self._tasks)
         for task in tasks:

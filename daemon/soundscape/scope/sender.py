@@ -9,7 +9,6 @@ merged away (see :class:`soundscape.scope.params.Outbox`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -17,6 +16,7 @@ from typing import Any, Protocol
 import structlog
 
 from soundscape.scope.params import ParameterStore
+from soundscape.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -55,9 +55,7 @@ class ParameterSender:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:

@@ -9,7 +9,6 @@ never reconnects by itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,6 +26,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from soundscape.errors import ScopeError
 from soundscape.scope.api import IceServer, ScopeClient
+from soundscape.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -104,9 +104,7 @@ class ScopeSession:
             except ScopeError as err:
                 log.debug("session_delete_failed", session=self.session_id, error=str(err))
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+            await cancel_and_wait(self._reader)
         if self._pc is not None:
             # Shielded: a close cancelled half-way leaves aiortc with a failing orphan task.
             await asyncio.shield(self._pc.close())

@@ -33,6 +33,7 @@ from soundscape.scope.api import ScopeClient
 from soundscape.scope.params import ParameterStore
 from soundscape.scope.sender import ParameterSender
 from soundscape.scope.session import ScopeSession
+from soundscape.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -151,9 +152,7 @@ class SessionSupervisor:
     async def stop(self) -> None:
         """End the session politely (DELETE) and stop."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
         await self.sender.stop()
         await self._close_session(polite=True)
