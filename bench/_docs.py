@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime
 import os
 import platform
-import re
 from pathlib import Path
+
+from soundscape.docgen import replace_section
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -30,12 +31,7 @@ def machine() -> str:
 def write_section(marker: str, body: str) -> None:
     """Replace the text between <!-- marker:begin --> and <!-- marker:end -->."""
     text = DOC.read_text(encoding="utf-8")
-    pattern = re.compile(
-        rf"(<!-- {re.escape(marker)}:begin -->\n).*?(\n<!-- {re.escape(marker)}:end -->)", re.S
-    )
-    if not pattern.search(text):
+    if f"<!-- {marker}:begin -->" not in text:
         text += f"\n<!-- {marker}:begin -->\n<!-- {marker}:end -->\n"
-    new = pattern.sub(
-        lambda m: m.group(1) + f"Machine: {machine()}\n\n" + body.strip() + m.group(2), text
-    )
-    DOC.write_text(new, encoding="utf-8")
+    body = f"Machine: {machine()}\n\n{body.strip()}"
+    DOC.write_text(replace_section(text, marker, body), encoding="utf-8")

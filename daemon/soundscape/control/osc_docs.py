@@ -8,13 +8,12 @@ The rest of the page is written by hand.
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from soundscape import docgen
 from soundscape.control.osc_address import (
     OUTBOUND_ROUTES,
     SCOPE_ROUTES,
@@ -71,30 +70,11 @@ SECTIONS = {"osc-reference": render_reference, "osc-config": render_config}
 
 def update(text: str) -> str:
     """``text`` with every generated section replaced by its current rendering."""
-    for marker, render in SECTIONS.items():
-        pattern = re.compile(rf"(<!-- {marker}:begin -->\n).*?(<!-- {marker}:end -->)", re.S)
-        if not pattern.search(text):
-            raise ValueError(f"docs/osc.md has no <!-- {marker}:begin/end --> markers")
-        text = pattern.sub(lambda m, r=render: m.group(1) + r() + "\n" + m.group(2), text)
-    return text
+    return docgen.update(text, SECTIONS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--path", type=Path, default=DOC)
-    mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--write", action="store_true", help="rewrite the generated sections")
-    mode.add_argument("--check", action="store_true", help="exit 1 if they are stale")
-    args = parser.parse_args(argv)
-    text = args.path.read_text(encoding="utf-8")
-    new = update(text)
-    if args.check:
-        if new != text:
-            print(f"{args.path} is stale: run python -m soundscape.control.osc_docs --write")
-            return 1
-        return 0
-    args.path.write_text(new, encoding="utf-8")
-    return 0
+    return docgen.main(DOC, SECTIONS, "soundscape.control.osc_docs", argv)
 
 
 if __name__ == "__main__":

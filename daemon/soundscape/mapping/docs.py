@@ -8,13 +8,12 @@ stale. The rest of the page is written by hand.
 
 from __future__ import annotations
 
-import argparse
 import json
-import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from soundscape import docgen
 from soundscape.mapping.config import (
     BEAT_SOURCES,
     CURVES,
@@ -121,30 +120,12 @@ SECTIONS = {"mapping-reference": render_reference, "mapping-config": render_conf
 
 def update(text: str) -> str:
     """``text`` with every generated section replaced by its current rendering."""
-    for marker, render in SECTIONS.items():
-        pattern = re.compile(rf"(<!-- {marker}:begin -->\n).*?(<!-- {marker}:end -->)", re.S)
-        if not pattern.search(text):
-            raise ValueError(f"docs/mapping.md has no <!-- {marker}:begin/end --> markers")
-        text = pattern.sub(lambda m, r=render: m.group(1) + r() + "\n" + m.group(2), text)
-    return text
+    return docgen.update(text, SECTIONS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--write", action="store_true", help="rewrite docs/mapping.md")
-    group.add_argument("--check", action="store_true", help="exit 1 if it is stale")
-    args = parser.parse_args(argv)
-    text = DOC.read_text(encoding="utf-8")
-    new = update(text)
-    if args.check:
-        if new != text:
-            print(f"{DOC} is stale: python -m soundscape.mapping.docs --write", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(new, encoding="utf-8")
-    return 0
+    return docgen.main(DOC, SECTIONS, "soundscape.mapping.docs", argv)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())
