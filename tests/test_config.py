@@ -42,8 +42,11 @@ def test_defaults_are_valid_and_target_local_scope():
     assert params["pipeline_ids"] == ["longlive"] and params["input_mode"] == "text"
 
 
-def test_shipped_example_config_is_valid():
+def test_shipped_configs_are_valid():
     config_mod.load(ROOT / "config" / "soundscape.toml")
+    show = config_mod.load(ROOT / "config" / "examples" / "show.toml")
+    assert len(show.scenes.list) == 3 and len(show.pipeline.loras) == 2
+    assert show.midi.mappings and show.osc.feedback
 
 
 def test_every_error_reported_at_once_with_line(tmp_path):

@@ -394,8 +394,9 @@ async def test_a_resolution_change_resizes_the_output_in_place(fanouts):
 
 async def test_a_fixed_size_output_scales_and_never_resizes(fanouts):
     rec = Recorder()
+    # A deep queue: this is about scaling, so a loaded machine must not turn it into drops.
     fanout = await fanouts.start(
-        [cfg("a", hold="none", width=320, height=192)], {"test": rec.backend()}
+        [cfg("a", hold="none", width=320, height=192, queue_size=16)], {"test": rec.backend()}
     )
     await feed(fanout, Renderer(W, H), range(5))
     await feed(fanout, Renderer(640, 384), range(5, 10))

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
@@ -20,6 +21,7 @@ import structlog
 from soundscape.audio.engine import AudioEngine
 from soundscape.config import Config
 from soundscape.control.commands import CommandBus
+from soundscape.control.midi import MidiControl
 from soundscape.control.osc_server import OscServer
 from soundscape.errors import BackendUnavailable
 from soundscape.mapping.engine import MappingEngine
@@ -42,7 +44,13 @@ class Component(Protocol):
 class Daemon:
     """Everything the daemon runs, wired together; ``start()``/``stop()``."""
 
-    def __init__(self, config: Config, *, frame_sink: FrameSink | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        frame_sink: FrameSink | None = None,
+        config_path: Path | None = None,
+    ) -> None:
         self.config = config
         self.store = ParameterStore(config.initial_parameters(), loras=config.lora_paths())
         self.commands = CommandBus()
@@ -84,7 +92,11 @@ class Daemon:
             publish=self.osc.send,
         )
         self.supervisor.on_message("tempo_update", self.mapping.tempo_update)
-        self.components += [self.osc, self.mapping]
+
+        # MIDI learn writes its bindings into the config file it came from.
+        self.midi = MidiControl(config.midi, self.store, self.commands, config_path)
+        self.mapping.attach_midi_clock(self.midi.clock)
+        self.components += [self.osc, self.mapping, self.midi]
 
         self.audio: AudioEngine | None = None
         if config.audio.enabled:
@@ -116,6 +128,7 @@ class Daemon:
                 "status": self.supervisor.status.as_dict(),
                 "mapping": self.mapping.status(),
                 "video": self.video.counters(),
+                "midi": self.midi.counters(),
             }
 
         self.commands.register("pause", pause)
@@ -168,6 +181,7 @@ async def run(
     shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
     with_emulator: bool = False,
     on_started: Callable[[Daemon], None] | None = None,
+    config_path: Path | None = None,
 ) -> None:
     """Run the daemon until ``shutdown_trigger`` returns (default: SIGTERM/SIGINT).
 
@@ -197,7 +211,7 @@ async def run(
         url = f"http://{emu_cfg.host}:{port}"
         config = dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=url))
         log.info("emulator_started", url=url, try_a_fault=f"curl -X POST {url}/_emulator/restart")
-    daemon = Daemon(config)
+    daemon = Daemon(config, config_path=config_path)
     daemon.supervisor.on_status(lambda s: notifier.status(_status_line(s)))
     try:
         await daemon.start()

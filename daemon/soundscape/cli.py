@@ -73,6 +73,17 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
 
     sub.add_parser("audio-devices", help="list audio inputs")
+    sub.add_parser("midi-ports", help="list MIDI ports")
+    learn = sub.add_parser("midi-learn", help="bind the next MIDI control moved to TARGET")
+    learn.add_argument("target", help="e.g. noise_scale, lora:ink, prompt_weight:1, command:panic")
+    learn.add_argument(
+        "--config",
+        "-c",
+        type=Path,
+        required=True,
+        help="config file the binding is saved to (comments kept)",
+    )
+    learn.add_argument("--timeout", type=float, default=30.0)
     return parser
 
 
@@ -196,12 +207,54 @@ def _audio_devices() -> int:
     return 0
 
 
+def _midi_ports() -> int:
+    from soundscape.control.midi_ports import format_ports, list_ports
+    from soundscape.errors import BackendUnavailable
+
+    try:
+        print(format_ports(list_ports()))
+    except BackendUnavailable as err:
+        print(err, file=sys.stderr)
+        return 1
+    return 0
+
+
+def _midi_learn(args: argparse.Namespace) -> int:
+    from soundscape.control.midi import learn_once
+    from soundscape.errors import BackendUnavailable, ParamError
+
+    logs.configure("warning")
+
+    def ready(inputs: list[str]) -> None:
+        print(f"listening on {', '.join(inputs) or 'no input yet'}: move a control now")
+
+    try:
+        mapping = asyncio.run(
+            learn_once(args.config, args.target, timeout=args.timeout, on_ready=ready)
+        )
+    except (BackendUnavailable, ParamError, ConfigError) as err:
+        print(err, file=sys.stderr)
+        return 1
+    if mapping is None:
+        print("nothing moved: no binding saved", file=sys.stderr)
+        return 1
+    print(
+        f"bound {mapping.type} {mapping.number} (channel {mapping.channel}) to "
+        f"{mapping.target}; saved to {args.config}"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.file)
     if args.command == "audio-devices":
         return _audio_devices()
+    if args.command == "midi-ports":
+        return _midi_ports()
+    if args.command == "midi-learn":
+        return _midi_learn(args)
     if args.command == "emulate":
         return _emulate(args)
     try:
@@ -214,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from soundscape.app import run
 
-    asyncio.run(run(config, with_emulator=args.command == "demo"))
+    asyncio.run(run(config, with_emulator=args.command == "demo", config_path=args.config))
     return 0
 
 

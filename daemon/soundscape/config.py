@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from soundscape.audio.config import AudioConfig
+from soundscape.control.midi_config import MidiConfig
 from soundscape.control.osc_config import OscConfig
 from soundscape.errors import ConfigError, ParamError
 from soundscape.mapping.config import BeatConfig, MappingConfig, ScenesConfig, cross_check
@@ -210,6 +211,7 @@ class Config:
         [], "Video outputs ([[outputs]] tables): ndi, spout, syphon, record."
     )
     osc: OscConfig = setting(factory=OscConfig)
+    midi: MidiConfig = setting(factory=MidiConfig)
     audio: AudioConfig = setting(factory=AudioConfig)
     mapping: MappingConfig = setting(factory=MappingConfig)
     beat: BeatConfig = setting(factory=BeatConfig)
