@@ -23,24 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._docs import write_section
 from soundscape import logs
-from soundscape.app import Daemon
+from soundscape.app import Daemon, emulator_config
 from soundscape.config import load
-from soundscape.emulator import Emulator, EmulatorConfig
+from soundscape.emulator import Emulator
 
 FAULTS = ("stream_stopped", "drop", "restart", "stall")
 
 
 async def measure(faults: int) -> dict[str, list[float]]:
     config = load(None)
-    emu_defaults = config.emulator
-    emulator = Emulator(
-        EmulatorConfig(
-            width=config.pipeline.width,
-            height=config.pipeline.height,
-            fps=emu_defaults.fps,
-            load_time=emu_defaults.load_time,
-        )
-    )
+    emulator = Emulator(emulator_config(config))
     await emulator.start(host="127.0.0.1", port=0)
     config = dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=emulator.url))
     daemon = Daemon(config)

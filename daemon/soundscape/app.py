@@ -14,7 +14,7 @@ import dataclasses
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -30,6 +30,9 @@ from soundscape.scope.params import ParameterStore
 from soundscape.scope.supervisor import FrameSink, SessionSupervisor
 from soundscape.service import Notifier
 from soundscape.video.fanout import VideoFanout
+
+if TYPE_CHECKING:
+    from soundscape.emulator import EmulatorConfig
 
 log = structlog.get_logger(__name__)
 
@@ -195,18 +198,10 @@ async def run(
         install_signal_handlers(stop)
         shutdown_trigger = stop.wait
     if with_emulator:
-        from soundscape.emulator import Emulator, EmulatorConfig
+        from soundscape.emulator import Emulator
 
         emu_cfg = config.emulator
-        emulator = Emulator(
-            EmulatorConfig(
-                width=config.pipeline.width,
-                height=config.pipeline.height,
-                fps=emu_cfg.fps,
-                load_time=emu_cfg.load_time,
-                loras=[lora.path for lora in config.pipeline.loras],
-            )
-        )
+        emulator = Emulator(emulator_config(config))
         port = await emulator.start(host=emu_cfg.host, port=emu_cfg.port)
         url = f"http://{emu_cfg.host}:{port}"
         config = dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=url))
@@ -232,6 +227,19 @@ async def run(
             log.warning("stop_timed_out", seconds=STOP_TIMEOUT)
         await notifier.close()
         log.info("daemon_stopped")
+
+
+def emulator_config(config: Config) -> EmulatorConfig:
+    """The built-in emulator per ``[emulator]``, serving our pipeline's size and LoRAs."""
+    from soundscape.emulator import EmulatorConfig
+
+    return EmulatorConfig(
+        width=config.pipeline.width,
+        height=config.pipeline.height,
+        fps=config.emulator.fps,
+        load_time=config.emulator.load_time,
+        loras=[lora.path for lora in config.pipeline.loras],
+    )
 
 
 def _status_line(status: dict[str, Any]) -> str:

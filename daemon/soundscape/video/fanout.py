@@ -17,6 +17,7 @@ import av
 import structlog
 
 from soundscape.errors import BackendUnavailable
+from soundscape.tasks import cancel_and_wait
 from soundscape.video import ndi_env
 from soundscape.video.config import OutputConfig
 from soundscape.video.outputs.base import Output
@@ -86,14 +87,7 @@ class VideoFanout:
         if not self._started:
             return
         task, self._stats_task = self._stats_task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
+        await cancel_and_wait(task)
         self._started = False  # on_frame ignores frames from here on
         await asyncio.gather(*(r.stop() for r in self._runners))
         for runner in self._runners:
