@@ -1,10 +1,9 @@
-"""systemd: the unit verifies, and the daemon speaks sd_notify."""
+"""systemd: the daemon speaks sd_notify (the unit itself: test_systemd_unit.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,23 +14,6 @@ import pytest
 from soundscape.service import Notifier
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")
-def test_unit_passes_systemd_analyze_verify(tmp_path):
-    unit = (ROOT / "systemd" / "soundscape.service").read_text()
-    exe = shutil.which("soundscape")
-    assert exe, "the soundscape console script is installed"
-    # The unit names the production path; verify it against the installed script.
-    unit = unit.replace("/opt/soundscape/venv/bin/soundscape", exe)
-    path = tmp_path / "soundscape.service"
-    path.write_text(unit)
-    result = subprocess.run(
-        ["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert "soundscape.service" not in result.stderr, result.stderr
-    assert "Type=notify" in unit and "WatchdogSec=" in unit
 
 
 def _notify_socket(tmp_path) -> tuple[socket.socket, str]:
