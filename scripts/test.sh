@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command (the README's second command). On a fresh Debian
-# machine it installs what the tests need, starts a JACK server (dummy driver)
-# for real audio and MIDI, runs ruff and the test suite, and stops JACK again.
+# machine it installs what the tests need (Debian packages, and the package with
+# its test extras into the virtual environment .venv: see scripts/venv.sh), starts
+# a JACK server (dummy driver) for real audio and MIDI, runs ruff and the test
+# suite, and stops JACK again. PYTHON picks the interpreter the venv is made from.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +19,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-PYTHON="${PYTHON:-python3}"
-"$PYTHON" -m pip install -q --disable-pip-version-check -e '.[test,audio,ndi,bench]'
+PYTHON="$(bash scripts/venv.sh test audio ndi bench)"
 
 # A JACK server for the audio and MIDI tests, unless one is already running.
 JACK_PID=""
