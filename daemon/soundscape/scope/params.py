@@ -7,6 +7,14 @@ to every new session (``initial_parameters``).
 
 Values are kept JSON-ready (floats, ints, lists of dicts) so they can be sent
 and compared without conversion.
+
+Scope's ``parameters_updated`` echo never overrides the performer: a key
+changed here wins over a server value while the change is still waiting in the
+outbox or was sent less than :data:`ECHO_WINDOW` ago (the server never
+acknowledges, so a broadcast it made before applying our message can arrive
+after we sent it); the local value is then sent again so the server ends on it.
+Older local changes have reached the server, so a server value for them is a
+genuinely newer change (another client) and is merged.
 """
 
 from __future__ import annotations
@@ -15,12 +23,16 @@ import copy
 import itertools
 import json
 import math
-from collections import deque
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from soundscape.errors import ParamError
+
+log = structlog.get_logger(__name__)
 
 MAX_PROMPTS = 4
 INTERPOLATION_METHODS = ("linear", "slerp")
@@ -37,6 +49,29 @@ ONE_SHOT_KEYS = frozenset({"reset_cache"})
 # Keys that describe the session rather than the picture; they travel in the
 # offer's initialParameters and are not changed at run time by controls.
 SESSION_KEYS = frozenset({"pipeline_ids", "input_mode"})
+
+# Keys Scope strips before the pipeline sees them (routing, its own beat
+# scheduler): what the server says about them is not pipeline state.
+ROUTING_KEYS = frozenset(
+    {
+        "node_id",
+        "quantize_mode",
+        "lookahead_ms",
+        "output_sinks",
+        "input_source",
+        "modulations",
+        "beat_cache_reset_rate",
+        "_quantized",
+    }
+)
+
+# Keys a parameters_updated from the server may never set here.
+NOT_FROM_SERVER = SESSION_KEYS | ROUTING_KEYS | ONE_SHOT_KEYS | {"transition"}
+
+# How long a key we sent stays ours against a server echo (seconds): one round
+# trip through a busy server with room to spare. After it, the server has
+# applied our message, so what it reports later is newer than our change.
+ECHO_WINDOW = 1.0
 
 
 # --------------------------------------------------------------------------- specs
@@ -246,41 +281,69 @@ def check_value(key: str, value: Any) -> Any:
 
 @dataclass
 class Outbox:
-    """What the sender still has to ship, in order.
+    """What the sender still has to ship, bounded whatever the input rate.
 
     ``open`` coalesces plain changes (latest value wins). A transition seals
-    everything before it into one message, so transitions keep their place in
-    time and are never merged away; one-shots ride in whichever message goes
-    next and are never dropped.
+    everything before it into one message that leaves before any later change,
+    so a plain change never overtakes a transition nor the reverse. At most one
+    sealed message waits: a newer transition folds the waiting one in (the
+    newer target wins; a transition not yet sent has not started on the
+    server), keeping every plain change and one-shot that came with it. So a
+    1 kHz stream of transitions keeps the outbox at two messages, and one-shots
+    are never dropped.
+
+    ``taken_at`` records when each key last left (the sender takes right
+    before it sends), which is how the store tells a server echo that may
+    predate our message from a genuinely newer server value.
     """
 
-    sealed: deque[dict[str, Any]] = field(default_factory=deque)
+    clock: Callable[[], float] = time.monotonic
+    sealed: dict[str, Any] | None = None
     open: dict[str, Any] = field(default_factory=dict)
+    taken_at: dict[str, float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.sealed or self.open)
+
+    def __len__(self) -> int:
+        """Messages waiting (at most 2)."""
+        return (self.sealed is not None) + bool(self.open)
 
     def put(self, key: str, value: Any) -> None:
         self.open[key] = value
 
     def seal_with(self, key: str, value: Any, supersedes: Iterable[str] = ()) -> None:
-        message = {k: v for k, v in self.open.items() if k not in set(supersedes)}
+        drop = set(supersedes)
+        message = {k: v for k, v in {**(self.sealed or {}), **self.open}.items() if k not in drop}
         message[key] = value
-        self.sealed.append(message)
+        self.sealed = message
         self.open = {}
 
     def take(self) -> dict[str, Any]:
         """The next message to send (empty when nothing is waiting)."""
-        if self.sealed:
-            return self.sealed.popleft()
-        message, self.open = self.open, {}
+        if self.sealed is not None:
+            message, self.sealed = self.sealed, None
+        else:
+            message, self.open = self.open, {}
+        now = self.clock()
+        for key in message:
+            self.taken_at[key] = now
+        if "transition" in message:
+            self.taken_at["prompts"] = now  # a transition is a change of the prompts
         return message
 
-    def discard(self, key: str) -> None:
-        self.open.pop(key, None)
+    def pending(self, key: str) -> bool:
+        """Whether a change of ``key`` waits to be sent."""
+        if key in self.open:
+            return True
+        sealed = self.sealed or {}
+        return key in sealed or (key == "prompts" and "transition" in sealed)
+
+    def sent_since(self, key: str, since: float) -> bool:
+        return self.taken_at.get(key, -math.inf) >= since
 
     def clear(self) -> None:
-        self.sealed.clear()
+        self.sealed = None
         self.open = {}
 
 
@@ -316,13 +379,22 @@ class ParameterStore:
         initial: Mapping[str, Any] | None = None,
         *,
         loras: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        echo_window: float = ECHO_WINDOW,
     ) -> None:
         self._state: dict[str, Any] = {}
         self._listeners: list[Listener] = []
         self._wakeups: list[Callable[[], None]] = []
-        self.outbox = Outbox()
+        self._clock = clock
+        self._echo_window = echo_window
+        self.outbox = Outbox(clock=clock)
         self.loras: dict[str, str] = dict(loras or {})
         self.refused = 0
+        self.listener_errors = 0
+        self.echoes_ignored = 0
+        # (listener, exception type, raising line) -> failures; the first is
+        # logged with its traceback, repeats only at powers of ten.
+        self._failures: dict[tuple[int, str, str], int] = {}
         self.update({**DEFAULT_PARAMETERS, **(initial or {})}, source="config")
         self.outbox.clear()
 
@@ -514,23 +586,37 @@ class ParameterStore:
         return self.update({"reset_cache": True}, source=source)
 
     def merge_from_server(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Take ``parameters_updated`` from Scope: valid keys merge in, nothing is echoed back.
+        """Take ``parameters_updated`` from Scope: its pipeline parameters merge in.
 
-        Invalid values from the server are skipped (and returned as problems
-        by the caller's logging), never raised: a server must not break us.
+        Session, routing and one-shot keys and transitions are never taken
+        (they are not pipeline state). A key changed here that is still
+        waiting to be sent, or was sent less than the echo window ago, keeps
+        the local value (latest local value wins) and is queued again so the
+        server ends on it too. Invalid values are skipped, never raised: a
+        server must not break us. Nothing merged is echoed back.
         """
         applied: dict[str, Any] = {}
+        recent = self._clock() - self._echo_window
+        overruled: list[str] = []
         for key, value in params.items():
-            if key in ONE_SHOT_KEYS or key == "transition":
+            if key in NOT_FROM_SERVER or not isinstance(key, str):
                 continue
             try:
                 value = check_value(key, value)
             except ParamError:
                 continue
-            if self._state.get(key) != value:
-                self._state[key] = value
-                applied[key] = copy.deepcopy(value)
-                self.outbox.discard(key)
+            if key in self._state and self._state[key] == value:
+                continue
+            if self.outbox.pending(key) or self.outbox.sent_since(key, recent):
+                self.echoes_ignored += 1
+                overruled.append(key)
+                if key in self._state and not self.outbox.pending(key):
+                    self._queue(key, self._state[key])
+                continue
+            self._state[key] = value
+            applied[key] = copy.deepcopy(value)
+        if overruled:
+            log.debug("server_echo_overruled", keys=overruled)
         if applied:
             self._notify(applied, "scope")
         return applied
@@ -570,5 +656,24 @@ class ParameterStore:
             wake()
 
     def _notify(self, applied: dict[str, Any], source: str) -> None:
+        # One broken listener must not starve the others (feedback, mapping, scenes).
         for listener in list(self._listeners):
-            listener(applied, source)
+            try:
+                listener(applied, source)
+            except Exception as err:
+                self._listener_failed(listener, err)
+
+    def _listener_failed(self, listener: Listener, err: Exception) -> None:
+        self.listener_errors += 1
+        tb = err.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+        key = (id(listener), type(err).__name__, where)
+        count = self._failures.get(key, 0) + 1
+        self._failures[key] = count
+        name = getattr(listener, "__qualname__", repr(listener))
+        if count == 1:
+            log.exception("parameter_listener_failed", listener=name)
+        elif math.log10(count).is_integer():
+            log.warning("parameter_listener_still_failing", listener=name, failures=count)
