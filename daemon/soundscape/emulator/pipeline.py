@@ -1,8 +1,12 @@
 """The emulated pipeline manager: load requests, background loading, status.
 
-Like Scope, a load returns at once and goes on in the background; loading again
-replaces the pipeline, while sessions already streaming keep the instance they
-started with (:class:`PipelineInstance` is immutable and handed to each session).
+As on Scope v0.2.4 (``status-sequences.json``): a load answers at once and goes on in
+the background; a pipeline already loaded is unloaded first, and while it unloads
+(``unload_time``) status reads wait for the manager's lock; ``loading`` shows
+``pipeline_id: null`` with the new ``load_params``; a failed load shows ``error`` to
+exactly one status read (with ``"error": null``) and ``not_loaded`` after it.
+Sessions already streaming keep the instance they started with
+(:class:`PipelineInstance` is immutable and handed to each session).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from typing import Any
 
 import structlog
 
-from soundscape.emulator.catalog import PIPELINES
+from soundscape.emulator import catalog
+from soundscape.emulator.config import EmulatorConfig
 
 log = structlog.get_logger(__name__)
 
-LOAD_STAGES = ("Initializing pipeline", "Loading model weights", "Warming up")
+LOADING_STAGE = "Initializing pipeline..."
+LIST_MSG = "Input should be a valid list"
+EMPTY_LOAD = "Either 'pipelines' or 'pipeline_ids' must be provided"
 
 
 @dataclass(frozen=True)
@@ -35,150 +42,191 @@ class PipelineInstance:
         return "+".join(self.pipeline_ids)
 
 
-def parse_load(body: Any) -> tuple[list[str], dict[str, Any]] | list[dict[str, Any]]:
-    """``(pipeline_ids, load_params)`` of a load body, or FastAPI-style errors.
+def parse_load(body: Any) -> tuple[list[str], dict[str, Any]] | str | list[dict[str, Any]]:
+    """``(pipeline_ids, load_params)`` of a load body; a 400 text; or pydantic errors.
 
-    Accepts ``{"pipeline_ids": [...], "load_params": {...}}``, the newer
-    ``{"pipelines": [{"node_id", "pipeline_id", "load_params"}]}`` and the v0.1.0
-    ``{"pipeline_id": "..."}``.
+    Accepts ``{"pipeline_ids": [...], "load_params": {...}}`` and the node form
+    ``{"pipelines": [{"node_id", "pipeline_id", "load_params"}]}``. A body naming
+    neither is the recorded 400 (``pipeline-load.400-empty.json``).
     """
-
-    def error(loc: list[Any], msg: str, value: Any) -> list[dict[str, Any]]:
-        return [{"type": "value_error", "loc": ["body", *loc], "msg": msg, "input": value}]
-
     if not isinstance(body, dict):
-        return error([], "Input should be a valid dictionary", body)
+        msg = "Input should be a valid dictionary or object to extract fields from"
+        return [catalog.error("model_attributes_type", ["body"], msg, body)]
     params = body.get("load_params") or {}
     if not isinstance(params, dict):
-        return error(["load_params"], "Input should be a valid dictionary", params)
-    if "pipelines" in body:
-        nodes = body["pipelines"]
-        if not isinstance(nodes, list) or not nodes:
-            return error(["pipelines"], "Input should be a non-empty list", nodes)
-        ids: list[str] = []
+        msg = "Input should be a valid dictionary"
+        return [catalog.error("dict_type", ["body", "load_params"], msg, params)]
+    nodes, ids = body.get("pipelines"), body.get("pipeline_ids")
+    if nodes:
+        if not isinstance(nodes, list):
+            return [
+                catalog.error(
+                    "list_type", ["body", "pipelines"], "Input should be a valid list", nodes
+                )
+            ]
+        ids = []
         merged: dict[str, Any] = dict(params)
         for i, node in enumerate(nodes):
             if not isinstance(node, dict) or not isinstance(node.get("pipeline_id"), str):
-                return error(["pipelines", i, "pipeline_id"], "Field required", node)
+                loc: list[str | int] = ["body", "pipelines", i, "pipeline_id"]
+                return [catalog.error("missing", loc, "Field required", node)]
             node_params = node.get("load_params") or {}
-            if not isinstance(node_params, dict):
-                loc = ["pipelines", i, "load_params"]
-                return error(loc, "Input should be a valid dictionary", node_params)
+            if isinstance(node_params, dict):
+                merged.update(node_params)
             ids.append(node["pipeline_id"])
-            merged.update(node_params)
-        params = merged
-    elif "pipeline_ids" in body:
-        ids = body["pipeline_ids"]
-        if not (isinstance(ids, list) and ids and all(isinstance(i, str) and i for i in ids)):
-            return error(["pipeline_ids"], "Input should be a non-empty list of strings", ids)
-    elif isinstance(body.get("pipeline_id"), str) and body["pipeline_id"]:
-        ids = [body["pipeline_id"]]
-    else:
-        return error(["pipeline_ids"], "Field required", None)
-    for key in ("width", "height"):
-        value = params.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            return error(["load_params", key], "Input should be a valid integer", value)
-        if isinstance(value, int) and not 16 <= value <= 2048:
-            return error(["load_params", key], "Input should be between 16 and 2048", value)
+        return ids, merged
+    if not ids:
+        return EMPTY_LOAD
+    if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+        return [
+            catalog.error(
+                "list_type", ["body", "pipeline_ids"], "Input should be a valid list", ids
+            )
+        ]
     return list(ids), dict(params)
 
 
 class PipelineManager:
     """Status of the (single) pipeline slot and the background load task."""
 
-    def __init__(self, load_time: float, on_change: Callable[[], None]) -> None:
-        self._load_time = load_time
+    def __init__(self, config: EmulatorConfig, on_change: Callable[[], None]) -> None:
+        self._config = config
         self._on_change = on_change
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # held while unloading: status reads wait (~260 ms)
+        self.ready = asyncio.Event()  # cleared while unloading: sessions' output pauses
+        self.ready.set()
         self.status = "not_loaded"
         self.pipeline_ids: list[str] = []
         self.load_params: dict[str, Any] | None = None
-        self.error: str | None = None
+        self.shown_id: str | None = None
         self.loading_stage: str | None = None
-        self.loading_progress: float | None = None
         self.load_count = 0
+        self.failed_loads = 0
         self.instance: PipelineInstance | None = None
         self.fail_next = False
+        self.slow_load: float | None = None  # hostile fault: every load takes this long
+
+    @property
+    def error(self) -> None:
+        return None  # v0.2.4 never gives a reason
 
     def load(self, pipeline_ids: list[str], load_params: dict[str, Any]) -> None:
-        """Start loading; a load in progress is abandoned for the new one."""
+        """Start loading in the background; a load in progress is abandoned for this one."""
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self.load_count += 1
-        self.status = "loading"
-        self.pipeline_ids = list(pipeline_ids)
-        self.load_params = dict(load_params)
-        self.error = None
-        self.instance = None
-        self.loading_stage = LOAD_STAGES[0]
-        self.loading_progress = 0.0
         fail, self.fail_next = self.fail_next, False
-        self._task = asyncio.create_task(self._load(self.load_count, fail))
+        self._task = asyncio.create_task(
+            self._load(self.load_count, list(pipeline_ids), dict(load_params), fail)
+        )
         log.info("pipeline_load_started", pipeline_ids=pipeline_ids, load=self.load_count)
-        self._on_change()
 
-    async def _load(self, generation: int, fail: bool) -> None:
+    def _load_seconds(self, pipeline_ids: list[str]) -> float:
+        if self.slow_load is not None:
+            return self.slow_load
+        if any(catalog.is_diffusion(p) for p in pipeline_ids):
+            return self._config.load_time
+        return self._config.cpu_load_time
+
+    async def _load(
+        self, generation: int, pipeline_ids: list[str], load_params: dict[str, Any], fail: bool
+    ) -> None:
         started = time.monotonic()
-        for i, stage in enumerate(LOAD_STAGES):
-            self.loading_stage = stage
-            self.loading_progress = i / len(LOAD_STAGES)
-            self._on_change()
-            await asyncio.sleep(self._load_time / len(LOAD_STAGES))
-        unknown = [p for p in self.pipeline_ids if p not in PIPELINES]
-        if fail or unknown:
-            self.status = "error"
-            self.error = (
-                f"Pipeline {unknown[0]} not found in registry"
-                if unknown
-                else "CUDA out of memory. Tried to allocate 2.00 GiB (emulated load failure)"
-            )
-            log.warning("pipeline_load_failed", error=self.error)
+        previous = self.shown_id
+        if self.instance is not None:
+            await self._unload()
+        self.status = "loading"
+        self.pipeline_ids = pipeline_ids
+        self.load_params = load_params
+        self.loading_stage = LOADING_STAGE
+        self._on_change()
+        unknown = [p for p in pipeline_ids if p not in catalog.PIPELINES]
+        if not unknown:  # an unregistered id fails at the registry, at once
+            await asyncio.sleep(self._load_seconds(pipeline_ids))
+        missing = [p for p in pipeline_ids if p in self._config.missing_models]
+        self.loading_stage = None
+        if fail or unknown or missing:
+            self._fail(unknown or missing or ["(emulated failure)"])
         else:
             self.status = "loaded"
-            self.instance = PipelineInstance(
-                tuple(self.pipeline_ids), dict(self.load_params or {}), generation
-            )
+            # The status names one id: the one already loaded if it stays, else the first.
+            self.shown_id = previous if previous in pipeline_ids else pipeline_ids[0]
+            self.instance = PipelineInstance(tuple(pipeline_ids), load_params, generation)
             log.info(
                 "pipeline_loaded",
-                pipeline_ids=self.pipeline_ids,
+                pipeline_ids=pipeline_ids,
                 seconds=round(time.monotonic() - started, 3),
             )
-        self.loading_stage = None
-        self.loading_progress = None
         self._on_change()
 
-    def reset(self) -> None:
-        """Forget everything, as a restarted server does."""
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+    async def _unload(self) -> None:
+        async with self._lock:
+            self.ready.clear()
+            try:
+                await asyncio.sleep(self._config.unload_time)
+            finally:
+                self._clear()
+                self.ready.set()
+                self._on_change()
+
+    def _fail(self, culprits: list[str]) -> None:
+        self._clear()
+        self.status = "error"
+        self.failed_loads += 1
+        # The real server logs why; the status carries no reason at all.
+        log.warning("pipeline_load_failed", pipeline_ids=culprits)
+
+    def _clear(self) -> None:
         self.status = "not_loaded"
         self.pipeline_ids = []
         self.load_params = None
-        self.error = None
+        self.shown_id = None
         self.loading_stage = None
-        self.loading_progress = None
         self.instance = None
+
+    def reset(self, keep_loaded: bool = False) -> None:
+        """A restarted server: nothing loaded (unless ``keep_loaded``), no load running."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if not keep_loaded or self.status != "loaded":
+            self._clear()
+        self.ready.set()
         self._on_change()
 
+    async def read_status(self) -> dict[str, Any]:
+        """The body of ``GET /api/v1/pipeline/status``: waits out an unload; ``error`` once."""
+        async with self._lock:
+            body = self.status_json()
+            if self.status == "error":
+                self.status = "not_loaded"
+                self._on_change()
+            return body
+
     def status_json(self) -> dict[str, Any]:
-        """The body of ``GET /api/v1/pipeline/status``."""
-        loras = (self.load_params or {}).get("loras") or []
-        adapters = [
+        """The status as it stands (no waiting, no one-shot consumed)."""
+        loaded = self.status == "loaded"
+        return {
+            "status": self.status,
+            "pipeline_id": self.shown_id if loaded else None,
+            "load_params": self.load_params if self.status in ("loading", "loaded") else None,
+            "loaded_lora_adapters": self._lora_adapters() if loaded else None,
+            "error": None,
+            "loading_stage": self.loading_stage if self.status == "loading" else None,
+            "produces_video": True,
+            "produces_audio": False,
+        }
+
+    def _lora_adapters(self) -> list[dict[str, Any]] | None:
+        loras = (self.load_params or {}).get("loras")
+        supports = any(catalog.PIPELINES[p].get("supports_lora") for p in self.pipeline_ids)
+        if not supports or not isinstance(loras, list):
+            return None
+        return [
             {"path": lora.get("path"), "scale": lora.get("scale", 1.0)}
             for lora in loras
             if isinstance(lora, dict)
         ]
-        return {
-            "status": self.status,
-            "pipeline_id": self.pipeline_ids[-1] if self.pipeline_ids else None,
-            "pipeline_ids": list(self.pipeline_ids),
-            "load_params": self.load_params,
-            "loaded_lora_adapters": adapters if self.status == "loaded" else [],
-            "error": self.error,
-            "loading_stage": self.loading_stage,
-            "loading_progress": self.loading_progress,
-        }
 
     async def stop(self) -> None:
         if self._task is not None and not self._task.done():
