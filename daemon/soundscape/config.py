@@ -20,121 +20,18 @@ from soundscape.control.midi_config import MidiConfig
 from soundscape.control.osc_config import OscConfig
 from soundscape.errors import ConfigError, ParamError
 from soundscape.mapping.config import BeatConfig, MappingConfig, ScenesConfig, cross_check
+from soundscape.scope.config import (  # noqa: F401  (re-exported: the sections live with their part)
+    LORA_MERGE_MODES,
+    QUANTIZATIONS,
+    VAE_TYPES,
+    LoraEntry,
+    PipelineSection,
+    ScopeSection,
+    SessionSection,
+)
 from soundscape.scope.params import DEFAULT_PARAMETERS, ParameterStore
 from soundscape.settings import Problem, build, setting
 from soundscape.video.config import OutputConfig, validate_outputs
-
-VAE_TYPES = ("wan", "lightvae", "tae", "lighttae")
-QUANTIZATIONS = ("fp8_e4m3fn",)
-LORA_MERGE_MODES = ("permanent_merge", "runtime_peft")
-
-
-@dataclasses.dataclass
-class ScopeSection:
-    url: str = setting("http://127.0.0.1:8000", "Scope server base URL (local, RunPod proxy, ...).")
-    token_env: str = setting(
-        "SCOPE_TOKEN",
-        "Environment variable holding a token for an auth proxy; never logged.",
-    )
-    auth_header: str = setting("Authorization", "Header the token goes in.")
-    auth_scheme: str = setting("Bearer", "Prefix before the token ('' for none).")
-    connect_timeout: float = setting(3.0, "Seconds to open a TCP connection.", low=0.1)
-    request_timeout: float = setting(10.0, "Seconds for one REST request.", low=0.1)
-    use_server_ice: bool = setting(
-        True, "Use the ICE servers Scope returns (none = host candidates only)."
-    )
-
-    def check(self) -> list[tuple[str, str]]:
-        if not re.match(r"^https?://[^/\s]+", self.url):
-            return [("url", f"{self.url!r} is not an http(s) URL")]
-        return []
-
-
-@dataclasses.dataclass
-class LoraEntry:
-    name: str = setting(doc="Short name used by OSC, MIDI and mapping rules.")
-    path: str = setting(doc="Path of the LoRA file on the Scope server.")
-    scale: float = setting(1.0, "Scale at load.", low=-10.0, high=10.0)
-
-
-@dataclasses.dataclass
-class PipelineSection:
-    pipeline_ids: list[str] = setting(["longlive"], "Main pipeline (last) and any before it.")
-    preprocessors: list[str] = setting(
-        [], "Preprocessors prepended in video mode (e.g. video-depth-anything)."
-    )
-    width: int = setting(576, "Output width; divisible by 16.", low=16, high=2048)
-    height: int = setting(320, "Output height; divisible by 16.", low=16, high=2048)
-    seed: int | None = setting(None, "Generation seed (none = server default).")
-    vae_type: str | None = setting(
-        "lightvae", "VAE: wan, lightvae, tae, lighttae.", choices=(*VAE_TYPES, None)
-    )
-    quantization: str | None = setting(
-        None, "Weights quantization (fp8_e4m3fn) or none.", choices=(*QUANTIZATIONS, None)
-    )
-    vace_enabled: bool = setting(False, "Load VACE (reference images, context scale).")
-    lora_merge_mode: str = setting(
-        "runtime_peft",
-        "permanent_merge (fastest, fixed scales) or runtime_peft (live LoRA scales).",
-        choices=LORA_MERGE_MODES,
-    )
-    loras: list[LoraEntry] = setting([], "LoRAs loaded with the pipeline.")
-    load_timeout: float = setting(600.0, "Seconds to wait for a load before retrying.", low=1)
-
-    def check(self) -> list[tuple[str, str]]:
-        problems = []
-        for key in ("width", "height"):
-            if getattr(self, key) % 16:
-                problems.append((key, f"{getattr(self, key)} is not divisible by 16"))
-        if self.quantization and self.vace_enabled:
-            problems.append(
-                ("quantization", "FP8 quantization cannot be combined with vace_enabled")
-            )
-        if not self.pipeline_ids:
-            problems.append(("pipeline_ids", "needs at least one pipeline"))
-        names = [lora.name for lora in self.loras]
-        for name in {n for n in names if names.count(n) > 1}:
-            problems.append(("loras", f"LoRA name {name!r} is used twice"))
-        return problems
-
-    def load_params(self) -> dict[str, Any]:
-        """The ``load_params`` of ``POST /api/v1/pipeline/load``."""
-        params: dict[str, Any] = {
-            "width": self.width,
-            "height": self.height,
-            "vace_enabled": self.vace_enabled,
-            "quantization": self.quantization,
-        }
-        if self.vae_type is not None:
-            params["vae_type"] = self.vae_type
-        if self.seed is not None:
-            params["seed"] = self.seed
-        if self.loras:
-            params["loras"] = [{"path": lo.path, "scale": lo.scale} for lo in self.loras]
-            params["lora_merge_mode"] = self.lora_merge_mode
-        return params
-
-
-@dataclasses.dataclass
-class SessionSection:
-    stall_timeout: float = setting(
-        3.0, "Seconds with no frame (while not paused) before the session is rebuilt.", low=0.2
-    )
-    probe_after: float = setting(
-        0.5,
-        "Seconds with no frame before the server is probed (health, pipeline, session).",
-        low=0.05,
-    )
-    backoff_initial: float = setting(0.2, "First retry delay in seconds.", low=0.01)
-    backoff_max: float = setting(10.0, "Longest retry delay in seconds.", low=0.1)
-    backoff_jitter: float = setting(0.25, "Random share added to each delay.", low=0, high=1)
-    max_messages_per_second: float = setting(
-        30.0, "Data-channel messages per second at most.", low=1, high=240
-    )
-    connect_timeout: float = setting(
-        10.0, "Seconds from offer to a connected peer before giving up on it.", low=1
-    )
-    stats_interval: float = setting(30.0, "Seconds between fps log lines.", low=1)
 
 
 @dataclasses.dataclass

@@ -55,6 +55,15 @@ class ScopeMalformed(ScopeError):
     """The server answered 2xx with something that is not the documented shape."""
 
 
+class ScopeSessionError(ScopeError):
+    """The WebRTC side failed: an answer aiortc refuses, no video offered, ICE failure.
+
+    aiortc's own exceptions (``ValueError`` for an SDP that is not SDP,
+    ``InvalidStateError``, ``InvalidAccessError``) are translated into this one in
+    :mod:`soundscape.scope.session`, so callers handle one family of errors.
+    """
+
+
 class PipelineLoadError(ScopeError):
     """The pipeline could not be loaded (refused locally or reported ``error`` by the server)."""
 

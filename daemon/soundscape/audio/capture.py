@@ -35,6 +35,7 @@ from soundscape.audio.clock import SampleClock
 from soundscape.audio.config import AudioConfig
 from soundscape.audio.devices import CaptureError, InputDevice, list_input_devices
 from soundscape.audio.worker import BLOCK_HEADER, INFO_HEADER
+from soundscape.scope.backoff import Backoff
 from soundscape.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
@@ -139,7 +140,7 @@ class _Retrying:
     STABLE = 5.0  # s a source must have run for a loss to restart it at once
 
     async def _run(self) -> None:
-        delay = self._retry_initial
+        backoff = Backoff(self._retry_initial, self._retry_max, immediate_first=False)
         while True:
             began = time.monotonic()
             try:
@@ -147,16 +148,15 @@ class _Retrying:
             except asyncio.CancelledError:
                 raise
             except CaptureError as err:
-                self._failed(self._describe(), str(err), delay)
+                self._failed(self._describe(), str(err), backoff.peek())
                 ran = False
             except Exception as err:  # anything from a C library: retry, never crash
-                self._failed(self._describe(), f"{type(err).__name__}: {err}", delay)
+                self._failed(self._describe(), f"{type(err).__name__}: {err}", backoff.peek())
                 ran = False
             if ran and time.monotonic() - began >= self.STABLE:
-                delay = self._retry_initial  # it worked for a while: start over at once
+                backoff.reset()  # it worked for a while: start over at once
                 continue
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._retry_max)
+            await asyncio.sleep(backoff.failed())
 
     def _describe(self) -> str:
         raise NotImplementedError

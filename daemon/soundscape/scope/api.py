@@ -38,6 +38,21 @@ class Health:
     version: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def server_start_time(self) -> float | None:
+        """Changes when the server process restarts (v0.2.x; None on v0.1.x)."""
+        value = self.raw.get("server_start_time")
+        return float(value) if isinstance(value, int | float) else None
+
+    @property
+    def major_minor(self) -> tuple[int, int] | None:
+        """``(0, 2)`` for "0.2.4"; None when the server does not say (v0.1.x)."""
+        parts = (self.version or "").split(".")
+        try:
+            return int(parts[0]), int(parts[1])
+        except (IndexError, ValueError):
+            return None
+
 
 @dataclass(frozen=True)
 class PipelineStatus:
@@ -47,7 +62,7 @@ class PipelineStatus:
     error: str | None = None
     loading_stage: str | None = None
     progress: float | None = None
-    loaded_lora_adapters: tuple[Any, ...] = ()
+    loaded_lora_adapters: tuple[Any, ...] | None = None  # null on the real server: unknown
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -248,14 +263,16 @@ class ScopeClient:
             single = data.get("pipeline_id")
             ids = [single] if isinstance(single, str) else []
         progress = data.get("progress", data.get("loading_progress"))
+        load_params = data.get("load_params")
+        adapters = data.get("loaded_lora_adapters")
         return PipelineStatus(
             status=status,
-            pipeline_ids=tuple(str(i) for i in ids),
-            load_params=data.get("load_params") or {},
-            error=data.get("error") or None,
+            pipeline_ids=tuple(str(i) for i in ids if i is not None),
+            load_params=dict(load_params) if isinstance(load_params, Mapping) else {},
+            error=str(data["error"]) if data.get("error") else None,
             loading_stage=data.get("loading_stage"),
             progress=progress if isinstance(progress, int | float) else None,
-            loaded_lora_adapters=tuple(data.get("loaded_lora_adapters") or ()),
+            loaded_lora_adapters=tuple(adapters) if isinstance(adapters, list) else None,
             raw=data,
         )
 
@@ -306,8 +323,21 @@ class ScopeClient:
         )
         return str(data.get("message", "")) if isinstance(data, Mapping) else ""
 
-    async def lora_list(self) -> list[LoraFile]:
-        data = await self._json("GET", "/api/v1/lora/list")
+    async def lora_list(self, version: tuple[int, int] | None = None) -> list[LoraFile]:
+        """LoRA files: ``/api/v1/loras`` on v0.2.x, ``/api/v1/lora/list`` on v0.1.x.
+
+        ``version`` is :attr:`Health.major_minor` (None: try the v0.2 path first);
+        a 404 on the first path tries the other.
+        """
+        paths = ["/api/v1/loras", "/api/v1/lora/list"]
+        if version is not None and version < (0, 2):
+            paths.reverse()
+        try:
+            data = await self._json("GET", paths[0])
+        except ScopeHTTPError as err:
+            if err.status != 404:
+                raise
+            data = await self._json("GET", paths[1])
         files = data.get("lora_files", []) if isinstance(data, Mapping) else data
         _expect(files, list, "lora list")
         return [
@@ -394,10 +424,27 @@ class ScopeClient:
             raise ScopeMalformed(f"offer: not an answer: {str(data)[:200]!r}")
         return Answer(sdp_answer, kind, sid)
 
+    async def session_metrics(self, *, timeout: float | None = None) -> dict[str, dict[str, Any]]:
+        """The server's live sessions by id (``GET /api/v1/session/metrics``, v0.2.x).
+
+        The one way to ask whether the server still knows a session: PATCH with an
+        empty candidate list answers 204 even for a session it never had.
+        """
+        data = _expect(
+            await self._json("GET", "/api/v1/session/metrics", timeout=timeout),
+            Mapping,
+            "session metrics",
+        )
+        sessions = _expect(data.get("sessions", {}), Mapping, "session metrics")
+        return {
+            str(sid): dict(info) if isinstance(info, Mapping) else {}
+            for sid, info in sessions.items()
+        }
+
     async def add_ice_candidates(
         self, session_id: str, candidates: list[Mapping[str, Any]], *, timeout: float | None = None
     ) -> None:
-        """Trickle ICE; also a cheap probe: 404 means the server forgot the session."""
+        """Trickle ICE. Not a probe: an empty list answers 204 even for an unknown session."""
         await self._request(
             "PATCH",
             f"/api/v1/webrtc/offer/{session_id}",

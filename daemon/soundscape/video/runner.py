@@ -19,6 +19,7 @@ from typing import Any
 import av
 import structlog
 
+from soundscape.scope.backoff import backoff_delay
 from soundscape.video.config import OutputConfig
 from soundscape.video.frames import black_frame, conform, load_still
 from soundscape.video.hold import HoldClock
@@ -263,7 +264,7 @@ class OutputRunner:
         return True
 
     def _retry_delay(self) -> float:
-        return min(RETRY_MAX, RETRY_INITIAL * 2 ** max(0, self._open_failures - 1))
+        return backoff_delay(self._open_failures + 1, RETRY_INITIAL, RETRY_MAX)
 
     def _wait_for_retry(self) -> None:
         """Sleep until the next open attempt; frames meanwhile are dropped and counted."""
