@@ -75,6 +75,7 @@ class Daemon:
             pipeline=config.pipeline,
             session=config.session,
             use_server_ice=config.scope.use_server_ice,
+            ice_probe_timeout=config.scope.ice_probe_timeout,
             frame_sink=frame_sink or self.video,
         )
         self.components: list[Component] = []
@@ -91,7 +92,7 @@ class Daemon:
             config.scenes,
             self.store,
             self.commands,
-            client=self.client,
+            images=self.supervisor.assets,  # one path to Scope, re-uploaded after restarts
             publish=self.osc.send,
         )
         self.supervisor.on_message("tempo_update", self.mapping.tempo_update)

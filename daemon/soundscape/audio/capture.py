@@ -36,7 +36,7 @@ from soundscape.audio.config import AudioConfig
 from soundscape.audio.devices import CaptureError, InputDevice, list_input_devices
 from soundscape.audio.worker import BLOCK_HEADER, INFO_HEADER
 from soundscape.scope.backoff import Backoff
-from soundscape.tasks import cancel_and_wait
+from soundscape.tasks import Supervised, cancel_and_wait, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +89,7 @@ class _Retrying:
         self._on_block = on_block
         self._retry_initial = retry_initial
         self._retry_max = retry_max
-        self._task: asyncio.Task[None] | None = None
+        self._task: Supervised | None = None
         self._warned = False
         self._callback_failed = False
         self.attempts = 0  # failed attempts since the last success (for status and tests)
@@ -107,11 +107,12 @@ class _Retrying:
     async def start(self) -> None:
         if self._task is not None:
             return
-        self._task = asyncio.create_task(self._run(), name=type(self).__name__)
+        self._task = supervise(f"audio-{type(self).__name__}", self._run)
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        await cancel_and_wait(task)
+        if task is not None:
+            await task.stop()
         self._set_status("stopped")
 
     def _deliver(self, block: AudioBlock) -> None:

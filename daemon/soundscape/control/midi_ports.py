@@ -42,6 +42,7 @@ import rtmidi
 import structlog
 
 from soundscape.errors import BackendUnavailable
+from soundscape.tasks import Supervised, in_thread, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -224,7 +225,7 @@ class MidiPorts:
         self._unavailable: str | None = None
         self._listeners: list[PortListener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: Supervised | None = None
         self._wake = asyncio.Event()
         self._ready_handle: asyncio.TimerHandle | None = None
         self.counters = {
@@ -259,25 +260,23 @@ class MidiPorts:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.scan()
-        self._task = asyncio.create_task(self._poll(), name="midi-ports")
+        self._task = supervise("midi-ports", self._poll)
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            # gather returns the task's own cancellation, but re-raises ours.
-            await asyncio.gather(self._task, return_exceptions=True)
+            await self._task.stop()
             self._task = None
         if self._ready_handle is not None:
             self._ready_handle.cancel()
             self._ready_handle = None
         for name in self._inputs:
             self._reader.remove(name)
+        await self._reader.stop()
         inputs, self._inputs = list(self._inputs.values()), {}
         output, self._output = self._output, None
         lister, self._lister = self._lister, None
 
         def close_all() -> None:
-            self._reader.stop()
             for port in inputs:
                 _close(port)
             if output is not None:
@@ -530,26 +529,27 @@ class _InputReader:
         self._ports: dict[str, tuple[rtmidi.MidiIn, _PortClock]] = {}
         self._lock = threading.Lock()  # a port is never read while it is being closed
         self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._part: Supervised | None = None
 
     def add(self, name: str, port: rtmidi.MidiIn) -> None:
+        """Read ``port`` too (called on the event loop: it starts the supervised thread)."""
         with self._lock:
             self._ports[name] = (port, _PortClock(name))
-        if self._thread is None:
+        if self._part is None:
             self._stopping.clear()
-            self._thread = threading.Thread(target=self._run, name="midi-in", daemon=True)
-            self._thread.start()
+            # A crash of the thread is logged and the thread started again (tasks.py).
+            self._part = supervise("midi-in", lambda: in_thread(self._run, name="midi-in"))
 
     def remove(self, name: str) -> None:
         with self._lock:
             self._ports.pop(name, None)
 
-    def stop(self) -> None:
-        """Stop and join the thread (blocks a few milliseconds: call from a worker)."""
+    async def stop(self) -> None:
+        """Stop the thread and wait for it (it sees the flag within a few milliseconds)."""
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if self._part is not None:
+            await self._part.stop(grace=1.0)
+            self._part = None
 
     def _run(self) -> None:
         last_active = 0.0

@@ -60,7 +60,8 @@ class MappingEngine:
         store: ParameterStore,
         commands: CommandBus,
         *,
-        client: Any = None,  # ScopeClient (upload_asset) for reference images
+        client: Any = None,  # ScopeClient (upload_asset), when no ``images`` is given
+        images: ReferenceImages | None = None,  # the supervisor's: re-uploaded after restarts
         publish: Publish | None = None,
         time: Callable[[], float] | None = None,
     ) -> None:
@@ -102,13 +103,14 @@ class MappingEngine:
             for problem in err.problems:
                 log.error("scene_refused", problem=problem)
             book = SceneBook([])
-        upload = getattr(client, "upload_asset", None)
+        if images is None:
+            images = ReferenceImages(getattr(client, "upload_asset", None))
         self.director = SceneDirector(
             scenes,
             book,
             store,
             self.runner,
-            ReferenceImages(upload),
+            images,
             on_applied=self._scene_applied,
         )
         self.rules = RuleSet.compile(mapping.rules, self._target_range, self._rule_refused)

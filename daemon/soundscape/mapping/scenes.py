@@ -4,7 +4,8 @@ A scene is base prompts with weights, a style appended to each, variations
 (alternative prompt sets the music can bring in), optional parameter presets
 (noise, cache bias, VACE scale, LoRA scales, a denoising profile) and an
 optional VACE reference image — a local file uploaded to Scope once (cached by
-content hash) and sent as ``vace_ref_images``.
+content hash, by :class:`soundscape.scope.assets.ReferenceImages`, which also
+uploads it again after a server restart) and sent as ``vace_ref_images``.
 
 A scene change is a prompt transition of N steps. It can be quantized: it
 lands on the next beat, bar, 2 or 4 bars of the beat clock, scheduled with
@@ -19,7 +20,6 @@ store writes, the scheduling and the uploads.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -29,8 +29,9 @@ from typing import Any
 
 import structlog
 
-from soundscape.errors import ParamError, ScopeError
+from soundscape.errors import ParamError
 from soundscape.mapping.config import QUANTIZE_MODES, ScenesConfig
+from soundscape.scope.assets import ReferenceImages
 from soundscape.scope.params import check_prompts
 
 log = structlog.get_logger(__name__)
@@ -217,54 +218,6 @@ class SceneBook:
                 return key
             raise ParamError(f"scene {key}: numbers go from 0 to {count - 1}")
         raise ParamError(f"scene {key!r}: give a name or a number")
-
-
-# --------------------------------------------------------------------------- assets
-
-
-class ReferenceImages:
-    """Local images uploaded to Scope once each (keyed by content hash)."""
-
-    def __init__(self, upload: Callable[[str, bytes], Any] | None) -> None:
-        self._upload = upload  # ScopeClient.upload_asset
-        self._paths: dict[str, str] = {}  # sha256 → path on the Scope server
-        self._by_file: dict[Path, str] = {}  # local file → sha256 last read
-        self._locks: dict[Path, asyncio.Lock] = {}
-        self.uploads = 0
-
-    def cached(self, file: Path) -> str | None:
-        digest = self._by_file.get(file)
-        return None if digest is None else self._paths.get(digest)
-
-    async def path_for(self, file: Path) -> str | None:
-        """The server path of ``file``, uploading it if its content is new; None on failure."""
-        if self._upload is None:
-            return None
-        lock = self._locks.setdefault(file, asyncio.Lock())
-        async with lock:
-            try:
-                data = await asyncio.to_thread(file.read_bytes)
-            except OSError as err:
-                log.warning("reference_image_unreadable", file=str(file), error=err.strerror)
-                return None
-            digest = hashlib.sha256(data).hexdigest()
-            self._by_file[file] = digest
-            if digest in self._paths:
-                return self._paths[digest]
-            name = f"soundscape-{digest[:16]}{file.suffix.lower()}"
-            try:
-                path = await self._upload(name, data)
-            except ScopeError as err:
-                log.warning("reference_image_upload_failed", file=str(file), error=str(err))
-                return None
-            self.uploads += 1
-            self._paths[digest] = path
-            log.info("reference_image_uploaded", file=str(file), path=path, bytes=len(data))
-            return path
-
-    def forget(self) -> None:
-        """The server may have lost its assets (restart): upload again on next use."""
-        self._paths.clear()
 
 
 # --------------------------------------------------------------------------- director

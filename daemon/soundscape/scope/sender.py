@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import structlog
 
 from soundscape.scope.params import ParameterStore
-from soundscape.tasks import cancel_and_wait
+from soundscape.tasks import Supervised, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,7 @@ class ParameterSender:
         self._wake = asyncio.Event()
         self._channel: Channel | None = None
         self._last_send = -1e9
-        self._task: asyncio.Task[None] | None = None
+        self._task: Supervised | None = None
         self.sent = 0
         self.on_sent: Callable[[dict[str, Any]], None] | None = None
         store.on_outbox(self._wake.set)
@@ -51,11 +51,12 @@ class ParameterSender:
             self._wake.set()
 
     async def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="param-sender")
+        # Core: the stream's control path; a sender that keeps failing ends the daemon.
+        self._task = supervise("param-sender", self._run, core=True)
 
     async def stop(self) -> None:
         if self._task is not None:
-            await cancel_and_wait(self._task)
+            await self._task.stop()
             self._task = None
 
     async def _run(self) -> None:

@@ -4,6 +4,18 @@ channel and the incoming video track.
 A session lives once: when it ends (for whatever reason) it reports the reason
 through ``on_lost`` exactly once, and the supervisor builds a new one. It
 never reconnects by itself.
+
+The video transceiver is ``sendrecv``: the real server answers a ``recvonly``
+offer with ``sendonly`` and then never starts its output track (zero frames,
+forever; ``scope-v0.2.4/recvonly-no-frames.json``). Scope's own browser client
+offers ``sendrecv`` with no track in text mode; so do we. ``outgoing`` is the
+track to send in video mode (the video-in feature); None sends nothing.
+
+This module is the boundary to aiortc: its exceptions (``ValueError`` for an
+SDP that is not SDP, ``InvalidStateError``, ``InvalidAccessError``,
+``OperationError``) become :class:`~soundscape.errors.ScopeSessionError`, and an
+exception raised by a callback ends the session with a reason instead of
+vanishing inside aiortc's event emitter.
 """
 
 from __future__ import annotations
@@ -20,11 +32,13 @@ from aiortc import (
     RTCDataChannel,
     RTCIceServer,
     RTCPeerConnection,
+    RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.exceptions import InternalError, InvalidAccessError, InvalidStateError, OperationError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from soundscape.errors import ScopeError
+from soundscape.errors import ScopeError, ScopeSessionError
 from soundscape.scope.api import IceServer, ScopeClient
 from soundscape.tasks import cancel_and_wait
 
@@ -33,6 +47,18 @@ log = structlog.get_logger(__name__)
 FrameCallback = Callable[[av.VideoFrame], None]
 MessageCallback = Callable[[dict[str, Any]], None]
 LostCallback = Callable[[str], None]
+
+# Never "recvonly": the real server then answers "sendonly" and sends zero frames.
+VIDEO_DIRECTION = "sendrecv"
+
+# What aiortc raises on a description it refuses or a connection in the wrong state.
+AIORTC_ERRORS = (
+    ValueError,
+    InvalidStateError,
+    InvalidAccessError,
+    OperationError,
+    InternalError,
+)
 
 
 class ScopeSession:
@@ -44,16 +70,21 @@ class ScopeSession:
         on_frame: FrameCallback,
         on_message: MessageCallback,
         on_lost: LostCallback,
+        outgoing: MediaStreamTrack | None = None,
     ) -> None:
         self._client = client
         self._ice = [RTCIceServer(list(s.urls), s.username, s.credential) for s in ice_servers]
         self._on_frame = on_frame
         self._on_message = on_message
         self._on_lost = on_lost
+        self._outgoing = outgoing
         self._pc: RTCPeerConnection | None = None
         self._channel: RTCDataChannel | None = None
+        self._video: RTCRtpTransceiver | None = None
         self._reader: asyncio.Task[None] | None = None
         self._lost = False
+        self._ended: asyncio.Event = asyncio.Event()  # set on the first loss
+        self.lost_reason: str | None = None
         self.session_id: str | None = None
         self.messages_sent = 0
 
@@ -62,42 +93,79 @@ class ScopeSession:
     async def open(self, initial_parameters: Mapping[str, Any], timeout: float) -> None:
         """Offer, answer, and wait until the data channel is open.
 
-        Raises ScopeError (e.g. 400 pipeline not loaded, 422 bad parameters)
-        or TimeoutError; the caller closes the session either way.
+        Raises ScopeError: the server's 400/422 (:class:`ScopeHTTPError`), an
+        answer aiortc refuses or one without video (:class:`ScopeSessionError`),
+        a session lost before its channel opened; or TimeoutError. The caller
+        closes the session either way.
         """
+        try:
+            await self._negotiate(initial_parameters)
+        except AIORTC_ERRORS as err:
+            raise ScopeSessionError(f"WebRTC: {type(err).__name__}: {err}") from err
+        opened = asyncio.Event()
+        assert self._channel is not None
+        if self._channel.readyState == "open":
+            opened.set()
+        self._channel.on("open", opened.set)
+        async with asyncio.timeout(timeout):
+            waits = [asyncio.ensure_future(e.wait()) for e in (opened, self._ended)]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+        if not opened.is_set():
+            raise ScopeSessionError(f"session lost while opening: {self.lost_reason}")
+
+    async def _negotiate(self, initial_parameters: Mapping[str, Any]) -> None:
         pc = self._pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice))
         channel = self._channel = pc.createDataChannel("parameters", ordered=True)
-        opened = asyncio.Event()
-        channel.on("open", opened.set)
-        channel.on("message", self._message)
-        channel.on("close", lambda: self._lose("data channel closed"))
-        pc.addTransceiver("video", direction="recvonly")
-        pc.on("track", self._track)
-        pc.on("connectionstatechange", self._connection_state)
+        channel.on("message", self._guard("data channel message", self._message))
+        channel.on("close", self._guard("data channel close", self._channel_closed))
+        self._video = pc.addTransceiver(self._outgoing or "video", direction=VIDEO_DIRECTION)
+        pc.on("track", self._guard("track", self._track))
+        pc.on("connectionstatechange", self._guard("connection state", self._connection_state))
 
         await pc.setLocalDescription(await pc.createOffer())
         answer = await self._client.offer(pc.localDescription.sdp, initial_parameters)
         self.session_id = answer.session_id
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type=answer.type))
-        async with asyncio.timeout(timeout):
-            await opened.wait()
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type=answer.type))
+        except Exception as err:  # whatever aiortc's parser trips on, the answer is at fault
+            raise ScopeSessionError(
+                f"the server's answer is not usable SDP: {type(err).__name__}: {err}"
+            ) from err
+        # The server must send video: its answer's direction seen from our side.
+        direction = self._video.currentDirection
+        if direction not in ("recvonly", "sendrecv"):
+            raise ScopeSessionError(f"the answer offers no video (direction {direction})")
 
     @property
     def channel_open(self) -> bool:
         return self._channel is not None and self._channel.readyState == "open"
+
+    @property
+    def video_direction(self) -> str | None:
+        """What we offered for video (``sendrecv``); None before ``open``."""
+        return None if self._video is None else self._video.direction
 
     def send(self, message: Mapping[str, Any]) -> bool:
         """Send one JSON message on the data channel; False if it is not open."""
         if not self.channel_open or self._lost:
             return False
         assert self._channel is not None
-        self._channel.send(json.dumps(message, separators=(",", ":")))
+        try:
+            self._channel.send(json.dumps(message, separators=(",", ":")))
+        except AIORTC_ERRORS as err:  # closed between the check and the send
+            self._lose(f"data channel send failed: {err}")
+            return False
         self.messages_sent += 1
         return True
 
     async def close(self, *, polite: bool, timeout: float = 1.0) -> None:
         """End the session; ``polite`` asks the server to end it first (DELETE)."""
         self._lost = True  # whatever happens now is our own doing, not a loss
+        self._ended.set()
         if polite and self.session_id is not None:
             try:
                 await self._client.delete_session(self.session_id, timeout=timeout)
@@ -114,7 +182,28 @@ class ScopeSession:
     def _lose(self, reason: str) -> None:
         if not self._lost:
             self._lost = True
+            self.lost_reason = reason
+            self._ended.set()
             self._on_lost(reason)
+
+    def _guard(self, what: str, handler: Callable[..., None]) -> Callable[..., None]:
+        """Run an event handler; its exception ends the session with a reason.
+
+        pyee would otherwise raise it inside aiortc (or drop it), and nobody
+        would hear of it.
+        """
+
+        def guarded(*args: Any) -> None:
+            try:
+                handler(*args)
+            except Exception as err:
+                log.exception("session_callback_failed", callback=what, session=self.session_id)
+                self._lose(f"internal error in {what}: {type(err).__name__}: {err}")
+
+        return guarded
+
+    def _channel_closed(self) -> None:
+        self._lose("data channel closed")
 
     def _connection_state(self) -> None:
         assert self._pc is not None
@@ -137,7 +226,9 @@ class ScopeSession:
     def _track(self, track: MediaStreamTrack) -> None:
         if track.kind != "video" or self._reader is not None:
             return
-        self._reader = asyncio.get_running_loop().create_task(self._read_frames(track))
+        self._reader = asyncio.get_running_loop().create_task(
+            self._read_frames(track), name="scope-video"
+        )
 
     async def _read_frames(self, track: MediaStreamTrack) -> None:
         try:
@@ -147,3 +238,6 @@ class ScopeSession:
                     self._on_frame(frame)
         except MediaStreamError:
             self._lose("video track ended")
+        except Exception as err:  # a decoder or callback failure: a loss, not a silent end
+            log.exception("session_video_failed", session=self.session_id)
+            self._lose(f"video: {type(err).__name__}: {err}")

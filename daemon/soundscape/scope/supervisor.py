@@ -1,36 +1,66 @@
 """Keeps one Scope session alive, whatever happens to it.
 
-The loop: health → pipeline status → load when needed (and wait for it) →
-offer carrying the complete parameter state → stream. The session is rebuilt
-on ``stream_stopped``, a closed data channel, a failed or closed connection,
-and when the frame watchdog sees no frame for ``stall_timeout`` while not
-paused. Most real failures send no message at all (a restarted server just
-goes quiet), so after ``probe_after`` without frames the supervisor asks the
-server directly: is it alive, is the pipeline still loaded, does it still know
-the session? Retries back off exponentially with jitter, capped, forever.
+The cycle: health → pipeline check (load when needed, and wait for it) →
+reference images still on the server → offer carrying the complete parameter
+state → stream. The session is rebuilt on ``stream_stopped``, a closed data
+channel, a failed or closed connection, and when the frame watchdog sees no
+frame for ``stall_timeout`` while not paused. Most real failures send no
+message at all (a restarted server just goes quiet), so after ``probe_after``
+without frames the supervisor asks the server directly: is it alive (and the
+same process: ``server_start_time``), is the pipeline still loaded, does
+``GET /api/v1/session/metrics`` still list our session? (An empty PATCH
+proves nothing on the real server: 204 even for an unknown session.)
+
+**Nothing ends the loop but cancellation.** Every failure of a cycle — a
+ScopeError, a timeout, an aiortc error (translated in ``session.py``) or a bug
+of our own — is a session loss with a reason: logged once (a traceback for the
+unexpected), then retried.
+
+**The retry schedule** (``docs/operations.md``): while the server does not
+answer ``/health``, only that cheap check runs, every ``health_interval``
+(≤ 0.5 s), so a returning server is used at once; it does not count as a
+failure. The heavy steps (load, offer) back off (:class:`Backoff`): the first
+retry after a loss is immediate, then ``backoff_initial`` doubling up to
+``backoff_max``. The count starts over only once frames have flowed for
+``stable_after`` seconds — a session that opens and dies at once, or never
+delivers a frame, backs off like any failure — or when the server comes back
+after being away (a new process).
+
+**Health for the systemd watchdog:** :attr:`SessionSupervisor.alive` is true
+while the supervisor's task runs; :attr:`SessionSupervisor.progress_at` is the
+monotonic time of the last frame or the last step of a reconnect (a health
+check, a load poll, an offer). A supervisor that is alive and whose
+``progress_at`` is recent is doing its job, streaming or not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 import av
 import structlog
+from aiortc.mediastreams import MediaStreamTrack
 
-from soundscape.config import PipelineSection, SessionSection
-from soundscape.errors import (
-    PipelineLoadError,
-    ScopeError,
-    ScopeHTTPError,
-)
-from soundscape.scope.api import ScopeClient
+from soundscape.errors import PipelineLoadError, ScopeError, ScopeHTTPError
+from soundscape.scope.api import Health, ScopeClient
+from soundscape.scope.assets import ReferenceImages
+from soundscape.scope.backoff import Backoff
+from soundscape.scope.config import PipelineSection, SessionSection
+from soundscape.scope.ice import IceFilter
 from soundscape.scope.params import ParameterStore
+from soundscape.scope.pipeline_check import (
+    LoadOutcome,
+    LoadRecord,
+    LoadWatch,
+    load_conflicts,
+    reload_reason,
+    signature,
+)
 from soundscape.scope.sender import ParameterSender
 from soundscape.scope.session import ScopeSession
 from soundscape.tasks import cancel_and_wait
@@ -44,6 +74,7 @@ SERVER_MESSAGES = (
     "change_scheduled",
     "change_applied",
 )
+DELETE_TIMEOUT = 5.0  # s a lost session's DELETE may take in the background
 
 
 @runtime_checkable
@@ -82,28 +113,6 @@ class Status:
         }
 
 
-def backoff_delay(
-    attempt: int,
-    initial: float,
-    cap: float,
-    jitter: float,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Delay before retry ``attempt`` (1-based): 0 for the first, then exponential.
-
-    The first retry after a loss is immediate: most losses (a dropped
-    connection, a restarted server) are over by the time we notice them.
-    """
-    if attempt <= 1:
-        return 0.0
-    base = min(cap, initial * 2 ** (attempt - 2))
-    return base * (1.0 + jitter * rand())
-
-
-class _Lost(Exception):
-    """The current session ended; carries the reason for the log."""
-
-
 class SessionSupervisor:
     def __init__(
         self,
@@ -113,7 +122,9 @@ class SessionSupervisor:
         pipeline: PipelineSection,
         session: SessionSection,
         use_server_ice: bool = True,
+        ice_probe_timeout: float = 0.3,
         frame_sink: FrameSink | None = None,
+        outgoing: MediaStreamTrack | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -121,22 +132,41 @@ class SessionSupervisor:
         self._pipeline = pipeline
         self._cfg = session
         self._use_server_ice = use_server_ice
+        self._ice = IceFilter(timeout=ice_probe_timeout)
         self._sink = frame_sink
+        self._outgoing = outgoing  # video mode's track (the video-in feature); None in text mode
         self._clock = clock
         self.sender = ParameterSender(store, rate=session.max_messages_per_second, clock=clock)
+        self.assets = ReferenceImages(client.upload_asset, client.assets)
+        self.backoff = Backoff(session.backoff_initial, session.backoff_max, session.backoff_jitter)
         self.status = Status()
+        self.progress_at = clock()
+        self.offers = 0  # offers sent (tests count them over a window)
         self._status_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._message_listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._session: ScopeSession | None = None
         self._lost: asyncio.Future[str] | None = None
         self._kick = asyncio.Event()  # "reconnect now" (OSC, CLI, skip a backoff)
+        self._retry_at = 0.0
+        self._server_start: float | None = None
+        self._load_record: LoadRecord | None = None
+        self._last_unexpected: tuple[type, str] | None = None
+        self._deletes: set[asyncio.Task[None]] = set()
         self._last_frame = 0.0
+        self._first_frame: float | None = None
+        self._stable = False
         self._frames_window = 0
         self._window_start = 0.0
         self._streaming = False
+        self._sink_failed = False
 
     # ----- public API
+
+    @property
+    def alive(self) -> bool:
+        """True while the supervisor's loop runs (it ends only when stopped)."""
+        return self._task is not None and not self._task.done()
 
     def on_status(self, listener: Callable[[dict[str, Any]], None]) -> None:
         self._status_listeners.append(listener)
@@ -148,6 +178,7 @@ class SessionSupervisor:
     async def start(self) -> None:
         await self.sender.start()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="supervisor")
+        self._task.add_done_callback(self._ended)
 
     async def stop(self) -> None:
         """End the session politely (DELETE) and stop."""
@@ -156,136 +187,224 @@ class SessionSupervisor:
             self._task = None
         await self.sender.stop()
         await self._close_session(polite=True)
+        if self._deletes:
+            await asyncio.wait(list(self._deletes), timeout=1.0)
+            for task in list(self._deletes):
+                await cancel_and_wait(task)
         self._set_status("stopped", "shutdown")
 
     def reconnect(self, reason: str = "requested") -> None:
         """Drop the current session (or skip a backoff wait) and build a new one."""
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(reason)
+        self._retry_at = 0.0
         self._kick.set()
 
     # ----- main loop
 
-    async def _run(self) -> None:
-        attempt = 0
-        while True:
-            attempt += 1
-            delay = backoff_delay(
-                attempt, self._cfg.backoff_initial, self._cfg.backoff_max, self._cfg.backoff_jitter
-            )
-            if delay:
-                self._kick.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._kick.wait()
-            try:
-                await self._connect(attempt)
-                attempt = 0  # streaming: the next loss retries at once
-                reason = await self._watch()
-            except ScopeError as err:
-                reason = str(err)
-            except TimeoutError:
-                reason = "timed out connecting"
-            await self._close_session(polite=False)
-            self.status.reconnects += 1
-            self._set_status("reconnecting", reason, attempt=attempt + 1)
-            log.warning(
-                "session_lost",
-                reason=reason,
-                next_attempt=attempt + 1,
-                retry_in=round(
-                    backoff_delay(
-                        attempt + 1, self._cfg.backoff_initial, self._cfg.backoff_max, 0.0
-                    ),
-                    2,
-                ),
-            )
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        # Only cancellation should end the loop; say so loudly if anything else does.
+        if not task.cancelled() and task.exception() is not None:
+            log.error("supervisor_ended", error=repr(task.exception()))
 
-    async def _connect(self, attempt: int) -> None:
-        self._set_status("checking", attempt=attempt)
-        health = await self._client.health(timeout=self._cfg.connect_timeout)
-        if not health.healthy:
-            raise ScopeError(f"server reports unhealthy ({health.raw.get('status')})")
-        await self._ensure_pipeline()
-        self._set_status("connecting", attempt=attempt)
-        ice = await self._client.ice_servers() if self._use_server_ice else []
-        loop = asyncio.get_running_loop()
-        self._lost = loop.create_future()
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:  # our own bug must not end the supervision
+                await self._after_loss(self._unexpected(err))
+
+    async def _cycle(self) -> None:
+        health = await self._wait_for_server()
+        wait = self._retry_at - self._clock()
+        if wait > 0:
+            await self._pause(wait)
+            return  # check the server again before the heavy steps
+        try:
+            await self._connect(health)
+            reason = await self._watch()
+        except ScopeError as err:
+            reason = str(err)
+        except TimeoutError:
+            reason = "timed out connecting"
+        await self._after_loss(reason)
+
+    async def _after_loss(self, reason: str) -> None:
+        await self._close_session(polite=True)
+        self.status.reconnects += 1
+        delay = self.backoff.failed()
+        self._retry_at = self._clock() + delay
+        self._mark_progress()
+        self._set_status("reconnecting", reason, attempt=self.backoff.failures + 1)
+        log.warning(
+            "session_lost", reason=reason, failures=self.backoff.failures, retry_in=round(delay, 2)
+        )
+
+    def _unexpected(self, err: Exception) -> str:
+        """Log an exception we did not expect: with its traceback the first time in a row."""
+        key = (type(err), str(err))
+        if key != self._last_unexpected:
+            self._last_unexpected = key
+            log.error("supervisor_unexpected_error", exc_info=err)
+        else:
+            log.warning("supervisor_unexpected_error_again", error=repr(err))
+        return f"internal error: {type(err).__name__}: {err}"
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if someone asks for a reconnect now."""
+        self._kick.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._kick.wait()
+
+    def _mark_progress(self) -> None:
+        self.progress_at = self._clock()
+
+    # ----- steps
+
+    async def _wait_for_server(self) -> Health:
+        """Poll ``/health`` every ``health_interval`` until the server answers healthy."""
+        away_since: float | None = None
+        while True:
+            self._mark_progress()
+            began = self._clock()
+            try:
+                health = await self._client.health(timeout=self._cfg.probe_timeout)
+            except ScopeError as err:
+                problem = str(err)
+            else:
+                if health.healthy:
+                    self._server_seen(health, away_since)
+                    return health
+                problem = f"server reports unhealthy ({health.raw.get('status')})"
+            if away_since is None:
+                away_since = began
+                log.warning("scope_server_away", reason=problem)
+                self._set_status("reconnecting", f"server away: {problem}")
+            await self._pause(max(0.0, self._cfg.health_interval - (self._clock() - began)))
+
+    def _server_seen(self, health: Health, away_since: float | None) -> None:
+        start = health.server_start_time
+        restarted = (
+            start is not None and self._server_start is not None and start != self._server_start
+        )
+        if start is not None:
+            self._server_start = start
+        if away_since is not None or restarted:
+            # A server back from away is a new start: no backoff earned from the old one.
+            log.info(
+                "scope_server_back",
+                away_for=None if away_since is None else round(self._clock() - away_since, 2),
+                restarted=restarted,
+                version=health.version,
+            )
+            self.backoff.reset()
+            self._retry_at = 0.0
+
+    async def _connect(self, health: Health) -> None:
+        self._set_status("checking", attempt=self.backoff.failures + 1)
+        await self._ensure_pipeline(health)
+        await self._refresh_assets()
+        ice = await self._ice_servers()
+        self._mark_progress()
+        self._set_status("connecting", attempt=self.backoff.failures + 1)
+        self._lost = asyncio.get_running_loop().create_future()
         session = self._session = ScopeSession(
             self._client,
             ice_servers=ice,
             on_frame=self._frame,
             on_message=self._message,
             on_lost=self._session_lost,
+            outgoing=self._outgoing,
         )
+        self.offers += 1
         await session.open(self._store.initial_parameters(), timeout=self._cfg.connect_timeout)
+        self._mark_progress()
         self._last_frame = self._clock()
+        self._first_frame, self._stable = None, False
         self._window_start, self._frames_window = self._last_frame, 0
         self.sender.attach(session)
         self.status.session_id = session.session_id
-        self._set_status("connecting", "waiting for the first frame", attempt=attempt)
+        self._set_status("connecting", "waiting for the first frame")
 
-    async def _ensure_pipeline(self) -> None:
-        """Load the configured pipeline unless the server already has it loaded."""
-        wanted_ids = list(self._store.get("pipeline_ids") or self._pipeline.pipeline_ids)
-        wanted_params = self._pipeline.load_params()
-        if wanted_params.get("quantization") and wanted_params.get("vace_enabled"):
-            raise PipelineLoadError("FP8 quantization cannot be combined with VACE")
-        status = await self._client.pipeline_status(timeout=self._cfg.connect_timeout)
-        if status.loaded and self._matches(
-            status.pipeline_ids, status.load_params, wanted_ids, wanted_params
-        ):
+    async def _ice_servers(self) -> list[Any]:
+        if not self._use_server_ice:
+            return []
+        try:
+            servers = await self._client.ice_servers()
+        except ScopeError as err:
+            log.debug("ice_servers_unavailable", error=str(err))
+            return []
+        return await self._ice.filter(servers)
+
+    async def _refresh_assets(self) -> None:
+        """Reference images the server lost (restart, new pod) go up again before the offer."""
+        try:
+            moved = await self.assets.refresh()
+        except ScopeError as err:
+            log.warning("assets_check_failed", error=str(err))
             return
-        if status.status != "loading":
-            self._set_status("loading", f"loading {'+'.join(wanted_ids)}")
-            log.info(
-                "pipeline_load",
-                pipeline_ids=wanted_ids,
-                load_params=wanted_params,
-                server_status=status.status,
-            )
-            await self._client.load_pipeline(wanted_ids, wanted_params)
-        await self._wait_loaded(wanted_ids, wanted_params)
+        current = self._store.get("vace_ref_images")
+        if moved and isinstance(current, list):
+            updated = [moved.get(path, path) for path in current]
+            if updated != current:
+                self._store.set("vace_ref_images", updated, source="assets")
 
-    @staticmethod
-    def _matches(
-        have_ids: tuple[str, ...],
-        have_params: Mapping[str, Any],
-        want_ids: list[str],
-        want_params: Mapping[str, Any],
-    ) -> bool:
-        if have_ids and want_ids[-1] not in have_ids:
-            return False
-        return all(
-            have_params.get(k, v) == v for k, v in want_params.items() if k in ("width", "height")
-        )
+    async def _ensure_pipeline(self, health: Health) -> None:
+        """Load the configured pipeline unless the server has exactly it loaded."""
+        want_ids = tuple(self._store.get("pipeline_ids") or self._pipeline.pipeline_ids)
+        want_params = self._pipeline.load_params()
+        for _key, problem in load_conflicts(want_params):
+            raise PipelineLoadError(problem)
+        server = health.server_start_time
+        status = await self._client.pipeline_status(timeout=self._cfg.connect_timeout)
+        reason = reload_reason(status, want_ids, want_params, self._load_record, server)
+        if reason is None:
+            return
+        watch = LoadWatch(want_ids, want_params, signature(status), self._pipeline.load_grace)
+        if status.status == "loading":
+            watch.saw_loading = True  # a load is under way (ours from a cycle before?): wait
+        else:
+            self._set_status("loading", f"loading {'+'.join(want_ids)}")
+            log.info("pipeline_load", pipeline_ids=want_ids, load_params=want_params, why=reason)
+            self._load_record = None
+            await self._client.load_pipeline(list(want_ids), want_params)
+        await self._wait_loaded(watch)
+        self._load_record = LoadRecord(server, want_ids, dict(want_params))
 
-    async def _wait_loaded(self, wanted_ids: list[str], wanted_params: Mapping[str, Any]) -> None:
+    async def _wait_loaded(self, watch: LoadWatch) -> None:
         deadline = self._clock() + self._pipeline.load_timeout
         last_report: tuple[Any, ...] = ()
         delay = 0.05
+        names = "+".join(watch.want_ids)
         while True:
             status = await self._client.pipeline_status(timeout=self._cfg.connect_timeout)
-            if status.status == "loaded":
-                log.info("pipeline_loaded", pipeline_ids=list(status.pipeline_ids) or wanted_ids)
+            now = self._clock()
+            self._mark_progress()
+            outcome = watch.see(status, now)
+            if outcome is LoadOutcome.DONE:
+                log.info("pipeline_loaded", pipeline_ids=list(status.pipeline_ids) or names)
                 return
-            if status.status == "error":
-                raise PipelineLoadError(f"pipeline load failed: {status.error or 'no detail'}")
-            if status.status == "not_loaded":
-                # Another client unloaded it, or the server restarted mid-load.
-                raise PipelineLoadError("pipeline load did not start or was lost")
+            if outcome is LoadOutcome.FAILED:
+                detail = f" ({status.error})" if status.error else ""
+                raise PipelineLoadError(
+                    f"the Scope server could not load {names} — its own log says why{detail}"
+                )
             report = (status.status, status.loading_stage, status.progress)
             if report != last_report:
                 log.info("pipeline_loading", stage=status.loading_stage, progress=status.progress)
-                self._set_status("loading", status.loading_stage or "loading")
+                self._set_status("loading", status.loading_stage or f"loading {names}")
                 last_report = report
-            if self._clock() > deadline:
+            if now > deadline:
                 raise PipelineLoadError(
-                    f"pipeline still {status.status} after {self._pipeline.load_timeout:g}s"
+                    f"pipeline {names} still {status.status} after {self._pipeline.load_timeout:g}s"
                 )
-            # Polling is the only way: Scope has no load-finished event.
+            # Polling is the only way: Scope has no load-finished event. Capped at 0.5 s so a
+            # one-read ``error`` is still caught and a finished load is used at once.
             await asyncio.sleep(delay)
-            delay = min(1.0, delay * 1.5)
+            delay = min(0.5, delay * 1.5)
 
     async def _watch(self) -> str:
         """Return the reason the session ended; probes the server when frames stop."""
@@ -301,16 +420,21 @@ class SessionSupervisor:
                 pass
             now = self._clock()
             if self._store.get("paused"):
-                self._last_frame = now  # paused: silence is expected
+                # Paused: silence is expected, and the watch is still doing its job.
+                self._last_frame = self.progress_at = now
             silent = now - self._last_frame
+            flowing = self._first_frame is not None and silent < probe_after
+            if flowing and not self._stable and now - self._first_frame >= self._cfg.stable_after:
+                self._stable = True  # frames flowed long enough: losses retry at once again
+                self.backoff.reset()
+                self._last_unexpected = None
             if silent >= stall:
                 return f"no frame for {silent:.1f}s (stall)"
             if silent >= probe_after and now - last_probe >= probe_after:
                 last_probe = now
                 if self._streaming:
                     self._streaming = False
-                    if self._sink is not None:
-                        self._sink.on_stream_state(False)
+                    self._sink_state(False)
                 reason = await self._probe()
                 if reason:
                     return reason
@@ -320,18 +444,26 @@ class SessionSupervisor:
 
     async def _probe(self) -> str | None:
         """Ask the server why frames stopped; a reason means the session is gone."""
-        timeout = max(0.5, self._cfg.probe_after)
+        timeout = self._cfg.probe_timeout
+        self._mark_progress()
         try:
-            await self._client.health(timeout=timeout)
+            health = await self._client.health(timeout=timeout)
+            start = health.server_start_time
+            if start is not None and self._server_start is not None and start != self._server_start:
+                return "the server restarted (new server_start_time)"
             status = await self._client.pipeline_status(timeout=timeout)
             if not status.loaded:
                 return f"pipeline {status.status} on the server (restarted?)"
-            if self._session is not None and self._session.session_id is not None:
-                await self._client.add_ice_candidates(self._session.session_id, [], timeout=timeout)
-        except ScopeHTTPError as err:
-            if err.status == 404:
-                return "the server no longer knows this session (restarted?)"
-            log.debug("probe_http_error", error=str(err))
+            session_id = self._session.session_id if self._session is not None else None
+            if session_id is not None:
+                try:
+                    sessions = await self._client.session_metrics(timeout=timeout)
+                except ScopeHTTPError as err:
+                    if err.status != 404:
+                        raise
+                    sessions = None  # v0.1.x has no metrics: nothing more to learn
+                if sessions is not None and session_id not in sessions:
+                    return "the server no longer knows this session (restarted?)"
         except ScopeError as err:
             return f"server unreachable: {err}"
         return None
@@ -344,16 +476,30 @@ class SessionSupervisor:
 
     def _frame(self, frame: av.VideoFrame) -> None:
         now = self._clock()
-        self._last_frame = now
+        self._last_frame = self.progress_at = now
         self._frames_window += 1
         self.status.frames += 1
+        if self._first_frame is None:
+            self._first_frame = now
         if not self._streaming:
             self._streaming = True
             self._set_status("streaming")
-            if self._sink is not None:
-                self._sink.on_stream_state(True)
+            self._sink_state(True)
         if self._sink is not None:
-            self._sink.on_frame(frame)
+            try:
+                self._sink.on_frame(frame)
+            except Exception:  # an output's bug is the output's problem, not the session's
+                if not self._sink_failed:
+                    self._sink_failed = True
+                    log.exception("frame_sink_failed")
+
+    def _sink_state(self, streaming: bool) -> None:
+        if self._sink is None:
+            return
+        try:
+            self._sink.on_stream_state(streaming)
+        except Exception:
+            log.exception("frame_sink_failed")
 
     def _message(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -378,17 +524,35 @@ class SessionSupervisor:
     # ----- helpers
 
     async def _close_session(self, *, polite: bool) -> None:
+        """Close the session; its DELETE (so the server drops it too) runs in the background.
+
+        A server that is hung (SIGSTOP) gets the DELETE when it wakes up, and
+        the next session does not wait for it. ``stop()`` waits for it.
+        """
         self.sender.attach(None)
         session, self._session = self._session, None
+        self.status.session_id = None
         if self._streaming:
             self._streaming = False
-            if self._sink is not None:
-                self._sink.on_stream_state(False)
-        if session is not None:
-            try:
-                await session.close(polite=polite)
-            except Exception:  # closing a broken connection may fail; it is gone anyway
-                log.debug("session_close_failed", exc_info=True)
+            self._sink_state(False)
+        if session is None:
+            return
+        if polite and session.session_id is not None:
+            task = asyncio.get_running_loop().create_task(
+                self._delete(session.session_id), name="scope-delete"
+            )
+            self._deletes.add(task)
+            task.add_done_callback(self._deletes.discard)
+        try:
+            await session.close(polite=False)
+        except Exception:  # closing a broken connection may fail; it is gone anyway
+            log.debug("session_close_failed", exc_info=True)
+
+    async def _delete(self, session_id: str) -> None:
+        try:
+            await self._client.delete_session(session_id, timeout=DELETE_TIMEOUT)
+        except ScopeError as err:
+            log.debug("session_delete_failed", session=session_id, error=str(err))
 
     def _log_stats(self, now: float) -> None:
         elapsed = now - self._window_start
@@ -409,14 +573,12 @@ class SessionSupervisor:
             self.status.attempt = attempt
         if changed:
             self.status.since = self._clock()
-            if state in ("streaming", "stopped", "reconnecting"):
-                pass  # logged by the caller with more context, or below
             fields = {"reason": reason} if reason else {}
             if state == "streaming":
                 log.info(
                     "session_streaming", session=self.status.session_id, attempt=self.status.attempt
                 )
-            elif state not in ("reconnecting",):
+            elif state != "reconnecting":  # logged by the caller with more context
                 log.info(f"session_{state}", attempt=self.status.attempt, **fields)
             self._emit()
 

@@ -8,7 +8,6 @@ this output's thread, so a slow NDI host or disk delays nothing else.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
@@ -20,6 +19,7 @@ import av
 import structlog
 
 from soundscape.scope.backoff import backoff_delay
+from soundscape.tasks import Supervised, in_thread, supervise
 from soundscape.video.config import OutputConfig
 from soundscape.video.frames import black_frame, conform, load_still
 from soundscape.video.hold import HoldClock
@@ -55,7 +55,7 @@ class OutputRunner:
         self._state_events: deque[bool] = deque()
         self._clock = HoldClock(config.fps, config.hold_after)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._part: Supervised | None = None
         self._last_frame: av.VideoFrame | None = None
         self._hold_cache: dict[tuple[str, tuple[int, int]], av.VideoFrame] = {}
         self._open_failures = 0
@@ -65,8 +65,9 @@ class OutputRunner:
 
     # -- event loop side -----------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"video-{self.label}", daemon=True)
-        self._thread.start()
+        """Start the worker thread, supervised: a crash is logged and the worker restarted."""
+        name = f"video-{self.label}"
+        self._part = supervise(name, lambda: in_thread(self._run, name=name))
 
     def offer(self, frame: av.VideoFrame, t_in_ns: int) -> None:
         """Queue a frame for this output; never blocks."""
@@ -81,13 +82,14 @@ class OutputRunner:
     async def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._mailbox.close()
-        thread = self._thread
-        if thread is None:
+        part = self._part
+        if part is None:
             return
-        await asyncio.to_thread(thread.join, timeout)
+        # The thread sees the flag and ends ("stopped"); one stuck in a library call does not.
+        await part.stop(grace=timeout)
         # Frames still queued were never sent: frames_in == sent + dropped holds.
         self.stats.add_dropped(self._mailbox.drain())
-        if thread.is_alive():
+        if self.state not in ("idle", "stopped", "failed"):
             # A library call is stuck; the thread is a daemon and dies with the process.
             log.warning("output_stop_timeout", output=self.label, timeout=timeout)
 
@@ -124,9 +126,10 @@ class OutputRunner:
                         continue
                 opened = self._step()
         except Exception:
-            # A bug here must not take the daemon down; the other outputs run on.
-            log.exception("output_crashed", output=self.label)
-            self.state, self.reason = "failed", "crashed (see log)"
+            # A bug here must not take the daemon down; the other outputs run on. The
+            # supervisor (tasks.py) logs the traceback and starts this worker again.
+            self.state, self.reason = "failed", "crashed (see log); restarting"
+            raise
         finally:
             self._close()
             if self.state != "failed":
