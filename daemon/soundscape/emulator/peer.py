@@ -87,6 +87,8 @@ class NumberedTrack(MediaStreamTrack):
         self._resume.set()
 
     async def recv(self) -> VideoFrame:
+        if self.readyState != "live":
+            raise MediaStreamError  # stop(): the sender ends, as aiortc's own tracks do
         await self._resume.wait()
         now = time.monotonic()
         if self._next_at is None:

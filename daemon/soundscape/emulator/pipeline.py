@@ -25,6 +25,7 @@ from soundscape.emulator.config import EmulatorConfig
 log = structlog.get_logger(__name__)
 
 LOADING_STAGE = "Initializing pipeline..."
+HELD_LOAD = 0.1  # a switch to a load at most this long holds status reads through it
 LIST_MSG = "Input should be a valid list"
 EMPTY_LOAD = "Either 'pipelines' or 'pipeline_ids' must be provided"
 
@@ -132,22 +133,53 @@ class PipelineManager:
     async def _load(
         self, generation: int, pipeline_ids: list[str], load_params: dict[str, Any], fail: bool
     ) -> None:
-        started = time.monotonic()
         previous = self.shown_id
-        if self.instance is not None:
-            await self._unload()
+        unknown = [p for p in pipeline_ids if p not in catalog.PIPELINES]
+        missing = [p for p in pipeline_ids if p in self._config.missing_models]
+        culprits = unknown or missing or (["(emulated failure)"] if fail else [])
+        # An unregistered id fails at the registry, at once.
+        seconds = 0.0 if unknown else self._load_seconds(pipeline_ids)
+        load = (generation, pipeline_ids, load_params, culprits, seconds, previous)
+        if self.instance is None:
+            await self._run(*load)
+            return
+        # A switch: status reads wait out the unload, and a quick load after it too, so
+        # a poller sees loaded(A) -> loaded(B) (sequence 2); around a load that fails they
+        # see not_loaded, loading, error (sequence 3).
+        async with self._lock:
+            self.ready.clear()
+            try:
+                await asyncio.sleep(self._config.unload_time)
+            finally:
+                self._clear()
+                self.ready.set()
+                self._on_change()
+            if not culprits and seconds <= HELD_LOAD:
+                await self._run(*load)
+                return
+        await asyncio.sleep(0)  # let the held reads see not_loaded first
+        await self._run(*load)
+
+    async def _run(
+        self,
+        generation: int,
+        pipeline_ids: list[str],
+        load_params: dict[str, Any],
+        culprits: list[str],
+        seconds: float,
+        previous: str | None,
+    ) -> None:
+        started = time.monotonic()
         self.status = "loading"
         self.pipeline_ids = pipeline_ids
         self.load_params = load_params
         self.loading_stage = LOADING_STAGE
         self._on_change()
-        unknown = [p for p in pipeline_ids if p not in catalog.PIPELINES]
-        if not unknown:  # an unregistered id fails at the registry, at once
-            await asyncio.sleep(self._load_seconds(pipeline_ids))
-        missing = [p for p in pipeline_ids if p in self._config.missing_models]
+        if seconds > 0:
+            await asyncio.sleep(seconds)
         self.loading_stage = None
-        if fail or unknown or missing:
-            self._fail(unknown or missing or ["(emulated failure)"])
+        if culprits:
+            self._fail(culprits)
         else:
             self.status = "loaded"
             # The status names one id: the one already loaded if it stays, else the first.
@@ -159,16 +191,6 @@ class PipelineManager:
                 seconds=round(time.monotonic() - started, 3),
             )
         self._on_change()
-
-    async def _unload(self) -> None:
-        async with self._lock:
-            self.ready.clear()
-            try:
-                await asyncio.sleep(self._config.unload_time)
-            finally:
-                self._clear()
-                self.ready.set()
-                self._on_change()
 
     def _fail(self, culprits: list[str]) -> None:
         self._clear()
