@@ -45,6 +45,7 @@ from soundscape.control.targets import resolve
 from soundscape.errors import BackendUnavailable, ConfigError, ParamError
 from soundscape.scope.params import ParameterStore
 from soundscape.settings import Problem, build
+from soundscape.tasks import Supervised, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -96,7 +97,7 @@ class MidiControl:
         self._poll_handle: asyncio.TimerHandle | None = None
         self._poll_at: float | None = None
         self._unsubscribe: Callable[[], None] | None = None
-        self._clock_task: asyncio.Task[None] | None = None
+        self._clock_task: Supervised | None = None
         self._counts: Counter[str] = Counter()
         self._port_listeners: list[PortListener] = []
         self._monitors: list[MessageHandler] = []
@@ -136,7 +137,7 @@ class MidiControl:
             "learn", self._learn_command, "MIDI learn: bind the next control moved to a target."
         )
         await self.ports.start()
-        self._clock_task = asyncio.create_task(self._watch_clock(), name="midi-clock-watch")
+        self._clock_task = supervise("midi-clock-watch", self._watch_clock)
 
     async def stop(self) -> None:
         if self._learning is not None:
@@ -144,7 +145,9 @@ class MidiControl:
         if self._poll_handle is not None:
             self._poll_handle.cancel()
             self._poll_handle = None
-        tasks = [t for t in (self._clock_task, *self._tasks) if t is not None]
+        if self._clock_task is not None:
+            await self._clock_task.stop()
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         # gather returns the tasks' own cancellations, but re-raises ours.

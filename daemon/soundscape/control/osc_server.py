@@ -45,6 +45,7 @@ from soundscape.control.osc_packet import MalformedPacket, Message, decode
 from soundscape.control.osc_pattern import PatternError, compile_pattern, is_pattern
 from soundscape.errors import BackendUnavailable, ParamError
 from soundscape.scope.params import INTERPOLATION_METHODS, ParameterStore
+from soundscape.tasks import Supervised, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -135,7 +136,7 @@ class OscServer:
         self._queue: asyncio.Queue[tuple[str, tuple[Any, ...], Origin, str]] = asyncio.Queue(
             COMMAND_QUEUE
         )
-        self._worker: asyncio.Task[None] | None = None
+        self._worker: Supervised | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._current: tuple[Origin, str] | None = None  # the message being applied
         self._actions: dict[str, Action] = {
@@ -188,7 +189,7 @@ class OscServer:
         self.address = (str(sockname[0]), int(sockname[1]))
         await self._feedback.add_targets(self.config.feedback_targets(), sock.family)
         self._unsubscribe = self.store.subscribe(self._on_change)
-        self._worker = asyncio.create_task(self._run_commands(), name="osc-commands")
+        self._worker = supervise("osc-commands", self._run_commands)
         log.info(
             "osc_listening",
             host=self.address[0],
@@ -209,10 +210,7 @@ class OscServer:
             handle.cancel()
         self._scheduled.clear()
         if self._worker is not None:
-            self._worker.cancel()
-            # wait() does not raise the worker's CancelledError, but does raise
-            # ours if stop() itself is cancelled.
-            await asyncio.wait([self._worker])
+            await self._worker.stop()
             self._worker = None
         if self._feedback is not None:
             self._feedback.close()

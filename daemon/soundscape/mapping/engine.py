@@ -41,7 +41,7 @@ from soundscape.mapping.rules import Evaluation, Inputs, Rule, RuleSet, hand_wei
 from soundscape.mapping.scenes import ReferenceImages, Scene, SceneBook, SceneDirector
 from soundscape.mapping.tempo import BeatClock, BeatClockRunner, BeatEvent, MidiClockLike, TapTempo
 from soundscape.scope.params import ParameterStore
-from soundscape.tasks import cancel_and_wait
+from soundscape.tasks import Supervised, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -130,7 +130,7 @@ class MappingEngine:
         self._published_bpm: tuple[float, str | None] | None = None
         self._feedback_due = 0.0
         self._limiter = LogLimiter(interval=60.0)
-        self._task: asyncio.Task[None] | None = None
+        self._task: Supervised | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe: list[Callable[[], None]] = []
         self.ticks = 0
@@ -164,7 +164,7 @@ class MappingEngine:
         await self.runner.start()
         await self.director.start()
         if ticking:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="mapping")
+            self._task = supervise("mapping", self._run)  # restarted with backoff if it fails
         log.info(
             "mapping_started",
             rules=len(self.rules.rules),
@@ -174,7 +174,7 @@ class MappingEngine:
 
     async def stop(self) -> None:
         if self._task is not None:
-            await cancel_and_wait(self._task)
+            await self._task.stop()
             self._task = None
         tasks = list(self._tasks)
         for task in tasks:

@@ -17,7 +17,7 @@ import av
 import structlog
 
 from soundscape.errors import BackendUnavailable
-from soundscape.tasks import cancel_and_wait
+from soundscape.tasks import Supervised, supervise
 from soundscape.video import ndi_env
 from soundscape.video.config import OutputConfig
 from soundscape.video.outputs.base import Output
@@ -44,7 +44,7 @@ class VideoFanout:
         self._backends = backends
         self._runners: list[OutputRunner] = []
         self._unavailable: dict[str, dict[str, Any]] = {}
-        self._stats_task: asyncio.Task[None] | None = None
+        self._stats_task: Supervised | None = None
         self._started = False
 
     async def start(self) -> None:
@@ -76,7 +76,7 @@ class VideoFanout:
             runner = OutputRunner(config, backend_cls, self.size)
             runner.start()
             self._runners.append(runner)
-        self._stats_task = asyncio.create_task(self._log_stats(), name="video-stats")
+        self._stats_task = supervise("video-stats", self._log_stats)
         log.info(
             "video_outputs_started",
             outputs=[r.label for r in self._runners],
@@ -87,7 +87,8 @@ class VideoFanout:
         if not self._started:
             return
         task, self._stats_task = self._stats_task, None
-        await cancel_and_wait(task)
+        if task is not None:
+            await task.stop()
         self._started = False  # on_frame ignores frames from here on
         await asyncio.gather(*(r.stop() for r in self._runners))
         for runner in self._runners:
