@@ -63,7 +63,18 @@ def _build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--width", type=int, default=576)
     emulate.add_argument("--height", type=int, default=320)
     emulate.add_argument("--fps", type=float, default=30.0)
-    emulate.add_argument("--load-time", type=float, default=0.5, help="seconds a load takes")
+    emulate.add_argument(
+        "--load-time", type=float, default=0.5, help="seconds a diffusion pipeline load takes"
+    )
+    emulate.add_argument(
+        "--restart-downtime",
+        type=float,
+        default=4.4,
+        help="seconds POST /api/v1/restart refuses connections",
+    )
+    emulate.add_argument(
+        "--no-ice-servers", action="store_true", help="list no STUN server (default: Google's)"
+    )
     emulate.add_argument("--tempo", type=float, default=None, help="send tempo_update at BPM")
     emulate.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
@@ -183,8 +194,11 @@ def _emulate(args: argparse.Namespace) -> int:
                 "emulator_listening", url=emu.url, faults=f"curl -X POST {emu.url}/_emulator/drop"
             ),
         )
+        restart_downtime=args.restart_downtime,
 
     asyncio.run(main())
+    if args.no_ice_servers:
+        cfg.ice_servers = []
     return 0
 
 

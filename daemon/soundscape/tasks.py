@@ -305,6 +305,8 @@ async def in_thread(fn: Callable[[], T], *, name: str) -> T:
         try:
             result = fn()
         except BaseException as err:  # carried to the loop, raised there
+            if not isinstance(err, Exception):  # SystemExit in a thread ends only the thread
+                err = RuntimeError(f"thread {name} ended by {err!r}")
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(settle, None, err)
             return
