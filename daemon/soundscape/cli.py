@@ -177,8 +177,11 @@ def _emulate(args: argparse.Namespace) -> int:
         height=args.height,
         fps=args.fps,
         load_time=args.load_time,
+        restart_downtime=args.restart_downtime,
         tempo_bpm=args.tempo,
     )
+    if args.no_ice_servers:
+        cfg.ice_servers = []
 
     async def main() -> None:
         from soundscape.app import install_signal_handlers
@@ -194,11 +197,8 @@ def _emulate(args: argparse.Namespace) -> int:
                 "emulator_listening", url=emu.url, faults=f"curl -X POST {emu.url}/_emulator/drop"
             ),
         )
-        restart_downtime=args.restart_downtime,
 
     asyncio.run(main())
-    if args.no_ice_servers:
-        cfg.ice_servers = []
     return 0
 
 
