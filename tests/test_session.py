@@ -182,6 +182,7 @@ FAULTS = ["stream_stopped", "drop", "stall", "restart", "restart_keep_pipeline"]
 async def test_recovers_from_fault_with_state_resynced(
     emulator: Emulator, daemon: Daemon, fault: str
 ):
+    reasons = Losses(daemon)
     state = await emulator.wait_for(streaming_session(), timeout=15)
     await wait_status(daemon, "streaming")
     for round_ in range(2):
@@ -200,6 +201,8 @@ async def test_recovers_from_fault_with_state_resynced(
         assert state["pipeline"]["load_count"] == 3  # reloaded after each restart
     if fault == "restart_keep_pipeline":
         assert state["pipeline"]["load_count"] == 1  # the pipeline is still loaded: no reload
+        # Health and status look fine; only session/metrics shows the session is gone.
+        assert reasons == ["the server no longer knows this session (restarted?)"] * 2
 
 
 async def test_paused_session_is_not_rebuilt(emulator: Emulator, daemon: Daemon):
