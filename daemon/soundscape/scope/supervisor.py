@@ -74,7 +74,7 @@ SERVER_MESSAGES = (
     "change_scheduled",
     "change_applied",
 )
-DELETE_TIMEOUT = 5.0  # s a lost session's DELETE may take in the background
+DELETE_TIMEOUT = 30.0  # s a lost session's DELETE may wait (a SIGSTOPped server gets it on waking)
 
 
 @runtime_checkable
