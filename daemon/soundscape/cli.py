@@ -15,6 +15,7 @@ from soundscape import __version__, logs
 from soundscape.config import Config, load
 from soundscape.control import osc_config
 from soundscape.errors import ConfigError
+from soundscape.state.paths import StateFiles
 from soundscape.video.config import ndi_output
 
 log = structlog.get_logger(__name__)
@@ -48,6 +49,11 @@ def _build_parser() -> argparse.ArgumentParser:
             "--audio-device",
             metavar="NAME",
             help="capture from the input whose name contains NAME (enables [audio])",
+        )
+        p.add_argument(
+            "--fresh",
+            action="store_true",
+            help="start from the config alone, not from the saved show state",
         )
 
     run = sub.add_parser("run", help="run the daemon against a Scope server")
@@ -84,6 +90,12 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
 
     sub.add_parser("audio-devices", help="list audio inputs")
+    analyze = sub.add_parser(
+        "analyze", help="run the live beat tracker over an audio file: tempo, beats, bars"
+    )
+    analyze.add_argument("file", type=Path)
+    analyze.add_argument("--json", action="store_true", help="print JSON")
+    analyze.add_argument("--config", type=Path, default=None, help="use this config's [audio]")
     sub.add_parser("midi-ports", help="list MIDI ports")
     learn = sub.add_parser("midi-learn", help="bind the next MIDI control moved to TARGET")
     learn.add_argument("target", help="e.g. noise_scale, lora:ink, prompt_weight:1, command:panic")
@@ -91,8 +103,13 @@ def _build_parser() -> argparse.ArgumentParser:
         "--config",
         "-c",
         type=Path,
-        required=True,
-        help="config file the binding is saved to (comments kept)",
+        help="the daemon's config file: its [midi] ports and [state]; the binding is saved "
+        "to the state directory beside that show's state (SIGHUP the daemon to use it)",
+    )
+    learn.add_argument(
+        "--save-to-config",
+        action="store_true",
+        help="write the binding into the --config file instead (comments kept; a config you own)",
     )
     learn.add_argument("--timeout", type=float, default=30.0)
     return parser
@@ -233,9 +250,38 @@ def _midi_ports() -> int:
     return 0
 
 
+def _state_files(config: Config, config_path: Path | None) -> StateFiles:
+    import os
+
+    from soundscape.state.paths import state_files
+
+    return state_files(config.state, config_path, os.environ, Path.home())
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from soundscape.audio.analyze import AnalyzeError, analyze
+
+    try:
+        result = analyze(args.file, load(args.config).audio)
+    except ConfigError as err:
+        print("\n".join(err.problems), file=sys.stderr)
+        return 2
+    except AnalyzeError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(json.dumps(result.as_json()) if args.json else result.text())
+    return 0
+
+
 def _midi_learn(args: argparse.Namespace) -> int:
+    import functools
+
     from soundscape.control.midi import learn_once
+    from soundscape.control.midi_learn import save_mapping
     from soundscape.errors import BackendUnavailable, ParamError
+    from soundscape.state.learned import LearnedMappings
 
     logs.configure("warning")
 
@@ -243,10 +289,22 @@ def _midi_learn(args: argparse.Namespace) -> int:
         print(f"listening on {', '.join(inputs) or 'no input yet'}: move a control now")
 
     try:
+        if args.save_to_config:
+            if args.config is None:
+                print("--save-to-config needs --config", file=sys.stderr)
+                return 1
+            where: Path = args.config
+            save = functools.partial(save_mapping, args.config)
+        else:
+            where = _state_files(load(args.config), args.config).learned
+            save = LearnedMappings(where).save
         mapping = asyncio.run(
-            learn_once(args.config, args.target, timeout=args.timeout, on_ready=ready)
+            learn_once(args.config, args.target, save=save, timeout=args.timeout, on_ready=ready)
         )
-    except (BackendUnavailable, ParamError, ConfigError) as err:
+    except ConfigError as err:
+        print("\n".join(err.problems), file=sys.stderr)
+        return 1
+    except (BackendUnavailable, ParamError) as err:
         print(err, file=sys.stderr)
         return 1
     if mapping is None:
@@ -254,7 +312,7 @@ def _midi_learn(args: argparse.Namespace) -> int:
         return 1
     print(
         f"bound {mapping.type} {mapping.number} (channel {mapping.channel}) to "
-        f"{mapping.target}; saved to {args.config}"
+        f"{mapping.target}; saved to {where}"
     )
     return 0
 
@@ -265,6 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(args.file)
     if args.command == "audio-devices":
         return _audio_devices()
+    if args.command == "analyze":
+        return _analyze(args)
     if args.command == "midi-ports":
         return _midi_ports()
     if args.command == "midi-learn":
@@ -280,8 +340,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(config.log.level, config.log.format)
 
     from soundscape.app import run
+    from soundscape.tasks import CoreFailed
 
-    asyncio.run(run(config, with_emulator=args.command == "demo", config_path=args.config))
+    try:
+        asyncio.run(
+            run(
+                config,
+                with_emulator=args.command == "demo",
+                config_path=args.config,
+                # SIGHUP reads the file again, with the same command-line overrides.
+                load_config=(lambda: _load_config(args)) if args.config else None,
+                fresh=args.fresh,
+            )
+        )
+    except CoreFailed:
+        return 1  # logged as core_failed; systemd's Restart=always starts the daemon again
     return 0
 
 

@@ -1,34 +1,42 @@
-"""Streaming beat tracking on an onset-strength envelope (pure numpy).
+"""Streaming beat tracking that carries tempo and phase through time (pure numpy).
 
-Every frame the tracker stores one envelope value (the analyzer feeds it the
-spectral flux below 3 kHz, weighted 1/sqrt(f): kicks and snares carry the
-beat, hats subdivide it). Every ``update_interval`` seconds it re-estimates,
-from the last ``window`` seconds:
+Input, every analysis frame: onset strength in three bands — low (kick),
+mid (snare, clap, chords) and high (hats) — each divided by its own running
+mean, so a soft kick counts as much as a loud clap. Two envelopes are kept
+over the last ``window`` seconds: the *pulse* (all bands, hats at half
+weight) and the *backbone* (low + mid only: what carries beats and bars).
 
-1. **Tempo** — the autocorrelation of the envelope, scored on a fine BPM grid
-   as a comb over the first few multiples of each candidate period
-   (fractional lags, linear interpolation), so 128 BPM is told from 127.
-2. **Metrical level** — a periodic signal is also periodic at twice its
-   period, so the winner's octave family within ``min_bpm..max_bpm`` is
-   resolved by accents: starting from the fastest member, the slower one is
-   taken when the beats it would drop are clearly weaker than the ones it
-   keeps (hats between kicks), and the faster one otherwise (snare between
-   kicks). Strengths are measured above the envelope's median, so steady
-   noise does not blur the difference; the ratio is averaged over a few
-   seconds and decided with hysteresis.
-3. **Phase** — the envelope is summed along a comb of that period at every
-   phase; the best phase gives the last beat, from which the next beats are
-   predicted.
+Every ``update_interval`` seconds:
 
-Between estimations, beats are emitted as the stream passes each predicted
-beat time, so a beat event costs no analysis delay. A different tempo is
-adopted once it has persisted for TEMPO_CONFIRM seconds, a doubled or halved
-one only after OCTAVE_CONFIRM (once the first window is full), and a phase
-jump after two agreeing estimates, which keeps the beat steady through a fill.
+1. **Tempo evidence.** The autocorrelation of the pulse envelope, scored on
+   a log-spaced BPM grid as a comb over the first four multiples of each
+   period (fractional lags), gives a salience per tempo.
+2. **Metrical level.** For the strongest peaks, the backbone is folded at
+   twice the candidate period: when every other beat is much weaker than the
+   one before it (hats between kicks), the candidate is probably twice too
+   fast. That ratio, raised to ``accent_weight``, multiplies the salience,
+   and so does a log-normal tempo prior around ``prior_bpm`` — which is what
+   reads half-time styles (dubstep, trap) at their notated tempo, while a
+   hip-hop groove stays at 90.
+3. **Tempo through time.** A forward (HMM) filter over the grid: yesterday's
+   belief, blurred by a small tempo drift and a rare jump, times today's
+   evidence. A competing octave must win for a second or more to take over;
+   a true tempo change does.
+4. **Phase.** A second-order phase-locked loop. The backbone is folded at
+   the beat period with recent beats weighted most; the best phase near the
+   prediction corrects the next beat time and the period (so a ramp is
+   followed, not lagged). A far-away best phase must persist before the
+   clock jumps to it (no flips on syncopation or a fill); a tempo change of
+   more than a few percent re-seeds the loop.
+5. **Bars.** The backbone around each beat is accumulated per beat of the
+   bar (kick energy on beat 1, snare on the backbeats); the rotation that
+   fits the pattern best names the downbeat. The bar length is
+   ``beats_per_bar``, or 3 vs 4 decided from the kick's periodicity.
 
-Confidence = (comb score of the tempo, x2, clipped to 1) x (how much the best
-phase stands out of the others); it drops to 0 when no onset came for
-SILENCE_BEATS beats, and below ``min_confidence`` no beat events are emitted.
+Beats are emitted as the stream passes each predicted beat, so a beat event
+costs no analysis delay. Through a breakdown (no onsets) the clock flies on
+at the last tempo: beats keep coming with falling confidence, and the first
+hits of the drop pull the phase back within a beat or two.
 """
 
 from __future__ import annotations
@@ -40,20 +48,26 @@ import numpy as np
 from soundscape.audio.config import BeatSection
 
 HARMONICS = 4  # comb teeth per tempo candidate
-BPM_STEP = 0.1  # tempo grid resolution
-ACCENT_RATIO = 0.44  # off-beats weaker than this share of on-beats -> slower level
-ACCENT_HYSTERESIS = 0.04  # around ACCENT_RATIO, keep the level already chosen
-ACCENT_TAU = 3.0  # s: time constant of the running accent ratio (spans a bar or two)
-TEMPO_TOLERANCE = 0.04  # estimates this close (relative) are the same tempo
-TEMPO_CONFIRM = 0.4  # s a different tempo must persist before it is adopted
-OCTAVE_CONFIRM = 3.0  # s a doubled or halved tempo must persist (metrical level is sticky)
-PHASE_DECAY = 0.8  # weight of each older beat in the phase comb
-SILENCE_BEATS = 2.5  # no onset for this many beat periods -> no beats, zero confidence
-SPREAD = 0.02  # seconds an onset's flux spreads over; the envelope is box-summed over it
+GRID_STEP = 0.003  # relative spacing of the tempo grid (0.3 %)
+DRIFT = 0.004  # relative tempo drift per update allowed by the filter
+JUMP = 1e-4  # share of belief that may jump anywhere per update (tempo changes)
+PEAKS = 6  # salience peaks whose metrical accent is measured
+PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
+PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
+PLL_PHASE_GAIN = 0.5  # share of the phase error corrected per update
+JUMP_CONFIRM = 1.0  # s a far-away phase must persist before the clock jumps to it
+RESEED = 0.04  # filter tempo this far from the loop's: re-seed the loop
+SILENCE_BEATS = 4.0  # no onset for this many beats: confidence starts to fall
+FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on meanwhile)
+PHASE_W = (0.0, 1.0, 1.0)  # low, mid, high weights of the envelope the phase is read from
+RECENCY = 4.0  # s, time constant of the weighting of the tempo evidence
+SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
+BAR_TAU = 8.0  # s, memory of the downbeat statistics
+BAND_TAU = 4.0  # s, running mean of each band's flux
 
 
 class BeatTracker:
-    """Tempo, phase and beat events from one envelope value per frame."""
+    """Tempo, phase, beats and bars from per-band onset strength, frame by frame."""
 
     def __init__(self, config: BeatSection | None = None) -> None:
         self.config = config or BeatSection()
@@ -65,67 +79,99 @@ class BeatTracker:
         self.next_beat: float | None = None
         self.last_onset = -math.inf
         self.tempo_score = 0.0
-        self.phase_score = 0.0
-        self._env = np.zeros(0)
-        self._len = 0
-        self._pos = 0
-        self._count = 0
-        self._t_newest = 0.0
+        self.beats_per_bar = self.config.beats_per_bar or 4
+        self.beat_in_bar = 0  # index in the bar of the last emitted beat (0 = downbeat)
+        self.last_downbeat: float | None = None
         self._next_update = -math.inf
-        self._pending_bpm = 0.0
-        self._pending_since = 0.0
-        self._first_estimate: float | None = None
-        self._pending_beat: float | None = None
-        self._family = 0.0  # fastest in-range member of the current tempo octave family
-        self._ratios: dict[int, float] = {}  # running accent ratio per octave step
-        self._accent_count: dict[int, int] = {}
-        self._slower: dict[int, bool] = {}  # decision per octave step
 
     # ------------------------------------------------------------------ stream
 
     def _setup(self, hop: float) -> None:
+        cfg = self.config
         self.hop = hop
-        self._len = n = max(math.ceil(self.config.window / hop), 16)
-        self._env = np.zeros(2 * n)  # written twice so the last n frames are one slice
+        self._len = n = max(math.ceil(cfg.window / hop), 16)
+        self._pulse = np.zeros(2 * n)  # written twice so the last n frames are one slice
+        self._backbone = np.zeros(2 * n)
+        self._bands = np.zeros((3, 2 * n))
         self._pos = 0
         self._count = 0
-        bpms = np.arange(self.config.min_bpm, self.config.max_bpm + BPM_STEP / 2, BPM_STEP)
-        self._bpms = bpms
+        self._band_mean = [0.0, 0.0, 0.0]
+        self._band_k = 1.0 - math.exp(-hop / BAND_TAU)
+        steps = int(math.log(cfg.max_bpm / cfg.min_bpm) / GRID_STEP) + 1
+        self._bpms = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps))
+        self._lags = (60.0 / self._bpms / hop)[:, None] * np.arange(1, HARMONICS + 1)[None, :]
+        self._recency = np.exp((np.arange(n) - n + 1) * hop / RECENCY)
         self._kernel = np.ones(max(round(SPREAD / hop) + 1, 1))
-        # Lags (in frames) of each comb tooth for each candidate.
-        self._lags = (60.0 / bpms / hop)[:, None] * np.arange(1, HARMONICS + 1)[None, :]
+        octaves = np.log2(self._bpms / cfg.prior_bpm) / cfg.prior_octaves
+        self._prior = np.exp(-0.5 * octaves**2)
+        sigma = DRIFT / GRID_STEP
+        half = max(int(3 * sigma), 1)
+        drift = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
+        self._drift = drift / drift.sum()
+        self._belief = np.full(steps, 1.0 / steps)
+        self._meter_low = {b: np.zeros(b) for b in (2, 3, 4)}  # by beat count mod b
+        self._meter_mid = {b: np.zeros(b) for b in (2, 3, 4)}
+        self._beat_count = 0
+        self._bar_k = 1.0 - math.exp(-hop / BAR_TAU)
 
-    def update(self, value: float, t: float, now: float, dt: float, onset: bool = False) -> bool:
-        """Add the envelope ``value`` of the frame at ``t``; True if a beat fell before ``now``.
+    def update(
+        self, value: float | np.ndarray, t: float, now: float, dt: float, onset: bool = False
+    ) -> bool:
+        """Add the frame at ``t``; True if a beat fell before ``now``.
 
-        ``t`` is the frame's time on the audio timeline (already corrected for
-        analysis delay); ``now`` is the end of the audio received so far.
+        ``value`` is the onset strength of the frame in the low, mid and high
+        bands (a scalar counts as all three). ``t`` is the frame's time on the
+        audio timeline (already corrected for analysis delay); ``now`` is the
+        end of the audio received so far.
         """
         if dt != self.hop:
             self._setup(dt)
             self.reset_tracking()
-        n, p = self._len, self._pos
-        self._env[p] = value
-        self._env[p + n] = value
-        self._pos = p + 1 if p + 1 < n else 0
+        if isinstance(value, float | int):
+            lo = mid = hi = float(value)
+        else:
+            lo, mid, hi = (float(v) for v in value)
+        # Each band relative to its running mean (a plain mean while it fills).
         self._count += 1
+        k = max(self._band_k, 1.0 / self._count)
+        m = self._band_mean
+        m[0] += (lo - m[0]) * k
+        m[1] += (mid - m[1]) * k
+        m[2] += (hi - m[2]) * k
+        lo, mid, hi = lo / (m[0] + 1e-9), mid / (m[1] + 1e-9), hi / (m[2] + 1e-9)
+        n, p = self._len, self._pos
+        pulse = lo + mid + 0.5 * hi
+        back = lo + mid
+        self._pulse[p] = self._pulse[p + n] = pulse
+        self._backbone[p] = self._backbone[p + n] = back
+        self._bands[:, p] = self._bands[:, p + n] = (lo, mid, hi)
+        self._pos = p + 1 if p + 1 < n else 0
         self._t_newest = t
         if onset:
             self.last_onset = t
+        if self.last_beat is not None and abs(t - self.last_beat) < 0.12 * self.period:
+            self._bar_frame(lo, mid)
         if now >= self._next_update and self._count * dt >= self._min_history():
             self._next_update = now + self.config.update_interval
             self._estimate()
-        if self.period > 0 and now - self.last_onset > SILENCE_BEATS * self.period:
-            self.confidence = 0.0
+        return self._emit(now)
+
+    def _emit(self, now: float) -> bool:
         nb = self.next_beat
         if nb is None or now <= nb:
             return False
-        # Step the prediction past ``now``; emit the beat that fell in this block.
         while nb <= now - self.period * 0.5:  # beats long past (a stall) are dropped
             nb += self.period
+            self.beat_in_bar = (self.beat_in_bar + 1) % self.beats_per_bar
         fired = False
         if nb <= now:
             self.last_beat = nb
+            self._beat_count += 1
+            self.beat_in_bar = (self.beat_in_bar + 1) % self.beats_per_bar
+            if self.beat_in_bar == 0:
+                self._decide_bar()
+            if self.beat_in_bar == 0:
+                self.last_downbeat = nb
             fired = self.confidence >= self.config.min_confidence
             nb += self.period
         self.next_beat = nb
@@ -138,49 +184,89 @@ class BeatTracker:
         x = 1.0 - (self.next_beat - t) / self.period
         return x - math.floor(x)
 
+    def bar_phase_at(self, t: float) -> float:
+        """Position of ``t`` in the bar (0 on the downbeat, rising to 1); 0 if unknown."""
+        if self.next_beat is None or self.period <= 0:
+            return 0.0
+        beats_to_next = (self.next_beat - t) / self.period  # 0..1 before the next beat
+        next_index = (self.beat_in_bar + 1) % self.beats_per_bar
+        x = (next_index - beats_to_next) / self.beats_per_bar
+        return x - math.floor(x)
+
     def reset_tracking(self) -> None:
         self.bpm = 0.0
         self.period = 0.0
         self.confidence = 0.0
         self.last_beat = None
         self.next_beat = None
-        self._pending_bpm = 0.0
-        self._pending_beat = None
-        self._first_estimate = None
+        self.last_downbeat = None
+        self.beat_in_bar = 0
         self._next_update = -math.inf
-        self._family = 0.0
-        self._ratios = {}
-        self._accent_count = {}
-        self._slower = {}
+        self._pending_beat: float | None = None
+        self._pending_since = 0.0
+        if self.hop > 0:
+            self._belief[:] = 1.0 / len(self._belief)
+            for acc in (*self._meter_low.values(), *self._meter_mid.values()):
+                acc[:] = 0.0
 
     def _min_history(self) -> float:
         # Two periods of the slowest tempo plus a bit, at most the window.
         return min(2.2 * 60.0 / self.config.min_bpm, self.config.window)
 
-    # --------------------------------------------------------------- estimate
-
     def history(self) -> np.ndarray:
-        """The stored envelope, oldest first (a view; do not modify)."""
+        """The stored pulse envelope, oldest first (a view; do not modify)."""
+        return self._view(self._pulse)
+
+    def _view(self, ring: np.ndarray) -> np.ndarray:
         n, p = self._len, self._pos
         m = min(self._count, n)
-        return self._env[p + n - m : p + n]
+        return ring[p + n - m : p + n]
+
+    # --------------------------------------------------------------- estimate
 
     def _estimate(self) -> None:
-        env = self.history()
-        # Box-sum over an onset's spread: a hit straddling two frames counts
-        # as much as one falling in a single frame.
-        env = np.convolve(env, self._kernel, mode="same")
+        pulse = np.convolve(self._view(self._pulse), self._kernel, mode="same")
+        back = np.convolve(self._view(self._backbone), self._kernel, mode="same")
+        n, p = self._len, self._pos
+        m = min(self._count, n)
+        bands = self._bands[:, p + n - m : p + n]
+        phase_env = np.stack([np.convolve(b, self._kernel, mode="same") for b in bands])
+        salience = self._salience(pulse)
+        if salience is None:
+            return
+        obs = self._metrical(salience, back)
+        # Forward filter: drift, rare jumps, evidence.
+        belief = np.convolve(self._belief, self._drift, mode="same")
+        belief = belief * (1.0 - JUMP) + JUMP / len(belief)
+        belief *= obs
+        total = float(belief.sum())
+        if not total > 0 or not math.isfinite(total):
+            return
+        self._belief = belief / total
+        best = int(np.argmax(self._belief))
+        bpm = float(self._bpms[best])
+        if 0 < best < len(salience) - 1:  # parabolic refinement on the salience
+            a, b, c = salience[best - 1], salience[best], salience[best + 1]
+            den = a - 2 * b + c
+            if den < 0:
+                bpm *= math.exp(GRID_STEP * 0.5 * (a - c) / den)
+        self.tempo_score = float(salience[best])
+        self._track_phase(bpm, phase_env)
+        silent_beats = (self._t_newest - self.last_onset) / max(self.period, 1e-3)
+        fade = min(max((silent_beats - SILENCE_BEATS) / (FLY_BEATS - SILENCE_BEATS), 0.0), 1.0)
+        self.confidence = min(max(self.tempo_score * 2.0, 0.0), 1.0) * (1.0 - fade)
+
+    def _salience(self, env: np.ndarray) -> np.ndarray | None:
+        """Comb score of the envelope's autocorrelation for every tempo of the grid."""
         m = len(env)
-        x = env - env.mean()
+        # Recent frames weigh more, so a ramp is followed rather than averaged.
+        x = (env - env.mean()) * self._recency[-m:]
         nfft = 1 << math.ceil(math.log2(2 * m))
         spec = np.fft.rfft(x, nfft)
         acf = np.fft.irfft(spec.real**2 + spec.imag**2, nfft)[:m]
         if acf[0] <= 0:
-            self.confidence = 0.0
-            return
+            return None
         acf = acf / (acf[0] * (m - np.arange(m)) / m)  # unbiased, 1 at lag 0
-
-        # 1. tempo: comb score on the BPM grid (teeth whose lag has enough overlap)
         max_lag = m - 1.0 / self.hop  # keep at least one second of overlap
         lags = self._lags
         valid = lags < max_lag
@@ -189,64 +275,45 @@ class BeatTracker:
         frac = li - i0
         teeth = acf[i0] * (1 - frac) + acf[i0 + 1] * frac
         counts = valid.sum(axis=1)
-        scores = np.where(counts > 0, (teeth * valid).sum(axis=1) / np.maximum(counts, 1), -1.0)
-        best = int(np.argmax(scores))
-        bpm = float(self._bpms[best])
-        if 0 < best < len(scores) - 1:  # parabolic refinement between grid points
-            a, b, c = scores[best - 1], scores[best], scores[best + 1]
-            den = a - 2 * b + c
-            if den < 0:
-                bpm += BPM_STEP * 0.5 * (a - c) / den
-        self.tempo_score = float(scores[best])
+        return np.where(counts > 0, (teeth * valid).sum(axis=1) / np.maximum(counts, 1), -1.0)
 
-        # 2. metrical level: walk down the octave family from the fastest member
-        lo, hi = self.config.min_bpm, self.config.max_bpm
-        fast = bpm
-        while fast * 2 <= hi:
-            fast *= 2
-        if self._family <= 0 or abs(fast - self._family) > TEMPO_TOLERANCE * fast:
-            self._family = fast
-            self._ratios.clear()
-            self._accent_count.clear()
-            self._slower.clear()
-        level = 0
-        while fast / 2 >= lo:
-            slow = fast / 2
-            ratio = self._accent_ratio(env, 60.0 / slow / self.hop)
-            avg = self._ratios.get(level)
-            # A running mean at first (every early measurement counts alike),
-            # then an exponential average over about ACCENT_TAU.
-            n = self._accent_count.get(level, 0) + 1
-            self._accent_count[level] = n
-            alpha = max(1.0 / n, 1.0 - math.exp(-self.config.update_interval / ACCENT_TAU))
-            avg = ratio if avg is None else avg + (ratio - avg) * alpha
-            self._ratios[level] = avg
-            # Hysteresis: an ambiguous accent pattern keeps the level already chosen.
-            if avg < ACCENT_RATIO - ACCENT_HYSTERESIS:
-                self._slower[level] = True
-            elif avg > ACCENT_RATIO + ACCENT_HYSTERESIS:
-                self._slower[level] = False
-            if not self._slower.setdefault(level, avg < ACCENT_RATIO):
-                break
-            fast = slow
-            level += 1
-        bpm = fast
+    def _metrical(self, salience: np.ndarray, back: np.ndarray) -> np.ndarray:
+        """Evidence per tempo: salience x prior x accent (measured at the strongest peaks)."""
+        s = np.maximum(salience, 0.0)
+        top = float(s.max())
+        if top <= 0:
+            return np.ones_like(s)
+        s = s / top
+        weighted = s * self._prior
+        # Local maxima, strongest first.
+        inner = weighted[1:-1]
+        peaks = np.flatnonzero((inner >= weighted[:-2]) & (inner > weighted[2:])) + 1
+        peaks = peaks[np.argsort(weighted[peaks])[::-1][:PEAKS]]
+        accent = np.full_like(s, 0.1**self.config.accent_weight)
+        width = max(int(0.03 / GRID_STEP), 1)
+        for i in sorted(peaks, key=lambda i: weighted[i]):
+            ratio = self._accent_ratio(back, 60.0 / self._bpms[i] / self.hop)
+            lo, hi = max(i - width, 0), i + width + 1
+            accent[lo:hi] = max(ratio, 0.1) ** self.config.accent_weight
+        return (weighted * accent) ** 2 + 1e-6
 
-        # 3. phase along a comb of that period
-        period_frames = 60.0 / bpm / self.hop
-        phase_frames, phase_score = self._best_phase(env, period_frames)
-        self.phase_score = phase_score
-        beat = self._t_newest - phase_frames * self.hop
-        self._adopt(bpm, beat, min(max(self.tempo_score * 2.0, 0.0), 1.0) * phase_score)
+    def _phase_scores(self, bands: np.ndarray, period: float, decay: float) -> np.ndarray:
+        """Phase scores from the three bands, each standardised over the phases.
 
-    def _comb(
-        self, env: np.ndarray, period: float, decay: float = PHASE_DECAY
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Phase scores (index = frames back from the newest) along a comb of ``period``.
-
-        Each older tooth weighs ``decay`` times the one after it.
+        Each band votes with the shape of its own fold, not its loudness: a
+        soft kick on the beat counts against loud hats or a bass off it.
         """
-        m = len(env)
+        out = 0.0
+        for w, env in zip(PHASE_W, bands, strict=True):
+            if w:
+                f = self._fold(env, period, decay)
+                sd = float(f.std())
+                out = out + w * (f - f.mean()) / (sd if sd > 0 else 1.0)
+        return np.asarray(out)
+
+    def _fold(self, env: np.ndarray, period: float, decay: float) -> np.ndarray:
+        """Scores per phase (index = frames back from the newest) along a comb of ``period``."""
+        m = env.shape[-1]
         n_beats = max(int((m - 1) / period), 1)
         phases = np.arange(math.ceil(period))
         back = phases[:, None] + period * np.arange(n_beats)[None, :]
@@ -254,67 +321,130 @@ class BeatTracker:
         ok = idx >= 0
         weights = decay ** np.arange(n_beats)
         vals = np.where(ok, env[np.maximum(idx, 0)], 0.0) * weights
-        return vals.sum(axis=1) / np.maximum((ok * weights).sum(axis=1), 1e-9), phases
+        return vals.sum(axis=1) / np.maximum((ok * weights).sum(axis=1), 1e-9)
 
-    def _best_phase(self, env: np.ndarray, period: float) -> tuple[float, float]:
-        scores, phases = self._comb(env, period)
-        i = int(np.argmax(scores))
-        top = float(scores[i])
-        quality = (top - float(scores.mean())) / top if top > 0 else 0.0
-        return float(phases[i]), quality
+    def _accent_ratio(self, back: np.ndarray, period: float) -> float:
+        """How strong the weaker of alternate beats is, relative to the stronger (0..1).
 
-    def _accent_ratio(self, env: np.ndarray, slow_period: float) -> float:
-        """Strength of the beats a slower level drops relative to those it keeps.
-
-        Strengths are taken above the envelope's median (the floor between
-        hits), so steady noise does not pull the ratio toward 1.
+        Measured above the envelope's median (the floor between hits), so
+        steady noise does not pull the ratio toward 1.
         """
-        scores, _ = self._comb(env, slow_period, 1.0)  # the whole window counts alike
-        floor = float(np.median(env))
+        scores = self._fold(back, 2.0 * period, 1.0)
+        floor = float(np.median(back))
         i = int(np.argmax(scores))
         on = float(scores[i]) - floor
-        j = round(i + slow_period / 2) % len(scores)
+        j = round(i + period) % len(scores)
         off = max(float(scores[j]) - floor, 0.0)
         return off / on if on > 0 else 1.0
 
-    def _adopt(self, bpm: float, beat: float, confidence: float) -> None:
-        """Take a new estimate, but let jumps in tempo or phase wait for confirmation."""
-        self.confidence = confidence
+    def _track_phase(self, bpm: float, back: np.ndarray) -> None:
+        period = 60.0 / bpm
         now = self._t_newest
-        if self._first_estimate is None:
-            self._first_estimate = now
-        if self.bpm > 0 and abs(bpm - self.bpm) > TEMPO_TOLERANCE * self.bpm:
-            ratio = bpm / self.bpm
-            octave = abs(ratio - 2.0) < 2 * TEMPO_TOLERANCE or abs(ratio - 0.5) < TEMPO_TOLERANCE
-            # While the first window fills, early (short-history) guesses may be
-            # corrected quickly; after that the metrical level is sticky.
-            settled = now - self._first_estimate >= self.config.window
-            need = OCTAVE_CONFIRM if octave and settled else TEMPO_CONFIRM
-            same = abs(bpm - self._pending_bpm) <= TEMPO_TOLERANCE * bpm
+        if self.period <= 0 or abs(math.log(period / self.period)) > RESEED:
+            self._seed(period, back)
+            return
+        # Predicted beat nearest to the newest frame, then the fold's best phase near it.
+        frames = self.period / self.hop
+        scores = self._phase_scores(back, frames, PHASE_DECAY)
+        nb = self.next_beat if self.next_beat is not None else now
+        predicted = (nb - now) % self.period  # s after now of the next beat
+        pred_back = (self.period - predicted) / self.hop  # frames back of the previous beat
+        n = len(scores)
+        offsets = np.arange(-int(PHASE_WINDOW * frames), int(PHASE_WINDOW * frames) + 1)
+        near = np.rint(pred_back + offsets).astype(np.intp) % n
+        k = int(np.argmax(scores[near]))
+        local = scores[near][k]
+        err_frames = float(offsets[k])
+        if 0 < k < len(near) - 1:
+            a, b, c = scores[near[k - 1]], local, scores[near[k + 1]]
+            den = a - 2 * b + c
+            if den < 0:
+                err_frames += 0.5 * (a - c) / den
+        glob = int(np.argmax(scores))
+        far = abs(((glob - pred_back + n / 2) % n) - n / 2) > PHASE_WINDOW * frames
+        if far and scores[glob] > local + 0.3 * sum(PHASE_W):
+            beat = now - glob * self.hop
+            same = (
+                self._pending_beat is not None
+                and abs(((beat - self._pending_beat) / self.period + 0.5) % 1.0 - 0.5) < 0.1
+            )
             if not same:
-                self._pending_bpm = bpm
-                self._pending_since = now
+                self._pending_beat, self._pending_since = beat, now
+            elif now - self._pending_since >= JUMP_CONFIRM:
+                self._pending_beat = None
+                self._place(self.period, beat)
                 return
-            if now - self._pending_since < need:
-                return
-        self._pending_bpm = 0.0
+        else:
+            self._pending_beat = None
+        # The previous beat is err_frames *earlier* than predicted when err > 0.
+        err = -err_frames * self.hop
+        self.period = 60.0 / bpm
         self.bpm = bpm
-        self.period = period = 60.0 / bpm
-        # First predicted beat after the last emitted one (never twice the same beat).
+        if self.next_beat is not None:
+            self.next_beat += PLL_PHASE_GAIN * err
+
+    def _seed(self, period: float, back: np.ndarray) -> None:
+        scores = self._phase_scores(back, period / self.hop, PHASE_DECAY)
+        beat = self._t_newest - int(np.argmax(scores)) * self.hop
+        self._pending_beat = None
+        self._place(period, beat)
+
+    def _place(self, period: float, beat: float) -> None:
+        """Set the period and the next beat from a known beat (never repeating one)."""
+        self.period = period
+        self.bpm = 60.0 / period
         after = self._t_newest if self.last_beat is None else self.last_beat + 0.5 * period
         k = math.ceil((after - beat) / period)
-        nb = beat + k * period
-        if self.next_beat is not None:
-            err = (nb - self.next_beat + period / 2) % period - period / 2
-            if abs(err) > 0.2 * period:  # a phase jump must be confirmed
-                if (
-                    self._pending_beat is not None
-                    and abs(((nb - self._pending_beat + period / 2) % period) - period / 2)
-                    < 0.1 * period
-                ):
-                    self._pending_beat = None
-                else:
-                    self._pending_beat = nb
-                    return
-        self._pending_beat = None
-        self.next_beat = nb
+        self.next_beat = beat + k * period
+
+    # ------------------------------------------------------------------- bars
+
+    def _bar_frame(self, lo: float, mid: float) -> None:
+        """Add a frame near the last beat to that beat's statistics, for each bar length."""
+        k = self._bar_k
+        for b, acc in self._meter_low.items():
+            j = self._beat_count % b
+            acc *= 1.0 - k
+            acc[j] += lo
+            mids = self._meter_mid[b]
+            mids *= 1.0 - k
+            mids[j] += mid
+
+    def _decide_bar(self) -> None:
+        """At a bar line: choose the bar length (if automatic) and which beat is the one."""
+        beats = self.config.beats_per_bar
+        if not beats:
+            contrast = {
+                b: _contrast(self._meter_low[b]) + _contrast(self._meter_mid[b]) for b in (3, 4)
+            }
+            beats = 3 if contrast[3] > 1.5 * contrast[4] else 4
+        lows, mids = _unit(self._meter_low[beats]), _unit(self._meter_mid[beats])
+        tl, tm = TEMPLATES[beats]
+        # The rotation r: beat count c is beat (c - r) % beats of the bar.
+        scores = [
+            float(np.dot(np.roll(lows, -r), tl) + np.dot(np.roll(mids, -r), tm))
+            for r in range(beats)
+        ]
+        r = int(np.argmax(scores))
+        self.beats_per_bar = beats
+        self.beat_in_bar = (self._beat_count - r) % beats
+
+
+# Templates per bar length (low band, mid band), beat 1 first: the kick leans on
+# the one, the snare or clap on the backbeats.
+TEMPLATES = {
+    2: (np.array([1.0, -1.0]), np.array([-1.0, 1.0])),
+    3: (np.array([1.0, -0.5, -0.5]), np.array([-1.0, 0.5, 0.5])),
+    4: (np.array([1.0, -0.6, 0.2, -0.6]), np.array([-0.5, 0.5, -0.5, 0.5])),
+}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    d = x - x.mean()
+    n = float(np.sqrt(np.dot(d, d)))
+    return d / n if n > 0 else d
+
+
+def _contrast(x: np.ndarray) -> float:
+    m = float(x.mean())
+    return float(x.std()) / m if m > 0 else 0.0

@@ -104,13 +104,29 @@ class BeatSection:
     min_bpm: float = setting(60.0, "Slowest tempo reported.", low=30, high=300)
     max_bpm: float = setting(180.0, "Fastest tempo reported.", low=30, high=300)
     window: float = setting(
-        6.0, "Seconds of onset history used to estimate tempo and phase.", low=2, high=20
+        8.0, "Seconds of onset history used to estimate tempo and phase.", low=2, high=20
     )
     update_interval: float = setting(
         0.25, "Seconds between tempo and phase re-estimations.", low=0.05, high=5
     )
     min_confidence: float = setting(
         0.15, "Below this confidence no beat events are emitted.", low=0, high=1
+    )
+    prior_bpm: float = setting(
+        125.0, "The tempo the show expects: ambiguous octaves lean toward it.", low=30, high=300
+    )
+    prior_octaves: float = setting(
+        0.6, "Width of the tempo prior, in octaves (larger: weaker pull).", low=0.1, high=4
+    )
+    accent_weight: float = setting(
+        0.4,
+        "Metrical preference: how much a weak every-other beat pushes toward half tempo. "
+        "0.4 reads half-time styles (dubstep, trap) at their notated tempo; 1.5 at the felt one.",
+        low=0,
+        high=4,
+    )
+    beats_per_bar: int = setting(
+        0, "Beats per bar for downbeats from the audio (0 = detect 3 or 4).", low=0, high=12
     )
 
     def check(self) -> list[tuple[str, str]]:

@@ -37,8 +37,8 @@ ONSET_DELAY_WINDOWS = 0.125
 # much later than the attack (measured, all window sizes): subtracted so
 # beats land on the hits.
 BEAT_LAG = 0.009
-# Beats are carried by kicks and snares: the beat envelope ignores bins above this.
-BEAT_MAX_HZ = 3000.0
+# Edges (Hz) of the beat tracker's low / mid / high onset bands.
+BEAT_BANDS = (150.0, 3000.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,6 +72,9 @@ class Features:
     next_beat: float | None
     confidence: float
     level_db: float
+    downbeat: bool = False
+    bar_phase: float = 0.0
+    beats_per_bar: int = 4
 
 
 def silent_features(t: float, band_names: list[str] | tuple[str, ...]) -> Features:
@@ -115,7 +118,6 @@ class AudioAnalyzer:
         self._buf = np.zeros(n)
         self._win = np.hanning(n + 1)[:n]  # periodic Hann
         self._frame = np.empty(n)
-        self._spec = np.empty(n // 2 + 1, dtype=np.complex128)
         self._mag = np.empty(n // 2 + 1)
         self._power = np.empty(n // 2 + 1)
         self._logmag = np.zeros(n // 2 + 1)
@@ -139,12 +141,12 @@ class AudioAnalyzer:
         self._n_bands = len(edges) - 1
         self._flat_mask = in_range
         self._flat_count = max(int(in_range.sum()), 1)
-        # Beat envelope: flux below BEAT_MAX_HZ weighted 1/sqrt(f). Kicks and
-        # snares carry the beat; hats and cymbals subdivide it, and their many
-        # high bins would otherwise outvote the few low bins of a kick (the
-        # accents decide the metrical level; see beat.py).
-        weights = (freqs > 0) * (freqs < BEAT_MAX_HZ) / np.sqrt(np.maximum(freqs, 50.0))
-        self._beat_weights = weights * (len(weights) / weights.sum())
+        # Beat envelopes: flux in three bands — low (kick), mid (snare, clap,
+        # chords), high (hats) — so each instrument plays its own role in the
+        # tracker (see beat.py). One matrix product gives all three.
+        lo_hz, hi_hz = BEAT_BANDS
+        cols = [(freqs > 20) & (freqs < lo_hz), (freqs >= lo_hz) & (freqs < hi_hz), freqs >= hi_hz]
+        self._beat_weights = np.stack([c.astype(float) / max(c.sum(), 1) for c in cols], axis=1)
         b_lo, b_hi = config.brightness_range
         self._bright_lo = math.log(b_lo)
         self._bright_span = math.log(b_hi) - self._bright_lo
@@ -181,7 +183,7 @@ class AudioAnalyzer:
         buf[:-hop] = buf[hop:]
         buf[-hop:] = samples
         np.multiply(buf, self._win, out=self._frame)
-        spec = np.fft.rfft(self._frame, out=self._spec)
+        spec = np.fft.rfft(self._frame)  # no out=: that needs numpy 2
         mag = np.abs(spec, out=self._mag)
         # Flux on log magnitudes relative to the running level: a quiet set
         # gives the same onset shapes as a loud one.
@@ -192,7 +194,7 @@ class AudioAnalyzer:
         diff = np.subtract(logmag, self._prev_logmag, out=self._diff)
         np.maximum(diff, 0.0, out=diff)
         flux = float(diff.sum())
-        beat_flux = float(np.dot(diff, self._beat_weights))
+        beat_flux = diff @ self._beat_weights
         self._logmag, self._prev_logmag = self._prev_logmag, logmag
         dt = self._hop_dt
         frame_t = t_end - self._onset_delay
@@ -315,6 +317,9 @@ class AudioAnalyzer:
             next_beat=bt.next_beat,
             confidence=bt.confidence,
             level_db=level_db,
+            downbeat=self._beat and bt.beat_in_bar == 0,
+            bar_phase=bt.bar_phase_at(t),
+            beats_per_bar=bt.beats_per_bar,
         )
         self.latest = features
         return features

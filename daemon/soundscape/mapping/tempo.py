@@ -34,7 +34,7 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_ORDER = ("midi", "scope", "tap", "audio")
+DEFAULT_ORDER = ("midi", "link", "scope", "tap", "audio")
 EPSILON = 1e-9
 
 
@@ -205,6 +205,36 @@ class BeatClock:
 
     def live_sources(self, now: float) -> list[str]:
         return [name for name, s in self._sources.items() if s.live(now)]
+
+    def reconfigure(
+        self,
+        order: Sequence[str],
+        *,
+        beats_per_bar: int,
+        timeouts: Mapping[str, float | None],
+        max_correction: float,
+        catch_up_beats: float,
+        now: float,
+    ) -> None:
+        """New ``[beat]`` settings (a reload) without losing the position or what the
+        sources last said; the trusted source is chosen again."""
+        self.order = tuple(order)
+        self.beats_per_bar = beats_per_bar
+        self.max_correction = max_correction
+        self.catch_up_beats = catch_up_beats
+        sources = {}
+        for name in self.order:
+            entry = self._sources.get(name) or _Source(timeouts.get(name, 1.0))
+            entry.timeout = timeouts.get(name, 1.0)
+            sources[name] = entry
+        self._sources = sources
+        if self.active not in sources:
+            self.active = None
+        self._select(now)
+
+    def set_tempo(self, bpm: float, now: float) -> None:
+        """Run freely at ``bpm`` from ``now`` (a restored tempo) until a source says otherwise."""
+        self._line = _Line(now, self._line.at(now), bpm / 60.0)
 
     def rebase(self, now: float) -> None:
         """Start counting from here: position 0 (a bar line) at ``now``, same tempo."""

@@ -1,0 +1,1 @@
+"""The evaluation set: multi-instrument music rendered from MIDI, with exact beats."""

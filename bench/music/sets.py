@@ -1,0 +1,91 @@
+"""The evaluation sets: which pieces, in which styles, with which soundfont.
+
+``dev`` is the set the tracker was tuned on; ``heldout`` is never used for
+tuning: other seeds (other keys, progressions, velocities, jitter), other
+tempi inside each style's range, and other soundfonts (FluidR3 and TimGM6mb
+instead of MuseScore General), so a score on it says how the tracker does on
+music it has not seen.
+"""
+
+from __future__ import annotations
+
+from bench.music.compose import Piece
+
+# (style, bpm, extra) — the styles VJs play, with the hard cases the issue lists.
+_PLAN: list[tuple[str, str, float, dict]] = [
+    ("house", "house", 126, {}),
+    ("house_softkick", "house", 128, {"kick_gain": 0.55}),
+    ("techno", "techno", 132, {}),
+    ("techno_breakdown", "techno", 128, {"breakdown": (6, 4), "seconds": 40.0}),
+    ("deephouse_swing", "deephouse", 121, {"swing": 0.25}),
+    ("dnb", "dnb", 174, {}),
+    ("dnb_breakdown", "dnb", 172, {"breakdown": (10, 4), "seconds": 40.0}),
+    ("dubstep", "dubstep", 140, {}),
+    ("trap", "trap", 142, {}),
+    ("hiphop_swing", "hiphop", 90, {"swing": 0.3, "jitter_ms": 6.0}),
+    ("reggaeton", "reggaeton", 95, {}),
+    ("afrobeat_live", "afrobeat", 108, {"jitter_ms": 10.0, "drift": 0.015}),
+    ("pop", "pop", 112, {}),
+    ("rock_fills", "rock", 128, {"fills": True}),
+    ("rock_live", "rock", 118, {"fills": True, "jitter_ms": 12.0, "drift": 0.02}),
+    ("funk", "funk", 105, {}),
+    ("funk_live", "funk", 100, {"jitter_ms": 8.0, "drift": 0.015}),
+    ("breakbeat", "breakbeat", 130, {}),
+    ("ambient_pulse", "ambient", 100, {}),
+    ("waltz", "waltz", 160, {}),
+    ("sixeight", "sixeight", 76, {}),
+    ("ramp_house", "house", 120, {"ramp": (128.0, 8.0, 24.0)}),
+    ("step_pop", "pop", 110, {"step": (124.0, 18.0)}),
+    ("house_noise", "house", 124, {"noise_db": 12.0}),
+    ("techno_fills", "techno", 136, {"fills": True}),
+    ("hiphop", "hiphop", 86, {}),
+]
+
+# Held-out tempo offsets per style: other tempi within each style's usual range.
+_SHIFT = {
+    "house": 2,
+    "techno": -4,
+    "deephouse": 2,
+    "dnb": 2,
+    "dubstep": 0,
+    "trap": -4,
+    "hiphop": 4,
+    "reggaeton": 4,
+    "afrobeat": -6,
+    "pop": 8,
+    "rock": -8,
+    "funk": 6,
+    "breakbeat": -4,
+    "ambient": -8,
+    "waltz": -16,
+    "sixeight": 6,
+}
+
+
+def dev() -> list[Piece]:
+    """The tuning set: MuseScore General, every third piece TimGM6mb."""
+    out = []
+    for i, (name, style, bpm, extra) in enumerate(_PLAN):
+        sf = "timgm6mb" if i % 3 == 2 else "musescore"
+        out.append(Piece(name, style, bpm, seed=1000 + i, soundfont=sf, **extra))
+    return out
+
+
+def heldout() -> list[Piece]:
+    """Never tuned on: other seeds, tempi and soundfonts (FluidR3, TimGM6mb)."""
+    out = []
+    for i, (name, style, bpm, extra) in enumerate(_PLAN):
+        sf = "timgm6mb" if i % 2 else "fluidr3"
+        extra = dict(extra)
+        if "ramp" in extra:
+            to, a, b = extra["ramp"]
+            extra["ramp"] = (to - 1, a + 2, b + 2)
+        if "step" in extra:
+            extra["step"] = (extra["step"][0] - 10, extra["step"][1] + 2)
+        out.append(
+            Piece(name, style, bpm + _SHIFT[style], seed=7000 + 37 * i, soundfont=sf, **extra)
+        )
+    return out
+
+
+SETS = {"dev": dev, "heldout": heldout}

@@ -1,0 +1,53 @@
+"""Two Link peers, one of them the daemon's clock (run by test_link.py in a namespace)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aalink
+
+from soundscape.mapping.link import LinkBridge
+from soundscape.mapping.tempo import BeatClock, BeatClockRunner, Observation
+
+
+async def wait_for(cond, timeout: float) -> float | None:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while loop.time() - t0 < timeout:
+        if cond():
+            return loop.time() - t0
+        await asyncio.sleep(0.01)
+    return None
+
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+    out: dict[str, float | None] = {}
+    # The daemon leads at 124 (its audio tracker), a peer joins and follows.
+    clock = BeatClock(("midi", "link", "scope", "tap", "audio"), now=loop.time())
+    runner = BeatClockRunner(clock)
+    await runner.start()
+    bridge = LinkBridge(runner)
+    runner.observe("audio", Observation(loop.time(), 124.0, 0.0))
+    await bridge.start()
+    peer = aalink.Link(100.0)
+    peer.quantum = 4
+    peer.enabled = True
+    out["peer_follows_124"] = await wait_for(lambda: abs(peer.tempo - 124.0) < 0.01, 5.0)
+    beat_diff = ((peer.beat - runner.state().beats + 2) % 4) - 2
+    out["phase_diff_beats"] = abs(beat_diff)
+    # A peer sets 133: the daemon's clock follows.
+    for _ in range(20):
+        runner.observe("audio", Observation(loop.time(), 124.0, None))
+        await asyncio.sleep(0.01)
+    peer.tempo = 133.0
+    out["clock_follows_133"] = await wait_for(lambda: abs(clock.bpm - 133.0) < 0.05, 5.0)
+    out["active"] = clock.active == "link"
+    await bridge.stop()
+    await runner.stop()
+    peer.enabled = False
+    print(json.dumps(out))
+
+
+asyncio.run(main())
