@@ -30,6 +30,7 @@ from soundscape.scope.params import ParameterStore
 from soundscape.scope.supervisor import FrameSink, SessionSupervisor
 from soundscape.service import Notifier
 from soundscape.video.fanout import VideoFanout
+from soundscape.warmup import warm_up
 
 if TYPE_CHECKING:
     from soundscape.emulator import EmulatorConfig
@@ -207,6 +208,8 @@ async def run(
         url = f"http://{emu_cfg.host}:{port}"
         config = dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=url))
         log.info("emulator_started", url=url, try_a_fault=f"curl -X POST {url}/_emulator/restart")
+    # Lazy imports and first-use set-up, off the loop (see soundscape.warmup).
+    await asyncio.to_thread(warm_up)
     daemon = Daemon(config, config_path=config_path)
     daemon.supervisor.on_status(lambda s: notifier.status(_status_line(s)))
     try:

@@ -110,7 +110,8 @@ class MidiControl:
             log.info("midi_off", reason="[midi] enabled = false")
             return
         try:
-            backend = choose_backend(self.config.backend)
+            # With backend auto, this probes for a JACK server (50-75 ms): off the loop.
+            backend = await asyncio.to_thread(choose_backend, self.config.backend)
         except BackendUnavailable as err:
             log.warning("midi_off", reason=str(err))
             return

@@ -81,7 +81,11 @@ def compiled_apis() -> dict[str, int]:
 
 
 def jack_running() -> bool:
-    """Is a JACK server up? (rtmidi never starts one; libjack may print to stderr.)"""
+    """Is a JACK server up? (rtmidi never starts one; libjack may print to stderr.)
+
+    Blocking: it opens and closes a JACK client (50-75 ms), so the daemon calls
+    it, through :func:`choose_backend`, on a worker thread.
+    """
     if "UNIX_JACK" not in compiled_apis():
         return False
     try:

@@ -9,7 +9,9 @@ accepted.
 
 from __future__ import annotations
 
+import functools
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +155,17 @@ def _detail(response: httpx.Response) -> str:
 # --------------------------------------------------------------------------- client
 
 
+@functools.cache
+def default_tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context, built once per process.
+
+    Loading the CA bundle takes 20-200 ms, too long for the event loop; httpx
+    would do it for every client. The daemon builds it off the loop at start
+    (:mod:`soundscape.warmup`).
+    """
+    return httpx.create_ssl_context()
+
+
 class ScopeClient:
     """One Scope server. Use as ``async with ScopeClient(url) as client``.
 
@@ -183,6 +196,7 @@ class ScopeClient:
             headers=headers,
             timeout=httpx.Timeout(request_timeout, connect=connect_timeout),
             transport=transport,
+            verify=default_tls_context(),
         )
 
     async def __aenter__(self) -> ScopeClient:

@@ -1,0 +1,49 @@
+"""One-time start-up costs, paid on a worker thread before the daemon runs on its loop.
+
+Several libraries do expensive work the first time they are used, not when they
+are imported: numpy loads ``numpy.fft`` and ``numpy.ma`` lazily (``np.median``
+pulls in ``numpy.ma``), aiortc's first peer connection imports parts of
+``cryptography`` and initialises OpenSSL's EC code, httpx loads the CA bundle for
+every new client, anyio loads its asyncio backend for httpx's first connection.
+Each of these took 10-100 ms on the event loop, inside the
+first audio block, the first session or the daemon's construction, which holds
+up every frame, OSC message and MIDI event behind it
+(``tests/test_event_loop.py`` measures it). ``warm_up()`` does them once,
+off the loop: ``await asyncio.to_thread(warm_up)``.
+"""
+
+from __future__ import annotations
+
+# Imported here, at import time: asyncio's first to_thread() imports it lazily.
+import concurrent.futures.thread  # noqa: F401
+import importlib
+import time
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# Modules some library imports on first use rather than at import: numpy's
+# submodules, anyio's asyncio backend (httpcore's first connection).
+LAZY_MODULES = (
+    "numpy.fft",
+    "numpy.ma",
+    "anyio._backends._asyncio",
+    "cryptography.hazmat.primitives.serialization",
+)
+
+
+def warm_up() -> float:
+    """Load and initialise what would otherwise be loaded on the loop; returns seconds."""
+    from aiortc.rtcdtlstransport import RTCCertificate
+
+    from soundscape.scope.api import default_tls_context
+
+    started = time.perf_counter()
+    for name in LAZY_MODULES:
+        importlib.import_module(name)
+    default_tls_context()
+    RTCCertificate.generateCertificate()  # a peer connection's first certificate
+    seconds = time.perf_counter() - started
+    log.debug("warmed_up", seconds=round(seconds, 3))
+    return seconds
