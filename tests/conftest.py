@@ -10,6 +10,17 @@ from collections.abc import Iterator
 
 import pytest
 
+
+@pytest.fixture(autouse=True)
+def _private_state_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads or writes the user's saved show (~/.local/state/soundscape):
+    daemons started by tests, in process or as subprocesses, keep their state here."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+
+
 JACK_RATE = 48000
 JACK_PERIOD = 256
 

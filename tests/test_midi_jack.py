@@ -33,6 +33,7 @@ from soundscape.control.midi_ports import choose_backend, list_ports
 from soundscape.errors import BackendUnavailable, ParamError
 from soundscape.scope.params import ParameterStore
 from soundscape.settings import Problem, build
+from soundscape.state.learned import LearnedMappings, merge
 
 pytestmark = [pytest.mark.jack, pytest.mark.usefixtures("jack_server")]
 
@@ -376,7 +377,8 @@ async def test_learn_binds_persists_and_works_at_once(ctl: FakeController, tmp_p
     config.inputs, config.poll_interval, config.learn_settle = [ctl.client], 0.1, 0.2
     store = ParameterStore()
     commands = CommandBus()
-    control = MidiControl(config, store, commands, path)
+    learned = LearnedMappings(tmp_path / "show.midi-learned.json")
+    control = MidiControl(config, store, commands, save=learned.save)
     async with running(control, ctl):
         # Armed through the command bus, as OSC does.
         reply = await commands.call("learn", "vace_context_scale", source="osc:test")
@@ -391,17 +393,13 @@ async def test_learn_binds_persists_and_works_at_once(ctl: FakeController, tmp_p
         assert (mapping.type, mapping.channel, mapping.number) == ("cc", 4, 21)
         # Active at once: move the learnt knob.
         await send_until(ctl, store, near("vace_context_scale", 2.0), cc(21, 127, channel=3))
-    text = path.read_text()
-    for comment in (
-        "# Stage rig, Tuesday",
-        "# MIDI on for the gig",
-        "# Master fader",
-        "# do not remove",
-    ):
-        assert comment in text
-    reloaded = build(MidiConfig, tomllib.loads(text)["midi"], "midi", problems)
+    # Saved beside the show's state (the service's config is read-only), never in the config.
+    assert path.read_text() == CONFIG
+    reloaded = build(MidiConfig, tomllib.loads(CONFIG)["midi"], "midi", problems)
     assert problems == []
-    assert [(m.type, m.channel, m.number, m.target) for m in reloaded.mappings] == [
+    assert [
+        (m.type, m.channel, m.number, m.target) for m in merge(reloaded.mappings, learned.load())
+    ] == [
         ("cc", None, 9, "noise_scale"),
         ("cc", 4, 21, "vace_context_scale"),
     ]
@@ -423,8 +421,11 @@ async def test_cli_learn_once(ctl: FakeController, tmp_path: Path) -> None:
         '[pipeline]\nloras = [{name = "ink", path = "/l/ink.safetensors"}]\n'
     )
     ready = asyncio.Event()
+    learned = LearnedMappings(tmp_path / "show.midi-learned.json")
     task = asyncio.create_task(
-        learn_once(path, "lora:ink", timeout=WAIT, on_ready=lambda inputs: ready.set())
+        learn_once(
+            path, "lora:ink", save=learned.save, timeout=WAIT, on_ready=lambda inputs: ready.set()
+        )
     )
     await asyncio.wait_for(ready.wait(), WAIT)
     # Press the pad until the helper has it (its connection goes live a JACK cycle later).
@@ -434,11 +435,10 @@ async def test_cli_learn_once(ctl: FakeController, tmp_path: Path) -> None:
             await asyncio.wait({task}, timeout=0.05)
     mapping = task.result()
     assert mapping is not None and (mapping.type, mapping.number) == ("note", 40)
-    data = tomllib.loads(path.read_text())
-    assert data["midi"]["mappings"] == [
-        {"type": "note", "channel": 2, "number": 40, "target": "lora:ink"}
+    assert [(m.type, m.channel, m.number, m.target) for m in learned.load()] == [
+        ("note", 2, 40, "lora:ink")
     ]
-    assert path.read_text().startswith("# mine")
+    assert path.read_text().startswith("# mine") and "mappings" not in path.read_text()
 
 
 # --------------------------------------------------------------------------- feedback

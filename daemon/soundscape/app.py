@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -18,10 +19,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from soundscape import reload as live_reload
+from soundscape.audio.config import AudioConfig
 from soundscape.audio.engine import AudioEngine
 from soundscape.config import Config
 from soundscape.control.commands import CommandBus
 from soundscape.control.midi import MidiControl
+from soundscape.control.midi_config import MidiConfig
 from soundscape.control.osc_server import OscServer
 from soundscape.errors import BackendUnavailable
 from soundscape.mapping.engine import MappingEngine
@@ -29,6 +33,10 @@ from soundscape.scope.api import ScopeClient
 from soundscape.scope.params import ParameterStore
 from soundscape.scope.supervisor import FrameSink, SessionSupervisor
 from soundscape.service import Notifier
+from soundscape.state.learned import LearnedMappings, merge
+from soundscape.state.paths import StateFiles, state_files
+from soundscape.state.show import ShowPersistence
+from soundscape.tasks import cancel_and_wait
 from soundscape.video.fanout import VideoFanout
 from soundscape.warmup import warm_up
 
@@ -53,7 +61,8 @@ class Daemon:
         config: Config,
         *,
         frame_sink: FrameSink | None = None,
-        config_path: Path | None = None,
+        state_files: StateFiles | None = None,
+        fresh: bool = False,
     ) -> None:
         self.config = config
         self.store = ParameterStore(config.initial_parameters(), loras=config.lora_paths())
@@ -98,8 +107,15 @@ class Daemon:
         )
         self.supervisor.on_message("tempo_update", self.mapping.tempo_update)
 
-        # MIDI learn writes its bindings into the config file it came from.
-        self.midi = MidiControl(config.midi, self.store, self.commands, config_path)
+        # MIDI learn saves to the state directory (the service's config is read-only);
+        # learned bindings are merged over the config's, here and on every reload.
+        self.learned = LearnedMappings(state_files.learned) if state_files else None
+        midi = config.midi
+        if self.learned is not None:
+            midi = dataclasses.replace(midi, mappings=merge(midi.mappings, self.learned.load()))
+        self.midi = MidiControl(
+            midi, self.store, self.commands, save=self.learned.save if self.learned else None
+        )
         self.mapping.attach_midi_clock(self.midi.clock)
         self.components += [self.osc, self.mapping, self.midi]
 
@@ -108,6 +124,21 @@ class Daemon:
             self.audio = AudioEngine(config.audio)
             self.audio.subscribe(self.mapping.feed)
             self.components.append(self.audio)
+
+        # Restored before anything starts, saved from last to first stop.
+        self.fresh = fresh
+        self.persistence: ShowPersistence | None = None
+        if state_files is not None and config.state.enabled:
+            self.persistence = ShowPersistence(
+                state_files.show,
+                self,
+                lambda: self.config.initial_parameters(),
+                debounce=config.state.debounce,
+            )
+            self.components.append(self.persistence)
+        self.load_config: Callable[[], Config] | None = None  # set by run(): what reload reads
+        self._reloads: set[asyncio.Task[bool]] = set()
+        self._reload_lock = asyncio.Lock()
 
     def _register_commands(self) -> None:
         store = self.store
@@ -142,6 +173,12 @@ class Daemon:
         self.commands.register("state", state)
 
     async def start(self) -> None:
+        if self.persistence is not None and not self.fresh:
+            saved = await self.persistence.load()
+            if saved is not None:  # before the first offer, which carries it to Scope
+                self.persistence.restore(saved)
+        elif self.persistence is not None:
+            log.info("state_fresh", reason="--fresh: starting from the config alone")
         for component in [self.video, self.supervisor, *self.components]:
             try:
                 await component.start()
@@ -154,7 +191,49 @@ class Daemon:
                 continue
             self._started.append(component)
 
+    # ----- live reload (soundscape.reload)
+
+    def request_reload(self) -> None:
+        """SIGHUP: read the config file again, in the background (reloads run one at a time)."""
+        if self.load_config is None:
+            log.warning("config_reload_unavailable", reason="no config file to read again")
+            return
+        task = asyncio.get_running_loop().create_task(self.reload(), name="config-reload")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload(self) -> bool:
+        """Read the config file again and apply it; False when it was refused (and logged)."""
+        assert self.load_config is not None
+        async with self._reload_lock:
+            log.info("config_reload_requested")
+            return await live_reload.reload(self, self.load_config)
+
+    async def reload_midi(self, midi: MidiConfig) -> None:
+        learned = await asyncio.to_thread(self.learned.load) if self.learned else []
+        merged = dataclasses.replace(midi, mappings=merge(midi.mappings, learned))
+        if merged != self.midi.config:
+            self.midi.reload(merged)
+
+    async def reload_audio(self, audio: AudioConfig) -> None:
+        if self.audio is not None and audio.enabled:
+            await self.audio.reload(audio)
+        elif audio.enabled:
+            self.audio = AudioEngine(audio)
+            self.audio.subscribe(self.mapping.feed)
+            self.components.append(self.audio)
+            await self.audio.start()
+            self._started.append(self.audio)
+        elif self.audio is not None:
+            engine, self.audio = self.audio, None
+            self.components.remove(engine)
+            if engine in self._started:
+                self._started.remove(engine)
+            await engine.stop()
+
     async def stop(self) -> None:
+        for task in list(self._reloads):
+            await cancel_and_wait(task)
         while self._started:
             component = self._started.pop()
             try:
@@ -187,8 +266,15 @@ async def run(
     with_emulator: bool = False,
     on_started: Callable[[Daemon], None] | None = None,
     config_path: Path | None = None,
+    load_config: Callable[[], Config] | None = None,
+    fresh: bool = False,
 ) -> None:
     """Run the daemon until ``shutdown_trigger`` returns (default: SIGTERM/SIGINT).
+
+    SIGHUP (and the ``reload`` command) read the config again with
+    ``load_config`` and apply it live (:mod:`soundscape.reload`). The show's
+    state is kept in the state directory and restored on start unless
+    ``fresh`` (:mod:`soundscape.state`).
 
     ``with_emulator`` starts the built-in Scope emulator in this process and
     points the daemon at it (``soundscape demo``).
@@ -208,9 +294,25 @@ async def run(
         url = f"http://{emu_cfg.host}:{port}"
         config = dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=url))
         log.info("emulator_started", url=url, try_a_fault=f"curl -X POST {url}/_emulator/restart")
+        if load_config is not None:
+            load_config = _at_url(load_config, url)
+    files = state_files(
+        config.state,
+        config_path,
+        os.environ,
+        Path.home(),
+        demo=with_emulator and config_path is None,
+    )
     # Lazy imports and first-use set-up, off the loop (see soundscape.warmup).
     await asyncio.to_thread(warm_up)
-    daemon = Daemon(config, config_path=config_path)
+    daemon = Daemon(config, state_files=files, fresh=fresh)
+    daemon.load_config = load_config
+    daemon.commands.register(
+        "reload", lambda *, source: daemon.request_reload(), "Read the config file again (SIGHUP)."
+    )
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):  # no SIGHUP on Windows
+        loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
     daemon.supervisor.on_status(lambda s: notifier.status(_status_line(s)))
     try:
         await daemon.start()
@@ -221,6 +323,8 @@ async def run(
             on_started(daemon)
         await shutdown_trigger()
     finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGHUP)
         notifier.stopping()
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
@@ -231,6 +335,16 @@ async def run(
             log.warning("stop_timed_out", seconds=STOP_TIMEOUT)
         await notifier.close()
         log.info("daemon_stopped")
+
+
+def _at_url(load: Callable[[], Config], url: str) -> Callable[[], Config]:
+    """A reload of the demo keeps pointing at its own emulator."""
+
+    def load_at_url() -> Config:
+        config = load()
+        return dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=url))
+
+    return load_at_url
 
 
 def emulator_config(config: Config) -> EmulatorConfig:

@@ -31,6 +31,7 @@ from soundscape.scope.config import (  # noqa: F401  (re-exported: the sections 
 )
 from soundscape.scope.params import DEFAULT_PARAMETERS, ParameterStore
 from soundscape.settings import Problem, build, setting
+from soundscape.state.config import StateConfig
 from soundscape.video.config import OutputConfig, validate_outputs
 
 
@@ -113,6 +114,7 @@ class Config:
     mapping: MappingConfig = setting(factory=MappingConfig)
     beat: BeatConfig = setting(factory=BeatConfig)
     scenes: ScenesConfig = setting(factory=ScenesConfig)
+    state: StateConfig = setting(factory=StateConfig)
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []

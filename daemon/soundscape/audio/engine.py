@@ -28,6 +28,17 @@ log = structlog.get_logger(__name__)
 
 FeaturesListener = Callable[[Features], None]
 
+# What the source is opened with; any other key only changes the analysis.
+SOURCE_KEYS = (
+    "device",
+    "file",
+    "sample_rate",
+    "block_size",
+    "channels",
+    "retry_initial",
+    "retry_max",
+)
+
 
 class AudioEngine:
     """Owns one source and one analyzer; calls listeners with each block's Features."""
@@ -43,8 +54,8 @@ class AudioEngine:
         self.analyzer = AudioAnalyzer(config)
         self._listeners: list[FeaturesListener] = []
         self._failed: set[int] = set()
-        factory = source_factory or open_source
-        self.source: BlockSource = factory(config, self._on_block)
+        self._factory = source_factory or open_source
+        self.source: BlockSource = self._factory(config, self._on_block)
         self.blocks = 0
 
     @property
@@ -72,6 +83,24 @@ class AudioEngine:
 
     async def stop(self) -> None:
         await self.source.stop()
+
+    async def reload(self, config: AudioConfig) -> None:
+        """A new ``[audio]`` section (a config reload) while running.
+
+        Analysis settings take a fresh analyzer (its tempo and levels learn
+        again within seconds); a change to the source (device, file, rate,
+        block size, channels, retry delays) reopens it.
+        """
+        old, self.config = self.config, config
+        if config == old:
+            return
+        reopen = any(getattr(old, key) != getattr(config, key) for key in SOURCE_KEYS)
+        self.analyzer = AudioAnalyzer(config)
+        if reopen:
+            await self.source.stop()
+            self.source = self._factory(config, self._on_block)
+            await self.source.start()
+        log.info("audio_reloaded", reopened=reopen)
 
     def _on_block(self, block: AudioBlock) -> None:
         features = self.analyzer.process(block.samples, block.t)

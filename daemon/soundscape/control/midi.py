@@ -9,7 +9,7 @@ feedback; realtime messages feed the :class:`~soundscape.control.midi_clock.Midi
 
 Usage (the app)::
 
-    midi = MidiControl(config.midi, store, commands, config_path)
+    midi = MidiControl(config.midi, store, commands, save=learned.save)
     await midi.start()          # registers the "learn" command
     ...
     await midi.stop()
@@ -26,13 +26,12 @@ from typing import Any
 
 import mido
 import structlog
-from tomlkit.exceptions import TOMLKitError
 
 from soundscape.control.commands import CommandBus
 from soundscape.control.midi_clock import MidiClock
 from soundscape.control.midi_config import MAPPING_TYPES, MidiConfig, MidiMapping
 from soundscape.control.midi_feedback import FeedbackPlanner
-from soundscape.control.midi_learn import LearnCapture, save_mapping
+from soundscape.control.midi_learn import LearnCapture
 from soundscape.control.midi_mapping import Action, Binding, MidiMapper, RunCommand, SetTarget
 from soundscape.control.midi_ports import (
     MessageHandler,
@@ -41,6 +40,7 @@ from soundscape.control.midi_ports import (
     choose_backend,
     match_ports,
 )
+from soundscape.control.midi_takeover import SoftTakeover
 from soundscape.control.targets import resolve
 from soundscape.errors import BackendUnavailable, ConfigError, ParamError
 from soundscape.scope.params import ParameterStore
@@ -51,6 +51,8 @@ log = structlog.get_logger(__name__)
 
 REALTIME = frozenset({"clock", "start", "stop", "continue", "songpos"})
 CLOCK_CHECK_INTERVAL = 0.25
+
+SaveLearned = Callable[[MidiMapping], None]
 
 
 class _Learning:
@@ -72,7 +74,9 @@ class MidiControl:
 
     ``start()`` opens the ports when ``config.enabled`` (and registers the
     ``learn`` command), ``stop()`` closes everything; ``reload(config)`` takes
-    new mappings and port choices live.
+    new mappings and port choices live. ``save(mapping)`` keeps a learned
+    binding (blocking: it runs in a thread; the daemon saves to the state
+    directory, see :mod:`soundscape.state.learned`).
     """
 
     def __init__(
@@ -80,20 +84,21 @@ class MidiControl:
         config: MidiConfig,
         store: ParameterStore,
         commands: CommandBus,
-        config_path: str | Path | None = None,
         *,
+        save: SaveLearned | None = None,
         clock: MidiClock | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.commands = commands
-        self.config_path = Path(config_path) if config_path is not None else None
+        self.save = save
         self.clock = clock or MidiClock()
         self.mapper = self._mapper(config)
         self.feedback = FeedbackPlanner(self.mapper.bindings)
         self.ports: MidiPorts | None = None
         self._learning: _Learning | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._saves: set[asyncio.Task[None]] = set()  # awaited, never cancelled, by stop()
         self._poll_handle: asyncio.TimerHandle | None = None
         self._poll_at: float | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -153,6 +158,8 @@ class MidiControl:
             task.cancel()
         # gather returns the tasks' own cancellations, but re-raises ours.
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self._saves:  # a learned binding being written must reach the disk
+            await asyncio.wait(list(self._saves))
         self._clock_task = None
         self._tasks.clear()
         if self._unsubscribe is not None:
@@ -167,13 +174,18 @@ class MidiControl:
         """Take a new ``[midi]`` section without restarting: mappings and port choices.
 
         Changing ``enabled``, ``backend`` or ``client_name`` needs a restart
-        (logged). Knobs must pick up again after a reload.
+        (logged). A knob bound to the same target as before keeps its
+        soft-takeover position (no pickup needed); a new binding picks up.
         """
         for key in ("enabled", "backend", "client_name"):
             if getattr(config, key) != getattr(self.config, key):
                 log.warning("midi_restart_needed", key=key)
+        kept = self.takeover_positions()
         self.config = config
         self.mapper = self._mapper(config)
+        for key, takeover in self.takeover_positions().items():
+            if key in kept and kept[key].mode == takeover.mode:
+                takeover.restore(*kept[key].position())
         self.feedback.set_bindings(self.mapper.bindings)
         self.feedback.forget()
         if self.ports is not None:
@@ -213,6 +225,14 @@ class MidiControl:
 
     def bindings(self) -> list[Binding]:
         return list(self.mapper.bindings)
+
+    def takeover_positions(self) -> dict[str, SoftTakeover]:
+        """The soft takeover of each knob and fader, by ``control>target`` (saved state)."""
+        return {
+            f"{b.mapping.control_key()}>{b.mapping.target}": b.takeover
+            for b in self.mapper.bindings
+            if b.continuous
+        }
 
     # ------------------------------------------------------------------ learn
 
@@ -299,13 +319,6 @@ class MidiControl:
             mapping
         ]
         self.feedback.set_bindings(self.mapper.bindings)
-        saved = False
-        if self.config_path is not None:
-            try:
-                save_mapping(self.config_path, mapping)
-                saved = True
-            except (OSError, TOMLKitError) as err:
-                log.warning("midi_learn_not_saved", path=str(self.config_path), error=str(err))
         self._counts["learned"] += 1
         log.info(
             "midi_learned",
@@ -314,10 +327,23 @@ class MidiControl:
             channel=mapping.channel,
             number=mapping.number,
             mode=mapping.mode or None,
-            saved=saved,
         )
+        if self.save is not None:
+            task = asyncio.create_task(self._save(mapping), name="midi-learn-save")
+            self._saves.add(task)
+            task.add_done_callback(self._saves.discard)
         self._finish_learn(mapping)
         self._send_feedback(None)
+
+    async def _save(self, mapping: MidiMapping) -> None:
+        assert self.save is not None
+        try:
+            # A file write (with fsync) must never hold up the event loop.
+            await asyncio.to_thread(self.save, mapping)
+        except Exception as err:  # the binding works anyway; say it will not survive a restart
+            log.warning("midi_learn_not_saved", target=mapping.target, error=str(err))
+        else:
+            log.info("midi_learn_saved", target=mapping.target)
 
     # ------------------------------------------------------------------ messages
 
@@ -491,9 +517,10 @@ def read_midi_config(path: str | Path) -> tuple[MidiConfig, dict[str, str]]:
 
 
 async def learn_once(
-    config_path: str | Path,
+    config_path: str | Path | None,
     target: str,
     *,
+    save: SaveLearned | None = None,
     kind: str | None = None,
     mode: str | None = None,
     timeout: float | None = None,
@@ -502,14 +529,15 @@ async def learn_once(
     """``soundscape midi-learn <target>``: open the inputs, bind the next control, save.
 
     Works without a running daemon (a running daemon picks the mapping up on
-    its next config reload; to bind live, send it the ``learn`` command over
-    OSC instead). ``on_ready(open_inputs)`` is called once listening (the CLI
+    its next reload, SIGHUP; to bind live, send it the ``learn`` command over
+    OSC instead). ``save(mapping)`` keeps the binding (the CLI: the state
+    directory). ``on_ready(open_inputs)`` is called once listening (the CLI
     prints "move a control now"). Returns the mapping, or None on timeout.
     """
-    config, loras = read_midi_config(config_path)
+    config, loras = read_midi_config(config_path) if config_path else (MidiConfig(), {})
     config.enabled = True
     store = ParameterStore(loras=loras)
-    control = MidiControl(config, store, CommandBus(), config_path)
+    control = MidiControl(config, store, CommandBus(), save=save)
     await control.start()
     if control.ports is None:
         raise BackendUnavailable("MIDI is unavailable (see the log line above)")

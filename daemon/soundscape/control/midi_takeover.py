@@ -65,6 +65,15 @@ class SoftTakeover:
         self.synced = False
         self._last_set = None
 
+    def position(self) -> tuple[float | None, float | None, bool]:
+        """(last knob position, last value set, synced): what a restart must keep."""
+        return self._last_knob, self._last_set, self.synced
+
+    def restore(self, knob: float | None, last_set: float | None, synced: bool) -> None:
+        """Take a saved position (a restart, a reload): a synced knob goes on without pickup,
+        as long as the value is still what it last set."""
+        self._last_knob, self._last_set, self.synced = knob, last_set, synced
+
     def _set(self, value: float, *, synced: bool) -> float:
         self.synced = synced
         self._last_set = value

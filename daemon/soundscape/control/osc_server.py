@@ -197,6 +197,29 @@ class OscServer:
             feedback=len(self._feedback.targets),
         )
 
+    async def reload(self, config: OscConfig) -> None:
+        """A new ``[osc]`` section (a config reload).
+
+        The socket, the feedback targets and the allowed networks are set up
+        again (a few milliseconds in which a UDP packet may be missed; the
+        stream is not touched); the default transition steps and method take
+        the file's value only when the file changed them (a live
+        ``/soundscape/prompt/steps`` stays otherwise).
+        """
+        old = self.config
+        if config == old:
+            return
+        await self.stop()
+        self.config = config
+        if config.prompt_transition_steps != old.prompt_transition_steps:
+            self.transition_steps = config.prompt_transition_steps
+        if config.prompt_transition_method != old.prompt_transition_method:
+            self.transition_method = config.prompt_transition_method
+        self._networks = config.networks()
+        self._allowed_cache.clear()
+        await self.start()  # raises BackendUnavailable when the new port is taken
+        log.info("osc_reloaded", listening=self._transport is not None)
+
     def _sendto(self, data: bytes, addr: Addr) -> None:
         if self._transport is not None:
             self._transport.sendto(data, addr)

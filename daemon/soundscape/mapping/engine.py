@@ -39,7 +39,14 @@ from soundscape.mapping.config import BeatConfig, MappingConfig, RuleConfig, Sce
 from soundscape.mapping.controls import Controls
 from soundscape.mapping.rules import Evaluation, Inputs, Rule, RuleSet, hand_weight, needs_write
 from soundscape.mapping.scenes import ReferenceImages, Scene, SceneBook, SceneDirector
-from soundscape.mapping.tempo import BeatClock, BeatClockRunner, BeatEvent, MidiClockLike, TapTempo
+from soundscape.mapping.tempo import (
+    BeatClock,
+    BeatClockRunner,
+    BeatEvent,
+    MidiClockLike,
+    Observation,
+    TapTempo,
+)
 from soundscape.scope.params import ParameterStore
 from soundscape.tasks import Supervised, supervise
 
@@ -76,27 +83,17 @@ class MappingEngine:
         self.controls = Controls()
         self.controls.register_target()
         denoising.register(mapping.denoising_profiles)
-        timeouts: dict[str, float | None] = {
-            "midi": None,  # live until the MIDI clock says "lost"
-            "scope": beat.timeout,
-            "tap": beat.tap_hold or None,
-            "audio": beat.timeout,
-        }
         self.clock = BeatClock(
             beat.sources,
             beats_per_bar=beat.beats_per_bar,
             default_bpm=beat.default_bpm,
-            timeouts=timeouts,
+            timeouts=_timeouts(beat),
             max_correction=beat.max_correction,
             catch_up_beats=beat.catch_up_beats,
         )
-        tap = TapTempo(
-            reset_after=beat.tap_reset,
-            count=beat.tap_count,
-            min_bpm=beat.min_bpm,
-            max_bpm=beat.max_bpm,
+        self.runner = BeatClockRunner(
+            self.clock, _tap_tempo(beat), audio_confidence=beat.audio_confidence
         )
-        self.runner = BeatClockRunner(self.clock, tap, audio_confidence=beat.audio_confidence)
         try:
             book = SceneBook.from_config(scenes, mapping.denoising_profiles)
         except ParamError as err:
@@ -194,7 +191,7 @@ class MappingEngine:
 
         The beat clock keeps running and the current scene stays (found again by
         name). Scenes that do not build keep the last good ones; a rule that
-        does not compile is skipped, as at start. ``[beat]`` changes need a restart.
+        does not compile is skipped, as at start. ``[beat]``: :meth:`reload_beat`.
         """
         try:
             book = SceneBook.from_config(scenes, mapping.denoising_profiles)
@@ -218,6 +215,67 @@ class MappingEngine:
         if mapping.enabled != self.enabled and not self._stopped_by_panic:
             self.set_enabled(mapping.enabled)
         log.info("mapping_reloaded", rules=len(self.rules.rules), scenes=len(book))
+
+    # ------------------------------------------------------------------ saved state
+
+    def manual_values(self) -> dict[str, float]:
+        """Each target's manual value (what the rules modulate): the saved state keeps these,
+        not a modulated value caught mid-swing."""
+        return {name: value for name, value in self._bases.items() if value is not None}
+
+    def restore(
+        self,
+        *,
+        scene: str | None,
+        variation: int = 0,
+        manual: dict[str, float] | None = None,
+        enabled: bool | None = None,
+        bpm: float | None = None,
+        beat_source: str | None = None,
+    ) -> None:
+        """Come back to a saved show, before :meth:`start` (the parameters are restored first).
+
+        A tapped tempo is tapped again (it holds like the original taps); any
+        other tempo runs freely until its source (audio, MIDI, Scope) is heard.
+        """
+        for name, value in (manual or {}).items():
+            target = self._targets.get(name)
+            if target is not None:  # a rule's target: its value without the modulation
+                try:
+                    target.set(self.store, value, source="state")
+                except ParamError as err:
+                    log.info("saved_value_refused", target=name, error=str(err))
+        if scene is not None and not self.director.restore(scene, variation):
+            log.info("saved_scene_gone", scene=scene)
+        if enabled is not None:
+            self.enabled = enabled
+        if bpm is not None:
+            now = self.runner.now()
+            if beat_source == "tap" and "tap" in self.clock.order:
+                self.runner.observe("tap", Observation(now, bpm))
+            else:
+                self.clock.set_tempo(bpm, now)
+
+    def reload_beat(self, beat: BeatConfig) -> None:
+        """New ``[beat]`` settings without stopping the clock: the position and the
+        sources' last readings stay; a new default tempo applies while no source leads."""
+        old, self.beat_config = self.beat_config, beat
+        if beat == old:
+            return
+        now = self.runner.now()
+        self.clock.reconfigure(
+            beat.sources,
+            beats_per_bar=beat.beats_per_bar,
+            timeouts=_timeouts(beat),
+            max_correction=beat.max_correction,
+            catch_up_beats=beat.catch_up_beats,
+            now=now,
+        )
+        self.runner.tapper = _tap_tempo(beat)
+        self.runner.audio_confidence = beat.audio_confidence
+        if beat.default_bpm != old.default_bpm and self.clock.active is None:
+            self.clock.set_tempo(beat.default_bpm, now)
+        log.info("beat_reloaded", sources=",".join(self.clock.order), bpm=round(self.clock.bpm, 2))
 
     # ------------------------------------------------------------------ inputs
 
@@ -512,3 +570,21 @@ class MappingEngine:
             "writes": self.writes,
             "fired": self.fired,
         }
+
+
+def _timeouts(beat: BeatConfig) -> dict[str, float | None]:
+    return {
+        "midi": None,  # live until the MIDI clock says "lost"
+        "scope": beat.timeout,
+        "tap": beat.tap_hold or None,
+        "audio": beat.timeout,
+    }
+
+
+def _tap_tempo(beat: BeatConfig) -> TapTempo:
+    return TapTempo(
+        reset_after=beat.tap_reset,
+        count=beat.tap_count,
+        min_bpm=beat.min_bpm,
+        max_bpm=beat.max_bpm,
+    )

@@ -266,7 +266,7 @@ class SceneDirector:
         files = {s.reference_image for s in self.book.scenes if s.reference_image is not None}
         for file in files:  # upload ahead, so a scene change never waits on it
             self._spawn(self.images.path_for(file))
-        if self.config.start:
+        if self.config.start and self.current is None:  # not over a restored show
             self.apply(self.book.index(self.config.start), steps=0, requested_by="start")
 
     async def stop(self) -> None:
@@ -276,6 +276,16 @@ class SceneDirector:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks)
+
+    def restore(self, name: str, variation: int = 0) -> bool:
+        """Mark ``name`` as playing without applying it (a restart: the parameters the
+        performer left are already back, a transition would throw them away)."""
+        if name not in self.book.names:
+            return False
+        self.current = self.book.names.index(name)
+        count = len(self.book[self.current].variation_names)
+        self.variation = variation if 0 <= variation <= count else 0
+        return True
 
     def reconfigure(self, config: ScenesConfig, book: SceneBook) -> None:
         """New scenes (a config reload): the current one is kept by name."""

@@ -200,6 +200,13 @@ class SessionSupervisor:
         self._retry_at = 0.0
         self._kick.set()
 
+    def update_pipeline(self, pipeline: PipelineSection) -> None:
+        """A new ``[pipeline]`` (a config reload): the next session checks and loads it.
+
+        Call :meth:`reconnect` after it; Scope has no renegotiation.
+        """
+        self._pipeline = pipeline
+
     # ----- main loop
 
     def _ended(self, task: asyncio.Task[None]) -> None:

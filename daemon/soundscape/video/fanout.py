@@ -46,6 +46,7 @@ class VideoFanout:
         self._unavailable: dict[str, dict[str, Any]] = {}
         self._stats_task: Supervised | None = None
         self._started = False
+        self._streaming = False  # told to outputs started later (a reload)
 
     async def start(self) -> None:
         if self._started:
@@ -57,30 +58,62 @@ class VideoFanout:
             # Before any NDI backend imports cyndilib: the runtime reads this once.
             ndi_env.use_loopback()
         for config in enabled:
-            try:
-                backend_cls = load_backend(config.type, self._backends)
-                reason = backend_cls.unavailable_reason(config)
-            except BackendUnavailable as err:
-                reason = str(err)
-            except Exception as err:  # a broken backend module must not stop the others
-                reason = f"backend check failed: {type(err).__name__}: {err}"
-            if reason is not None:
-                log.warning("output_unavailable", output=config.label, reason=reason)
-                self._unavailable[config.label] = {
-                    "type": config.type,
-                    "name": config.name,
-                    "state": "unavailable",
-                    "reason": reason,
-                }
-                continue
-            runner = OutputRunner(config, backend_cls, self.size)
-            runner.start()
-            self._runners.append(runner)
+            self._open(config)
         self._stats_task = supervise("video-stats", self._log_stats)
         log.info(
             "video_outputs_started",
             outputs=[r.label for r in self._runners],
             unavailable=sorted(self._unavailable),
+        )
+
+    def _open(self, config: OutputConfig) -> None:
+        try:
+            backend_cls = load_backend(config.type, self._backends)
+            reason = backend_cls.unavailable_reason(config)
+        except BackendUnavailable as err:
+            reason = str(err)
+        except Exception as err:  # a broken backend module must not stop the others
+            reason = f"backend check failed: {type(err).__name__}: {err}"
+        if reason is not None:
+            log.warning("output_unavailable", output=config.label, reason=reason)
+            self._unavailable[config.label] = {
+                "type": config.type,
+                "name": config.name,
+                "state": "unavailable",
+                "reason": reason,
+            }
+            return
+        runner = OutputRunner(config, backend_cls, self.size)
+        runner.start()
+        if self._streaming:
+            runner.set_streaming(True)
+        self._runners.append(runner)
+
+    async def reload(self, outputs: Sequence[OutputConfig], *, size: tuple[int, int]) -> None:
+        """New ``[[outputs]]`` (a config reload): outputs whose config is unchanged keep
+        running, untouched (an NDI receiver never sees its source blink); removed or
+        changed ones stop, new or changed ones start. A new size restarts them all."""
+        if not self._started:
+            self.outputs, self.size = list(outputs), size
+            return
+        wanted = [o for o in outputs if o.enabled]
+        restart_all = size != self.size
+        keep = [r for r in self._runners if not restart_all and r.config in wanted]
+        going = [r for r in self._runners if r not in keep]
+        await asyncio.gather(*(r.stop() for r in going))
+        for runner in going:
+            self._log_runner(runner, "video_output_final")
+        kept_configs = [r.config for r in keep]
+        self._runners, self._unavailable = keep, {}
+        self.outputs, self.size = list(outputs), size
+        for config in wanted:
+            if config not in kept_configs:
+                self._open(config)
+        log.info(
+            "video_outputs_reloaded",
+            kept=[r.label for r in keep],
+            stopped=[r.label for r in going],
+            outputs=[r.label for r in self._runners],
         )
 
     async def stop(self) -> None:
@@ -105,6 +138,7 @@ class VideoFanout:
     def on_stream_state(self, streaming: bool) -> None:
         if not self._started:
             return
+        self._streaming = streaming
         for runner in self._runners:
             runner.set_streaming(streaming)
 
