@@ -179,6 +179,14 @@ async def start_fanout(fanouts: list[VideoFanout], outputs: list[OutputConfig]) 
     return fanout
 
 
+async def settled(fanout: VideoFanout, label: str, frames: int) -> None:
+    """Until the output has sent or dropped ``frames`` frames (its counters are final)."""
+    async with asyncio.timeout(10):
+        # The output thread writes the counters; there is no event to wait on.
+        while (snap := fanout.counters()[label])["sent"] + snap["dropped"] < frames:  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+
 async def play(fanout: VideoFanout, renderer: Renderer, counters: range) -> list[tuple[float, int]]:
     """Frames on a steady 30 fps clock (absolute deadlines, so no drift).
 
@@ -201,6 +209,8 @@ async def test_a_receiver_sees_every_frame_at_576x320_30fps(fanouts, probes):
     probes.append(probe := await Probe.start(name))
     sent = await play(fanout, Renderer(W, H), range(150))
     await probe.wait(lambda p: 149 in p.counters())
+    # The receiver can show the last frame before the sending thread has counted it.
+    await settled(fanout, f"ndi:{name}", 150)
     counters = probe.counters()
     # Every frame, unless the receiver itself fell behind (reported by the probe).
     assert probe.unexplained(sent, set(counters)) == []

@@ -24,9 +24,12 @@ from soundscape.settings import setting
 OUTPUT_TYPES = ("ndi", "spout", "syphon", "record")
 HOLD_MODES = ("last", "black", "still", "none")
 RECORD_SUFFIXES = (".mp4", ".mkv", ".mov")
-# Two frames absorb the bursts WebRTC hands over after a CPU hiccup without adding latency
-# in steady state; a recording rides out about half a second of slow disk.
-LIVE_QUEUE = 2
+# A live output takes a short burst whole (WebRTC hands over two or three frames at once
+# after a CPU hiccup) but drops frames that waited longer than LIVE_MAX_AGE while a newer
+# one is queued, so a slow output never builds latency; a recording rides out about half a
+# second of slow disk and drops nothing by age.
+LIVE_QUEUE = 4
+LIVE_MAX_AGE = 0.1  # seconds: three frames at 30 fps
 RECORD_QUEUE = 16
 
 
@@ -59,7 +62,7 @@ class OutputConfig:
     queue_size: int = setting(
         0,
         "Frames waiting for this output; when full the oldest is dropped "
-        "(0 = 2 for live outputs, 16 for record).",
+        "(0 = 4 for live outputs, which also drop frames older than 0.1 s; 16 for record).",
         low=0,
         high=64,
     )
@@ -88,6 +91,11 @@ class OutputConfig:
         if self.queue_size:
             return self.queue_size
         return RECORD_QUEUE if self.type == "record" else LIVE_QUEUE
+
+    @property
+    def max_age(self) -> float | None:
+        """Live outputs skip frames that waited too long; a recording keeps every one."""
+        return None if self.type == "record" else LIVE_MAX_AGE
 
     @property
     def fixed_size(self) -> tuple[int, int] | None:

@@ -51,7 +51,9 @@ class OutputRunner:
         self._backend_cls = backend_cls
         self._backend: Output | None = None
         self._size = config.fixed_size or default_size
-        self._mailbox: LatestMailbox[tuple[av.VideoFrame, int]] = LatestMailbox(config.queue_depth)
+        self._mailbox: LatestMailbox[tuple[av.VideoFrame, int]] = LatestMailbox(
+            config.queue_depth, max_age=config.max_age, on_drop=self.stats.add_dropped
+        )
         self._state_events: deque[bool] = deque()
         self._clock = HoldClock(config.fps, config.hold_after)
         self._stop = threading.Event()
@@ -72,8 +74,7 @@ class OutputRunner:
     def offer(self, frame: av.VideoFrame, t_in_ns: int) -> None:
         """Queue a frame for this output; never blocks."""
         self.stats.frames_in += 1
-        if self._mailbox.put((frame, t_in_ns)):
-            self.stats.add_dropped()
+        self._mailbox.put((frame, t_in_ns))  # a drop is counted by the mailbox's on_drop
 
     def set_streaming(self, streaming: bool) -> None:
         self._state_events.append(streaming)
