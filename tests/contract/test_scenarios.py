@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -147,7 +148,10 @@ async def _emulator_url(proc: asyncio.subprocess.Process) -> str:
             line = (await proc.stdout.readline()).decode()
             assert line, "the emulator exited before listening"
             if "emulator_listening" in line:
-                return str(json.loads(line)["url"])
+                try:
+                    return str(json.loads(line)["url"])
+                except ValueError:  # the console renderer (a terminal): url=http://…
+                    return re.sub(r"\x1b\[[0-9;]*m", "", line).split("url=")[1].split()[0]
 
 
 async def test_recvonly_gets_zero_frames(lab: Lab) -> None:
