@@ -92,9 +92,9 @@ def test_profiles_must_be_descending_steps():
 
 def test_beat_mistakes():
     problems = problems_of(
-        BeatConfig, {"sources": ["midi", "midi", "link"], "min_bpm": 200, "max_bpm": 100}, "beat"
+        BeatConfig, {"sources": ["midi", "midi", "lnk"], "min_bpm": 200, "max_bpm": 100}, "beat"
     )
-    assert any("beat.sources" in p and "'link'" in p for p in problems)
+    assert any("beat.sources" in p and "'lnk'" in p for p in problems)
     problems = problems_of(BeatConfig, {"sources": ["midi", "midi"]}, "beat")
     assert problems == ["beat.sources: a source is named twice"]
     problems = problems_of(BeatConfig, {"min_bpm": 200, "max_bpm": 100}, "beat")

@@ -20,6 +20,7 @@ from soundscape.settings import setting
 
 BEAT_SOURCES: dict[str, str] = {
     "midi": "MIDI clock from the MIDI inputs (tempo, start = bar line).",
+    "link": "Ableton Link ([beat] link = true), once a peer set the tempo or pressed play.",
     "scope": "Scope's own tempo sync (Ableton Link / MIDI clock on the Scope machine).",
     "tap": "Tap tempo (command `tap`): the first tap of a series is a bar line.",
     "audio": "The audio beat tracker (tempo and beat phase; no bar line of its own).",
@@ -243,11 +244,16 @@ class BeatConfig:
     """``[beat]``: one beat clock, fed by the most trusted live source."""
 
     sources: list[str] = setting(
-        ["midi", "scope", "tap", "audio"],
+        ["midi", "link", "scope", "tap", "audio"],
         "Sources in order of trust; the first live one drives the clock.",
         choices=tuple(BEAT_SOURCES),
     )
     beats_per_bar: int = setting(4, "Beats in a bar.", low=1, high=32)
+    link: bool = setting(
+        False,
+        "Join the Ableton Link session (extra 'link'): follow a peer's tempo, phase and "
+        "start/stop; publish ours when another source leads. Quantum = beats_per_bar.",
+    )
     default_bpm: float = setting(120.0, "Tempo until a source speaks.", low=20, high=400)
     min_bpm: float = setting(40.0, "Slower taps or audio tempos are ignored.", low=20, high=400)
     max_bpm: float = setting(240.0, "Faster taps or audio tempos are ignored.", low=20, high=400)

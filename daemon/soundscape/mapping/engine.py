@@ -37,6 +37,7 @@ from soundscape.errors import ParamError
 from soundscape.mapping import denoising, feedback
 from soundscape.mapping.config import BeatConfig, MappingConfig, RuleConfig, ScenesConfig
 from soundscape.mapping.controls import Controls
+from soundscape.mapping.link import LinkBridge
 from soundscape.mapping.rules import Evaluation, Inputs, Rule, RuleSet, hand_weight, needs_write
 from soundscape.mapping.scenes import ReferenceImages, Scene, SceneBook, SceneDirector
 from soundscape.mapping.tempo import (
@@ -94,6 +95,8 @@ class MappingEngine:
         self.runner = BeatClockRunner(
             self.clock, _tap_tempo(beat), audio_confidence=beat.audio_confidence
         )
+        self._link_wanted = beat.link and "link" in beat.sources
+        self.link: LinkBridge | None = None
         try:
             book = SceneBook.from_config(scenes, mapping.denoising_profiles)
         except ParamError as err:
@@ -159,6 +162,8 @@ class MappingEngine:
         ):
             self.commands.register(name, handler, doc)
         await self.runner.start()
+        if self._link_wanted:
+            await self._start_link()
         await self.director.start()
         if ticking:
             self._task = supervise("mapping", self._run)  # restarted with backoff if it fails
@@ -179,6 +184,9 @@ class MappingEngine:
         if tasks:
             await asyncio.wait(tasks)
         await self.director.stop()
+        if self.link is not None:
+            await self.link.stop()
+            self.link = None
         await self.runner.stop()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
@@ -292,6 +300,15 @@ class MappingEngine:
     def tempo_update(self, message: dict[str, Any]) -> None:
         """Scope's ``tempo_update`` (``supervisor.on_message("tempo_update", ...)``)."""
         self.runner.tempo_update(message)
+
+    async def _start_link(self) -> None:
+        from soundscape.mapping.link import available
+
+        if not available():
+            log.warning("link_unavailable", reason="aalink is not installed (extra 'link')")
+            return
+        self.link = LinkBridge(self.runner)
+        await self.link.start()
 
     def attach_midi_clock(self, midi_clock: MidiClockLike) -> None:
         """Follow the MIDI helper's clock (``MidiControl.clock``)."""

@@ -19,7 +19,7 @@ ADDRESSES: dict[str, tuple[str, str]] = {
     "/soundscape/bpm": ("f", "The clock's tempo, when it changes by 0.1 BPM or more."),
     "/soundscape/beat/source": (
         "s",
-        "Which source drives the clock: midi, scope, tap, audio, none.",
+        "Which source drives the clock: midi, link, scope, tap, audio, none.",
     ),
     "/soundscape/audio/energy": ("f", "Loudness 0..1, at [mapping].feedback_rate."),
     "/soundscape/audio/brightness": ("f", "Brightness 0..1."),
