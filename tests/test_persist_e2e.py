@@ -103,6 +103,17 @@ class Show:
         self.procs.append(proc)
         return proc
 
+    def midi_learn(self, target: str) -> subprocess.Popen[str]:
+        """``soundscape midi-learn TARGET --config FILE`` as the service user runs it."""
+        command = [sys.executable, "-m", "soundscape.cli", "midi-learn", target]
+        return subprocess.Popen(
+            [*command, "--config", str(self.config), "--timeout", str(WAIT)],
+            env={**os.environ, "STATE_DIRECTORY": str(self.state_dir)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
     def events(self, index: int = -1) -> list[dict[str, Any]]:
         out = []
         for line in (self.logs / f"run{index % len(self.procs)}.log").read_text().splitlines():
@@ -313,5 +324,47 @@ async def test_a_binding_learned_before_kill_9_still_works_after(
         finally:
             turning.cancel()
         show.stop(second)
+    finally:
+        show.close()
+
+
+async def test_a_binding_learned_from_the_command_line_is_taken_on_sighup(
+    tmp_path: Path, emulator: Emulator, controller: Any
+) -> None:
+    """The documented service workflow: `soundscape midi-learn` as the service user writes
+    to the state directory (the config stays read-only), `systemctl reload` takes it live."""
+    show = Show(tmp_path, emulator, midi_input=controller.client)
+    show.config.chmod(0o444)
+    try:
+        daemon = show.start()
+        await show.new_session(set())
+        learn = show.midi_learn("vace_context_scale")
+        assert learn.stdout is not None
+        line = await asyncio.to_thread(learn.stdout.readline)
+        assert line.startswith("listening on"), line
+        async with asyncio.timeout(WAIT):
+            while learn.poll() is None:  # its input goes live a JACK cycle after opening
+                for value in (10, 12, 15):
+                    controller.send(cc21(value))
+                    await asyncio.sleep(0.01)  # JACK pacing
+                await asyncio.sleep(0.3)
+        assert learn.returncode == 0, learn.stdout.read()
+        assert str(show.learned_file) in learn.stdout.read()
+
+        daemon.send_signal(signal.SIGHUP)  # systemctl reload soundscape
+
+        async def turn() -> None:
+            while True:
+                controller.send(cc21(127))
+                await asyncio.sleep(0.2)
+
+        turning = asyncio.create_task(turn())
+        try:
+            await show.session_shows(lambda p: p.get("vace_context_scale") == 2.0)
+        finally:
+            turning.cancel()
+        assert len([s for s in emulator.state()["sessions"] if s["open"]]) == 1  # no reconnect
+        show.stop(daemon)
+        assert "config_reload_requested" in [e["event"] for e in show.events()]
     finally:
         show.close()
