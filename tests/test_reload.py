@@ -19,11 +19,15 @@ from structlog.testing import capture_logs
 
 from soundscape import reload as live_reload
 from soundscape.app import Daemon
+from soundscape.audio.config import AudioConfig
+from soundscape.audio.engine import AudioEngine
+from soundscape.audio.synth import drum_loop
 from soundscape.config import load
 from soundscape.control.commands import CommandBus
 from soundscape.control.midi import MidiControl
 from soundscape.control.midi_config import MidiConfig, MidiMapping
 from soundscape.emulator import Emulator, EmulatorConfig, decode_counter
+from soundscape.mapping.tempo import BeatClock, Observation
 from soundscape.scope.params import ParameterStore
 from soundscape.video.config import OutputConfig
 from soundscape.video.fanout import VideoFanout
@@ -328,3 +332,44 @@ def test_a_knob_kept_by_a_reload_keeps_its_soft_takeover() -> None:
     positions = control.takeover_positions()
     assert positions["cc:1:7>kv_cache_attention_bias"].position() == (0.4, 0.4, True)
     assert positions["cc:1:8>noise_scale"].position() == (None, None, False)  # picks up
+
+
+# --------------------------------------------------------------------------- audio, beat
+
+
+async def test_audio_takes_new_analysis_and_a_new_file_live(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.wav", tmp_path / "b.wav"
+    drum_loop(120.0, 2.0).write_wav(first)
+    drum_loop(140.0, 2.0).write_wav(second)
+    config = AudioConfig(enabled=True, file=str(first))
+    engine = AudioEngine(config)
+    blocks: list[Any] = []
+    engine.subscribe(blocks.append)
+    await engine.start()
+    try:
+        await until(lambda: len(blocks) > 5)
+        source = engine.source
+        analysis = dataclasses.replace(config, fft_size=2048)
+        await engine.reload(analysis)
+        assert engine.source is source  # analysis only: the source plays on
+        assert engine.analyzer.config.fft_size == 2048
+        await engine.reload(dataclasses.replace(analysis, file=str(second)))
+        assert engine.source is not source and not source.running
+        seen = len(blocks)
+        await until(lambda: len(blocks) > seen + 5)  # the new file flows
+    finally:
+        await engine.stop()
+
+
+def test_beat_settings_change_without_losing_the_position() -> None:
+    clock = BeatClock(["tap", "audio"], timeouts={"tap": None, "audio": 1.0})
+    clock.observe("audio", Observation(0.0, 100.0), 0.0)
+    assert clock.active == "audio"
+    position = clock.position(0.5)
+    same = {"timeouts": {"tap": None, "audio": 1.0}, "max_correction": 0.25}
+    clock.reconfigure(["audio"], beats_per_bar=3, catch_up_beats=1.0, now=0.5, **same)
+    assert clock.position(0.5) == pytest.approx(position)
+    assert (clock.active, clock.beats_per_bar, clock.bpm) == ("audio", 3, pytest.approx(100.0))
+    clock.reconfigure(["tap"], beats_per_bar=4, catch_up_beats=1.0, now=0.5, **same)
+    assert clock.active is None  # nobody tapped: free-running at the last tempo
+    assert clock.bpm == pytest.approx(100.0)
