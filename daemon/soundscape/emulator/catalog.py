@@ -38,7 +38,8 @@ class Behaviour:
     call (passthrough works on 4, so 4 frames are held while input stalls). ``gray``:
     drops the colour. ``fps``: a generator's rate (None: the config's ``fps``);
     ``pts_step``: its pts increment in 1/90000 (controller-viz: 1500, 60 fps nominal,
-    ~57 delivered on CPU).
+    ~57 delivered on CPU). ``visible_latency``: seconds from a parameter change (pause
+    included) to the picture showing it (controller-viz: ~0.6 s on CPU).
     """
 
     generator: bool = False
@@ -47,11 +48,12 @@ class Behaviour:
     fps: float | None = None
     pts_step: int | None = None
     diffusion: bool = False
+    visible_latency: float = 0.0
 
 
 BEHAVIOURS: dict[str, Behaviour] = {
     "passthrough": Behaviour(chunk=4),
-    "controller-viz": Behaviour(generator=True, fps=57.0, pts_step=1500),
+    "controller-viz": Behaviour(generator=True, fps=57.0, pts_step=1500, visible_latency=0.6),
     "gray": Behaviour(gray=True),
     "optical-flow": Behaviour(),
     "rife": Behaviour(chunk=2),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import math
 import time
 import uuid
 from collections import deque
@@ -112,6 +113,10 @@ class EmulatedSession:
         self.parameters: dict[str, Any] = catalog.with_defaults(
             {k: v for k, v in initial.items() if k != "input_source"}
         )
+        # The picture follows the parameters this late (controller-viz: ~0.6 s recorded).
+        self._latency = main.visible_latency
+        self._shown: deque[tuple[float, dict[str, Any]]] = deque()
+        self._shown.append((-math.inf, dict(self.parameters)))
         self.quantize_mode: str | None = None
         self.lookahead_ms = 0.0
         self.session_settings: dict[str, Any] = {}
@@ -255,7 +260,7 @@ class EmulatedSession:
         self._due = None  # no burst of catch-up frames after a gap
 
     async def _generated(self) -> VideoFrame | None:
-        if self.paused and self._last_buffer is None:
+        if self._picture_paused() and self._last_buffer is None:
             await self._wait_change()
             return None
         loop = asyncio.get_running_loop()
@@ -285,7 +290,7 @@ class EmulatedSession:
         return frame
 
     def _next_buffer(self) -> np.ndarray:
-        if self.paused and self._last_buffer is not None:
+        if self._picture_paused() and self._last_buffer is not None:
             return self._last_buffer
         renderer = self._renderer
         if renderer is None or (renderer.width, renderer.height) != (self.width, self.height):
@@ -307,8 +312,21 @@ class EmulatedSession:
         self._last_buffer = buffer
         return buffer
 
+    def _visible(self) -> dict[str, Any]:
+        """The parameters the picture shows now (``visible_latency`` behind the last ones)."""
+        if not self._latency:
+            return self.parameters
+        now = time.monotonic() - self._latency
+        while len(self._shown) > 1 and self._shown[1][0] <= now:
+            self._shown.popleft()
+            self._overlay_dirty = True
+        return self._shown[0][1]
+
+    def _picture_paused(self) -> bool:
+        return bool(self._visible().get("paused"))
+
     def _number(self, key: str, default: float) -> float:
-        value = self.parameters.get(key)
+        value = self._visible().get(key)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return default
         return max(0.0, min(1.0, float(value)))
@@ -318,7 +336,7 @@ class EmulatedSession:
         if self.transition and self.transition["step"] < self.transition["num_steps"]:
             transition = self.transition
         return {
-            "parameters": self.parameters,
+            "parameters": self._visible(),
             "pipeline": "+".join(self.active_ids or ()) or self.pipeline.name,
             "transition": transition,
             "cache_resets": self.cache_resets,
@@ -455,6 +473,8 @@ class EmulatedSession:
         transition = update.get("transition")
         before = self.parameters.get("prompts")
         self.parameters.update(update)
+        if self._latency:
+            self._shown.append((time.monotonic(), dict(self.parameters)))
         if transition is not None:
             self._start_transition(transition, before)
         self._overlay_dirty = True
