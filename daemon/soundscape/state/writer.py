@@ -45,6 +45,7 @@ class StateWriter:
         self._last: bytes | None = None
         self._dirty = asyncio.Event()
         self._task: Supervised | None = None
+        self._writing: asyncio.Future[None] | None = None  # the write in its thread
         self._written: list[Callable[[int], None]] = []
 
     def mark(self) -> None:
@@ -62,6 +63,9 @@ class StateWriter:
         if self._task is not None:
             await self._task.stop()
         self._task = None
+        if self._writing is not None:  # a stopped loop's write lands before the last one
+            with contextlib.suppress(Exception):
+                await self._writing
         await self.flush()
 
     async def flush(self) -> None:
@@ -74,8 +78,10 @@ class StateWriter:
             return
         if data == self._last:
             return
+        self._writing = asyncio.ensure_future(asyncio.to_thread(write_atomic, self.path, data))
         try:
-            await asyncio.to_thread(write_atomic, self.path, data)
+            # Shielded: a cancelled wait must not leave a write behind that lands later.
+            await asyncio.shield(self._writing)
         except OSError as err:
             self.failures += 1
             if self.failures == 1 or self.failures % 100 == 0:  # a full disk: not one line per knob
