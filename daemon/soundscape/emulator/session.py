@@ -475,6 +475,7 @@ class EmulatedSession:
         self.parameters.update(update)
         if self._latency:
             self._shown.append((time.monotonic(), dict(self.parameters)))
+            self._visible()  # drops what is past, also for a session that draws nothing
         if transition is not None:
             self._start_transition(transition, before)
         self._overlay_dirty = True
