@@ -322,3 +322,25 @@ async def test_a_corrupt_state_file_is_one_line_and_a_clean_start(
     assert daemon.store.get("kv_cache_attention_bias") == 0.3
     await daemon.persistence.writer.flush()  # the next save replaces the broken file
     assert decode(files.show.read_bytes()).parameters["kv_cache_attention_bias"] == 0.3
+
+
+async def test_a_restore_that_fails_is_logged_and_the_daemon_starts_anyway(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, files = show_config(tmp_path)
+    first = Daemon(config, state_files=files)
+    await play_a_show(first)
+    assert first.persistence is not None
+    await first.persistence.writer.flush()
+    second = Daemon(config, state_files=files)
+    assert second.persistence is not None
+
+    def broken(**_: object) -> None:
+        raise RuntimeError("a bug in a part's restore")
+
+    monkeypatch.setattr(second.mapping, "restore", broken)
+    saved = await second.persistence.load()
+    assert saved is not None
+    with capture_logs() as logs:
+        second.persistence.restore(saved)  # never raises: a crash loop would end the show
+    assert [e["event"] for e in logs] == ["state_restore_failed"]

@@ -144,7 +144,11 @@ class ShowPersistence:
             return None
 
     def restore(self, state: ShowState) -> None:
-        restore(state, self.parts, self.config_parameters())
+        try:
+            restore(state, self.parts, self.config_parameters())
+        except Exception:  # a saved show must never keep the daemon from starting (a crash loop)
+            log.exception("state_restore_failed", path=str(self.path))
+            return
         log.info(
             "state_restored",
             path=str(self.path),
