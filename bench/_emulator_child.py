@@ -27,6 +27,21 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "daemon"))
 
 
+# Faults that happen at once: the route that causes each.
+ONE_SHOT = {
+    "stream_stopped": "/_emulator/stream_stopped",  # DELETE / SIGTERM: stream_stopped first
+    "drop": "/_emulator/drop",  # the connection closes without a word
+    "stall": "/_emulator/stall",  # frames stop, everything else stays up
+    "restart": "/api/v1/restart",  # the real one: health refused ~4.4 s, back not_loaded
+    "restart_keep_pipeline": "/_emulator/restart_keep_pipeline",  # sessions gone, all else up
+}
+# Hostile behaviour that lasts until switched off.
+MODES = {
+    "garbage_sdp": "/_emulator/garbage_sdp",  # offers answered 200 with an SDP that is not SDP
+    "close_at_once": "/_emulator/close_at_once",  # sessions accepted, then closed at once
+}
+
+
 @dataclass(frozen=True)
 class Availability:
     """The server as a client would find it, from time ``t`` on."""
@@ -149,6 +164,25 @@ class EmulatorChild:
     async def post(self, path: str, **params: Any) -> httpx.Response:
         assert self.http is not None
         return await self.http.post(path, params=params or None)
+
+    async def inject(self, kind: str, hostile_for: float) -> float:
+        """Cause one fault; return when the server behaves again as far as the fault goes.
+
+        A one-shot fault is over at once (a restart's own outage is in ``history``); a
+        hostile mode starts with a drop of the live session, lasts ``hostile_for``
+        seconds and is then switched off.
+        """
+        if kind in MODES:
+            # The mode only meets new offers: drop the live session to make the client offer.
+            (await self.post(MODES[kind], enabled="1")).raise_for_status()
+            (await self.post(ONE_SHOT["drop"])).raise_for_status()
+            await asyncio.sleep(hostile_for)
+            behaving = time.monotonic()
+            (await self.post(MODES[kind], enabled="0")).raise_for_status()
+            return behaving
+        t0 = time.monotonic()
+        (await self.post(ONE_SHOT[kind])).raise_for_status()
+        return t0
 
     async def state(self) -> dict[str, Any]:
         assert self.http is not None

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -50,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._docs import write_section
 from bench._emulator_child import EmulatorChild
-from bench.reconnect import HEALTH_DOWN
+from bench._frames import on_first_frame
 
 KNOB_RATE = 200.0
 KNOB_ADDRESS = "/soundscape/norm/kv_cache_attention_bias"
@@ -70,7 +71,19 @@ NOT_STORED = frozenset(
         "node_id",
     }
 )
-QUICK_KINDS = ("stream_stopped", "drop", "stall", "restart")
+KINDS = (
+    "stream_stopped",
+    "drop",
+    "stall",
+    "restart",
+    "restart_keep_pipeline",
+    "garbage_sdp",
+    "close_at_once",
+    "restart_failed_load",  # the first load after the restart fails (error once, no text)
+    "restart_slow_load",  # the load after the restart takes SLOW_LOAD s
+)
+HOSTILE_FOR = 3.0  # s a hostile mode lasts
+SLOW_LOAD = 10.0
 LORAS = [{"name": "ink", "path": "/emulator/loras/ink.safetensors", "scale": 0.5}]
 
 
@@ -150,6 +163,7 @@ def serve_daemon(config_path: str) -> None:
     def on_started(daemon: Daemon) -> None:
         held["daemon"] = daemon
         daemon.supervisor.on_status(lambda s: emit({"kind": "status", **s}))
+        on_first_frame(daemon, lambda t, sid: emit({"kind": "frame", "t": t, "session_id": sid}))
         emit({"kind": "started"})
 
     def answer(command: str) -> None:
@@ -250,7 +264,7 @@ class DaemonChild:
             except ValueError:
                 continue
             kind = record.get("kind")
-            if kind in ("status", "started"):
+            if kind in ("status", "started", "frame"):
                 self.statuses.append(record)
                 self.changed.set()
             else:
@@ -276,17 +290,13 @@ class DaemonChild:
         await self._proc.stdin.drain()
         return await asyncio.wait_for(self._queue(reply or command).get(), timeout)
 
-    def sessions(self) -> list[tuple[float, str]]:
+    def sessions(self, since: float = 0.0, besides: set[str] | None = None) -> list[float]:
+        """When each session that streamed had its first frame (from ``since``, not ``besides``)."""
+        return [t for t, sid in self.streams() if t >= since and sid not in (besides or set())]
+
+    def streams(self) -> list[tuple[float, str]]:
         """(time of the first frame, session id) of every session that streamed."""
-        seen: dict[str, float] = {}
-        for s in self.statuses:
-            if (
-                s.get("state") == "streaming"
-                and s.get("session_id")
-                and s["session_id"] not in seen
-            ):
-                seen[s["session_id"]] = s["t"]
-        return sorted((t, sid) for sid, t in seen.items())
+        return [(r["t"], r["session_id"]) for r in self.statuses if r.get("kind") == "frame"]
 
 
 # --------------------------------------------------------------------------- /proc sampling
@@ -355,6 +365,7 @@ class Recovery:
     differences: dict[str, Any] = field(default_factory=dict)
     compared: bool = False
     keys: int = 0  # parameters compared
+    status: str = ""  # the daemon's own status then (frames were flowing)
 
 
 @dataclass
@@ -455,31 +466,20 @@ class _Feedback(asyncio.DatagramProtocol):
 # --------------------------------------------------------------------------- faults
 
 
-async def available_kinds(emulator: EmulatorChild) -> list[str]:
-    """Every fault kind this emulator offers: the quick ones and any hostile ones."""
-    kinds = list(QUICK_KINDS)
-    with contextlib.suppress(Exception):
-        response = await emulator.http.get("/_emulator/faults")  # type: ignore[union-attr]
-        if response.status_code == 200:
-            listed = response.json()
-            extra = listed.get("faults", listed) if isinstance(listed, dict) else listed
-            kinds += [k for k in extra if isinstance(k, str) and k not in kinds]
-    return kinds
-
-
-async def inject(emulator: EmulatorChild, kind: str) -> None:
-    if kind == "restart":
-        response = await emulator.post("/api/v1/restart")
-        if response.status_code != 200:  # no real restart endpoint: the same outage
-            response = await emulator.post("/_emulator/restart", downtime=HEALTH_DOWN)
-    else:
-        response = await emulator.post(f"/_emulator/{kind}")
-    response.raise_for_status()
+async def inject(emulator: EmulatorChild, kind: str) -> float:
+    """Cause one fault; return when the server behaves again as far as the fault goes."""
+    if kind == "restart_failed_load":
+        (await emulator.post("/_emulator/fail_next_load")).raise_for_status()
+        kind = "restart"
+    elif kind == "restart_slow_load":
+        (await emulator.post("/_emulator/slow_load", seconds=SLOW_LOAD)).raise_for_status()
+        kind = "restart"
+    return await emulator.inject(kind, HOSTILE_FOR)
 
 
 async def compare_state(
     daemon: DaemonChild, emulator: EmulatorChild, settle: float = 4.0
-) -> tuple[bool, dict[str, Any], int]:
+) -> tuple[bool, dict[str, Any], int, str]:
     """The new session's parameters on the server vs the daemon's, once the sender is idle.
 
     Retried for ``settle`` seconds: a scene change waits for the next bar and the
@@ -496,12 +496,13 @@ async def compare_state(
             None,
         )
         keys = len(set(reply["wire"]) - NOT_STORED)
+        status = str(reply["status"].get("state"))
         if session is not None:
             diffs = state_differences(reply["wire"], session.get("parameters", {}))
             if not diffs:
-                return True, {}, keys
+                return True, {}, keys, status
         if time.monotonic() > deadline:
-            return session is not None, diffs, keys
+            return session is not None, diffs, keys, status
         await asyncio.sleep(0.25)
 
 
@@ -525,34 +526,41 @@ async def faults(
         await asyncio.sleep(max(0.0, at - time.monotonic()))
         kind = kinds[i % len(kinds)]
         i += 1
-        before = {sid for _, sid in daemon.sessions()}
+        before = {sid for _, sid in daemon.streams()}
         t0 = time.monotonic()
         recovery = Recovery(kind, t0 - start, None)
         recoveries.append(recovery)
-        await inject(emulator, kind)
+        behaving = await inject(emulator, kind)
         try:
             async with asyncio.timeout(every - 5):
-                while not (new := [t for t, sid in daemon.sessions() if sid not in before]):
+                # The first session to stream after the server behaves again (a hostile
+                # spell may let one stream for a moment before closing it).
+                while not (new := daemon.sessions(since=behaving, besides=before)):
                     await daemon.wait_changed()
         except TimeoutError:
-            print(f"{recovery.at:7.1f} s  {kind:15s} NOT recovered in {every - 5:g} s", flush=True)
+            print(f"{recovery.at:7.1f} s  {kind:22s} NOT recovered in {every - 5:g} s", flush=True)
             at += every
             show.pause_allowed = True
             continue
-        recovery.seconds = new[0] - t0
+        finally:
+            if kind == "restart_slow_load":
+                (await emulator.post("/_emulator/slow_load", seconds="")).raise_for_status()
+        recovery.seconds = min(new) - behaving
         # Hands off the controls and the mapping while the states are compared.
         show.live.clear()
         show.send("/soundscape/mapping", False)
         await asyncio.sleep(0.3)
         compared = await compare_state(daemon, emulator)
-        recovery.compared, recovery.differences, recovery.keys = compared
+        recovery.compared, recovery.differences, recovery.keys, recovery.status = compared
         show.send("/soundscape/mapping", True)
         show.live.set()
         show.pause_allowed = True
         same = recovery.compared and not recovery.differences
         note = f"state ok ({recovery.keys} parameters)" if same else "STATE DIFFERS"
+        if recovery.status != "streaming":
+            note += f"; the daemon's status says {recovery.status!r} while frames flow"
         print(
-            f"{recovery.at:7.1f} s  {kind:15s} recovered in {recovery.seconds:.3f} s, {note}"
+            f"{recovery.at:7.1f} s  {kind:22s} recovered in {recovery.seconds:.3f} s, {note}"
             + (f": {recovery.differences}" if recovery.differences else ""),
             flush=True,
         )
@@ -587,6 +595,8 @@ def free_udp_port() -> int:
 def write_config(
     folder: Path, scope_url: str, audio: Path, osc_port: int, feedback_port: int
 ) -> Path:
+    from soundscape.config import Config
+
     loras = ", ".join(
         f'{{ name = "{x["name"]}", path = "{x["path"]}", scale = {x["scale"]} }}' for x in LORAS
     )
@@ -633,6 +643,8 @@ path = "{folder / "soak.mkv"}"
 level = "info"
 format = "json"
 """
+    if "http" in {f.name for f in dataclasses.fields(Config)}:
+        text += '\n[http]\nlisten = "127.0.0.1:0"\n'  # the operator's page, on a free port
     path = folder / "soak.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -694,9 +706,7 @@ async def _run_show(
     async with asyncio.timeout(120):
         while not daemon.sessions():
             await daemon.wait_changed()
-    kinds = await available_kinds(emulator)
-    if args.kinds:
-        kinds = args.kinds.split(",")
+    kinds = args.kinds.split(",") if args.kinds else list(KINDS)
     print(f"daemon pid {daemon.pid}, streaming; fault kinds: {', '.join(kinds)}", flush=True)
     start = time.monotonic()
     end = start + args.minutes * 60
@@ -805,7 +815,8 @@ def report(result: Result) -> str:
     for r in result.recoveries:
         by_kind.setdefault(r.kind, []).append(r)
     rows = [
-        "| fault | n | recovered | median (s) | max (s) | failed | state differences |",
+        "| fault | n | recovered | → first frame, median (s) | max (s) | failed | "
+        "state differences |",
         "|---|---|---|---|---|---|---|",
     ]
     failed_total = diffs_total = 0
@@ -824,6 +835,11 @@ def report(result: Result) -> str:
         )
     text += "\n\n" + "\n".join(rows)
     text += (
+        "\n\nTimes run from the fault (for a hostile spell, from its end: the server behaves "
+        "again) to the first frame of the new session; a restart's include the server's own "
+        "4.4 s outage and the reload."
+    )
+    text += (
         f"\n\nFailed recoveries: {failed_total} (goal 0: {verdict(failed_total == 0)}); "
         f"recoveries with a state difference: {diffs_total} (goal 0: "
         f"{verdict(diffs_total == 0)})."
@@ -831,6 +847,14 @@ def report(result: Result) -> str:
     for r in result.recoveries:
         if r.differences:
             text += f"\n- {r.kind} at {r.at:.0f} s: {r.differences}"
+    wrong = [r for r in result.recoveries if r.seconds is not None and r.status != "streaming"]
+    if wrong:
+        text += (
+            f"\n\nThe daemon's status did not say `streaming` after {len(wrong)} recoveries "
+            "although frames were flowing: "
+            + ", ".join(f"{r.kind} at {r.at:.0f} s ({r.status!r})" for r in wrong)
+            + "."
+        )
     show = result.show
     minutes = result.minutes
     text += (

@@ -1,0 +1,85 @@
+"""The arithmetic the soak and reconnect benchmarks report their verdicts with."""
+
+from __future__ import annotations
+
+import pytest
+from bench._emulator_child import Availability
+from bench.reconnect import after_restart, sample
+from bench.soak import flat, growth_per_hour, state_differences
+
+
+def test_growth_per_hour_is_the_slope_of_the_fit() -> None:
+    t = [0.0, 600.0, 1200.0, 1800.0]  # seconds
+    rss = [100.0, 101.0, 102.0, 103.0]  # +1 MB every 10 min
+    assert growth_per_hour(t, rss) == pytest.approx(6.0)
+
+
+def test_growth_per_hour_ignores_noise_around_a_flat_line() -> None:
+    t = [float(i * 10) for i in range(120)]
+    rss = [150.0 + (0.5 if i % 2 else -0.5) for i in range(120)]
+    assert abs(growth_per_hour(t, rss)) < 0.5
+
+
+def test_flat_sees_a_late_rise_but_not_a_dip() -> None:
+    assert flat([12, 13, 12, 12, 11, 12, 12, 13])
+    assert not flat([12, 12, 12, 12, 12, 12, 13, 14])
+
+
+def test_state_differences_compare_the_daemons_keys_only() -> None:
+    ours = {
+        "prompts": [{"text": "a", "weight": 1.0}],
+        "kv_cache_attention_bias": 0.3,
+        "paused": False,
+        "reset_cache": True,  # an event, never stored by the server
+        "transition": {"target_prompts": []},  # applied, not stored
+    }
+    theirs = {
+        "prompts": [{"text": "a", "weight": 1}],
+        "kv_cache_attention_bias": 0.30000001,
+        "paused": False,
+        "vace_context_scale": 1.0,  # the server's own default
+    }
+    assert state_differences(ours, theirs) == {}
+
+
+def test_state_differences_report_a_lost_or_changed_value() -> None:
+    ours = {"kv_cache_attention_bias": 0.3, "paused": False, "lora_scales": [{"scale": 0.5}]}
+    theirs = {"kv_cache_attention_bias": 0.5, "lora_scales": [{"scale": 0.5}]}
+    assert state_differences(ours, theirs) == {
+        "kv_cache_attention_bias": (0.3, 0.5),
+        "paused": (False, "<missing>"),
+    }
+    # A bool is not the number 0: the server would hold a different value.
+    assert state_differences({"paused": False}, {"paused": 0}) == {"paused": (False, 0)}
+
+
+def _restart_history(load_start: float, load_end: float) -> list[Availability]:
+    return [
+        Availability(0.0, True, "loaded", 1),
+        Availability(10.5, False, "not_loaded", 1),  # frames stop, connections refused
+        Availability(14.9, True, "not_loaded", 1),  # back, not loaded
+        Availability(load_start, True, "loading", 2),
+        Availability(load_end, True, "loaded", 2),
+    ]
+
+
+def test_a_restart_counts_from_the_server_answering_plus_the_load() -> None:
+    history = _restart_history(load_start=15.0, load_end=15.5)
+    assert after_restart(history, 10.0) == (14.9, 15.0, 15.5)
+    s = sample("restart", 10.0, 10.0, 15.8, history)
+    assert s.fault_to_frame == pytest.approx(5.8)
+    assert s.back_to_load == pytest.approx(0.1)
+    # usable = 14.9 + 0.5 s of load: the frame came 0.4 s later.
+    assert s.usable_to_frame == pytest.approx(0.4)
+
+
+def test_a_late_load_request_is_time_wasted_after_the_server_came_back() -> None:
+    history = _restart_history(load_start=18.0, load_end=18.5)  # 3.1 s of backoff
+    s = sample("restart", 10.0, 10.0, 18.8, history)
+    assert s.usable_to_frame == pytest.approx(3.4)
+
+
+def test_a_hostile_spell_counts_from_its_end_and_a_stall_has_no_usable_time() -> None:
+    s = sample("garbage_sdp", 10.0, 13.0, 13.6, [])
+    assert (s.fault_to_frame, s.usable_to_frame) == (pytest.approx(3.6), pytest.approx(0.6))
+    assert sample("stall", 10.0, 10.0, 13.2, []).usable_to_frame is None
