@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,7 +37,7 @@ from soundscape.service import Notifier
 from soundscape.state.learned import LearnedMappings, merge
 from soundscape.state.paths import StateFiles, state_files
 from soundscape.state.show import ShowPersistence
-from soundscape.tasks import cancel_and_wait
+from soundscape.tasks import TaskOwner, cancel_and_wait, owning
 from soundscape.video.fanout import VideoFanout
 from soundscape.warmup import warm_up
 
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 STOP_TIMEOUT = 5.0
+# The supervisor may go this long without progress, on top of its longest planned wait
+# (a backoff) and twice its longest timeout, before the watchdog calls it wedged.
+PROGRESS_SLACK = 5.0
 
 
 class Component(Protocol):
@@ -90,6 +94,15 @@ class Daemon:
         )
         self.components: list[Component] = []
         self._started: list[Component] = []
+        # Every supervised part started by start() reports to this; a failed core ends run().
+        self.tasks = TaskOwner()
+        scope = config.scope
+        session = config.session
+        self.progress_timeout = (
+            PROGRESS_SLACK
+            + session.backoff_max * (1 + session.backoff_jitter)
+            + 2 * max(scope.connect_timeout, scope.request_timeout, session.connect_timeout)
+        )
         self._register_commands()
 
         self.osc = OscServer(config.osc, self.store, self.commands)
@@ -172,6 +185,16 @@ class Daemon:
         self.commands.register("reconnect", reconnect)
         self.commands.register("state", state)
 
+    def healthy(self) -> bool:
+        """What WATCHDOG=1 vouches for: the core runs and the session moves on.
+
+        The core parts (supervisor, sender) are alive, and the supervisor made
+        progress lately: frames arrive, or a reconnect goes through its steps.
+        """
+        if not self.tasks.core_alive():
+            return False
+        return time.monotonic() - self.supervisor.progress_at < self.progress_timeout
+
     async def start(self) -> None:
         if self.persistence is not None and not self.fresh:
             saved = await self.persistence.load()
@@ -179,6 +202,10 @@ class Daemon:
                 self.persistence.restore(saved)
         elif self.persistence is not None:
             log.info("state_fresh", reason="--fresh: starting from the config alone")
+        with owning(self.tasks):  # parts started here report a failing core to run()
+            await self._start_components()
+
+    async def _start_components(self) -> None:
         for component in [self.video, self.supervisor, *self.components]:
             try:
                 await component.start()
@@ -278,6 +305,9 @@ async def run(
 
     ``with_emulator`` starts the built-in Scope emulator in this process and
     points the daemon at it (``soundscape demo``).
+
+    Raises :class:`soundscape.tasks.CoreFailed` (after stopping everything) when a
+    core part kept failing, so the process exits non-zero and systemd restarts it.
     """
     notifier = Notifier()
     emulator = None
@@ -317,11 +347,11 @@ async def run(
     try:
         await daemon.start()
         notifier.ready(f"connecting to {config.scope.url}")
-        notifier.start_watchdog()
+        notifier.start_watchdog(daemon.healthy)
         log.info("daemon_started", scope=config.scope.url)
         if on_started is not None:
             on_started(daemon)
-        await shutdown_trigger()
+        await daemon.tasks.until(shutdown_trigger)  # or a core part gave up
     finally:
         with contextlib.suppress(NotImplementedError):
             loop.remove_signal_handler(signal.SIGHUP)
@@ -335,6 +365,8 @@ async def run(
             log.warning("stop_timed_out", seconds=STOP_TIMEOUT)
         await notifier.close()
         log.info("daemon_stopped")
+    if daemon.tasks.failure is not None:
+        raise daemon.tasks.failure  # `soundscape run` exits 1; systemd starts it afresh
 
 
 def _at_url(load: Callable[[], Config], url: str) -> Callable[[], Config]:

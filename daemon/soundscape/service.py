@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Callable
 
 import structlog
 
@@ -51,11 +52,13 @@ class Notifier:
     def stopping(self) -> None:
         self.notify("STOPPING=1", "STATUS=stopping")
 
-    def start_watchdog(self) -> None:
+    def start_watchdog(self, healthy: Callable[[], bool] | None = None) -> None:
         """Ping WATCHDOG=1 at half the interval systemd asked for (WATCHDOG_USEC).
 
-        Pinging from the event loop means a blocked loop stops the pings and
-        systemd restarts the daemon: exactly what the watchdog is for.
+        A ping vouches that the daemon does its job, not that its loop turns:
+        it is sent only while ``healthy()`` says so (the core parts alive and
+        the session moving on; see ``Daemon.healthy``). A blocked loop, a dead
+        or wedged core stop the pings, and systemd restarts the daemon.
         """
         usec = os.environ.get("WATCHDOG_USEC")
         if self._sock is None or not usec or not usec.isdigit():
@@ -64,12 +67,26 @@ class Notifier:
         if pid and pid.isdigit() and int(pid) != os.getpid():
             return
         interval = int(usec) / 1e6 / 2
-        self._watchdog = asyncio.get_running_loop().create_task(self._ping(interval))
+        self._watchdog = asyncio.get_running_loop().create_task(
+            self._ping(interval, healthy or (lambda: True)), name="watchdog"
+        )
 
-    async def _ping(self, interval: float) -> None:
+    async def _ping(self, interval: float, healthy: Callable[[], bool]) -> None:
+        withheld = False
         while True:
-            self.notify("WATCHDOG=1")
-            await asyncio.sleep(interval)
+            try:
+                ok = healthy()
+            except Exception:  # a broken check must not look healthy
+                log.exception("watchdog_check_failed")
+                ok = False
+            if ok:
+                self.notify("WATCHDOG=1")
+                if withheld:
+                    log.info("watchdog_resumed")
+            elif not withheld:
+                log.error("watchdog_withheld", reason="the core is dead or makes no progress")
+            withheld = not ok
+            await asyncio.sleep(interval)  # the ping period itself, not a wait for an event
 
     async def close(self) -> None:
         if self._watchdog is not None:

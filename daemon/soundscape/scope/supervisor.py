@@ -49,7 +49,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from soundscape.errors import PipelineLoadError, ScopeError, ScopeHTTPError
 from soundscape.scope.api import Health, ScopeClient
 from soundscape.scope.assets import ReferenceImages
-from soundscape.scope.backoff import Backoff
+from soundscape.scope.backoff import Backoff, backoff_delay
 from soundscape.scope.config import PipelineSection, SessionSection
 from soundscape.scope.ice import IceFilter
 from soundscape.scope.params import ParameterStore
@@ -63,7 +63,7 @@ from soundscape.scope.pipeline_check import (
 )
 from soundscape.scope.sender import ParameterSender
 from soundscape.scope.session import ScopeSession
-from soundscape.tasks import cancel_and_wait
+from soundscape.tasks import Supervised, cancel_and_wait, supervise
 
 log = structlog.get_logger(__name__)
 
@@ -144,7 +144,7 @@ class SessionSupervisor:
         self.offers = 0  # offers sent (tests count them over a window)
         self._status_listeners: list[Callable[[dict[str, Any]], None]] = []
         self._message_listeners: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task: Supervised | None = None
         self._session: ScopeSession | None = None
         self._lost: asyncio.Future[str] | None = None
         self._kick = asyncio.Event()  # "reconnect now" (OSC, CLI, skip a backoff)
@@ -166,7 +166,7 @@ class SessionSupervisor:
     @property
     def alive(self) -> bool:
         """True while the supervisor's loop runs (it ends only when stopped)."""
-        return self._task is not None and not self._task.done()
+        return self._task is not None and self._task.alive
 
     def on_status(self, listener: Callable[[dict[str, Any]], None]) -> None:
         self._status_listeners.append(listener)
@@ -177,13 +177,14 @@ class SessionSupervisor:
 
     async def start(self) -> None:
         await self.sender.start()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="supervisor")
-        self._task.add_done_callback(self._ended)
+        # Core part (tasks.py): a failure escaping the loop is logged with its traceback and
+        # the loop restarted; if that keeps happening, the daemon ends and systemd restarts it.
+        self._task = supervise("supervisor", self._run, core=True)
 
     async def stop(self) -> None:
         """End the session politely (DELETE) and stop."""
         if self._task is not None:
-            await cancel_and_wait(self._task)
+            await self._task.stop()
             self._task = None
         await self.sender.stop()
         await self._close_session(polite=True)
@@ -209,11 +210,6 @@ class SessionSupervisor:
 
     # ----- main loop
 
-    def _ended(self, task: asyncio.Task[None]) -> None:
-        # Only cancellation should end the loop; say so loudly if anything else does.
-        if not task.cancelled() and task.exception() is not None:
-            log.error("supervisor_ended", error=repr(task.exception()))
-
     async def _run(self) -> None:
         while True:
             try:
@@ -229,19 +225,26 @@ class SessionSupervisor:
         if wait > 0:
             await self._pause(wait)
             return  # check the server again before the heavy steps
+        load_failed = False
         try:
             await self._connect(health)
             reason = await self._watch()
+        except PipelineLoadError as err:
+            reason, load_failed = str(err), True
         except ScopeError as err:
             reason = str(err)
         except TimeoutError:
             reason = "timed out connecting"
-        await self._after_loss(reason)
+        await self._after_loss(reason, load_failed=load_failed)
 
-    async def _after_loss(self, reason: str) -> None:
+    async def _after_loss(self, reason: str, *, load_failed: bool = False) -> None:
         await self._close_session(polite=True)
         self.status.reconnects += 1
         delay = self.backoff.failed()
+        if load_failed:  # a load is heavy for the server: the same schedule, a longer cap
+            b = self.backoff
+            longer = backoff_delay(b.failures, b.initial, self._pipeline.load_retry_max, b.jitter)
+            delay = max(delay, longer)
         self._retry_at = self._clock() + delay
         self._mark_progress()
         self._set_status("reconnecting", reason, attempt=self.backoff.failures + 1)
@@ -421,7 +424,8 @@ class SessionSupervisor:
         last_probe = 0.0
         while True:
             try:
-                async with asyncio.timeout(min(probe_after, 0.25)):
+                # A short tick: a silence is seen within 0.1 s of reaching probe_after.
+                async with asyncio.timeout(min(probe_after / 2, 0.1)):
                     return await asyncio.shield(self._lost)
             except TimeoutError:
                 pass
