@@ -22,8 +22,16 @@ def machine() -> str:
                 break
     except OSError:
         pass
+    memory = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f", {int(line.split()[1]) / 2**20:.0f} GiB"
+                break
+    except OSError:
+        pass
     return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{cpu}, {os.cpu_count()} cores{memory}, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}; {datetime.date.today().isoformat()}"
     )
 
