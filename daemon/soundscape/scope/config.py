@@ -76,6 +76,12 @@ class PipelineSection:
     )
     loras: list[LoraEntry] = setting([], "LoRAs loaded with the pipeline.")
     load_timeout: float = setting(600.0, "Seconds to wait for a load before retrying.", low=1)
+    load_retry_max: float = setting(
+        10.0,
+        "Longest delay before loading again after a failed load, s (a load is heavy for the"
+        " server; the offer backoff alone would retry it every second).",
+        low=0.1,
+    )
     load_grace: float = setting(
         2.0,
         "Seconds a load may show no sign of starting (status still not_loaded or the old"
@@ -129,8 +135,12 @@ class SessionSection:
         "Delay before the second retry of load/offer in seconds (the first is at once).",
         low=0.01,
     )
-    backoff_max: float = setting(3.0, "Longest delay between load/offer retries, s.", low=0.1)
-    backoff_jitter: float = setting(0.25, "Random share added to each delay.", low=0, high=1)
+    backoff_max: float = setting(
+        1.0,
+        "Longest delay between offers, s: a server that behaves again is used within it.",
+        low=0.1,
+    )
+    backoff_jitter: float = setting(0.2, "Random share added to each delay.", low=0, high=1)
     stable_after: float = setting(
         5.0,
         "Seconds of flowing frames before a session counts as good and the backoff starts over.",
