@@ -310,10 +310,10 @@ async def test_sessions_that_die_at_once_back_off(emulator: Emulator):
         await asyncio.sleep(6.0)
         window = [t - start for t in offers if t >= start]
         gaps = [b - a for a, b in itertools.pairwise(window)]
-        # Immediate, then 0.25, 0.5, 1, 2, 3 s (+25 % jitter): not the 15 in 6 s of a
-        # counter reset by every answered offer.
-        assert 3 <= len(window) <= 7, window
-        assert gaps == sorted(gaps) or max(gaps) >= 1.5, gaps
+        # Immediate, then 0.25, 0.5, 1, 1, 1 s (+20 % jitter): not the ~20 in 6 s of a
+        # counter reset by every answered offer (each attempt takes ~0.3 s here).
+        assert 4 <= len(window) <= 10, window
+        assert min(gaps[-3:]) >= 0.9, gaps  # grown to the cap and kept there
         assert daemon.supervisor.alive
         emulator.fault_close_at_once(False)
         cap = daemon.config.session.backoff_max * 1.25
