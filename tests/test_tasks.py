@@ -264,3 +264,20 @@ async def test_a_video_output_whose_worker_crashes_is_started_again() -> None:
     assert [entry["task"] for entry in failed] == ["video-test:flaky"]
     assert _FlakyOutput.made == 2 and 7 in _FlakyOutput.sent
     assert runner.state == "stopped"
+
+
+async def test_a_core_part_that_ended_unasked_stays_dead_for_the_owner() -> None:
+    owner = TaskOwner()
+
+    async def returns() -> None:
+        return None
+
+    with owning(owner):
+        core = supervise("supervisor", returns, core=True)
+        await core.wait_ended()
+        assert not owner.core_alive()
+        later = supervise("osc-commands", asyncio.Event().wait)  # a part started later
+        assert not owner.core_alive(), "a dead core is not forgotten"
+        await later.stop()
+        await core.stop()
+        assert owner.core_alive(), "a core stopped on purpose is not a dead core"

@@ -91,7 +91,9 @@ class TaskOwner:
         self._failed = asyncio.Event()
 
     def add(self, part: Supervised) -> None:
-        self.parts = [p for p in self.parts if not p.ended]
+        # Forget parts that are over, except a core part that ended unasked: it stays
+        # "not alive" for the watchdog until the daemon is restarted.
+        self.parts = [p for p in self.parts if not (p.ended and (p.stopping or not p.core))]
         self.parts.append(part)
 
     def core_failed(self, failure: CoreFailed) -> None:
