@@ -40,6 +40,8 @@ from soundscape.state.show import ShowPersistence
 from soundscape.tasks import TaskOwner, cancel_and_wait, owning
 from soundscape.video.fanout import VideoFanout
 from soundscape.warmup import warm_up
+from soundscape.web.preview import FrameTee, Preview
+from soundscape.web.server import ControlServer, start_control
 
 if TYPE_CHECKING:
     from soundscape.emulator import EmulatorConfig
@@ -79,6 +81,8 @@ class Daemon:
             connect_timeout=config.scope.connect_timeout,
             request_timeout=config.scope.request_timeout,
         )
+        self.preview = Preview(config.http.preview_width)  # the operator's page's picture
+        self.control: ControlServer | None = None  # started by run() ([http])
         # Outputs live across sessions: an NDI source must never vanish while Scope reconnects.
         self.video = VideoFanout(
             config.outputs, size=(config.pipeline.width, config.pipeline.height)
@@ -90,7 +94,7 @@ class Daemon:
             session=config.session,
             use_server_ice=config.scope.use_server_ice,
             ice_probe_timeout=config.scope.ice_probe_timeout,
-            frame_sink=frame_sink or self.video,
+            frame_sink=FrameTee(frame_sink or self.video, self.preview),
         )
         self.components: list[Component] = []
         self._started: list[Component] = []
@@ -345,8 +349,10 @@ async def run(
         loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
     daemon.supervisor.on_status(lambda s: notifier.status(_status_line(s)))
     try:
+    control: ControlServer | None = None
         await daemon.start()
         notifier.ready(f"connecting to {config.scope.url}")
+        control = daemon.control = await start_control(daemon, daemon.preview)
         notifier.start_watchdog(daemon.healthy)
         log.info("daemon_started", scope=config.scope.url)
         if on_started is not None:
@@ -359,6 +365,8 @@ async def run(
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
                 await daemon.stop()
+                if control is not None:
+                    await control.stop()
                 if emulator is not None:
                     await emulator.stop()
         except TimeoutError:
