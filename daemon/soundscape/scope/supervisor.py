@@ -330,14 +330,16 @@ class SessionSupervisor:
             outgoing=self._outgoing,
         )
         self.offers += 1
+        # Reset before the offer: the first frame can arrive before open() returns.
+        self._first_frame, self._stable = None, False
         await session.open(self._store.initial_parameters(), timeout=self._cfg.connect_timeout)
         self._mark_progress()
         self._last_frame = self._clock()
-        self._first_frame, self._stable = None, False
         self._window_start, self._frames_window = self._last_frame, 0
         self.sender.attach(session)
         self.status.session_id = session.session_id
-        self._set_status("connecting", "waiting for the first frame")
+        if not self._streaming:  # else a frame already said "streaming"
+            self._set_status("connecting", "waiting for the first frame")
 
     async def _ice_servers(self) -> list[Any]:
         if not self._use_server_ice:
