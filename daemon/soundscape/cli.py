@@ -16,9 +16,13 @@ from soundscape.config import Config, load
 from soundscape.control import osc_config
 from soundscape.errors import ConfigError
 from soundscape.state.paths import StateFiles
+from soundscape.urls import http_url_problem
 from soundscape.video.config import ndi_output
+from soundscape.web.config import DEFAULT_LISTEN
 
 log = structlog.get_logger(__name__)
+
+BAD_CONFIG = 2  # the one exit code for a config (file or flags) that does not validate
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -55,6 +59,15 @@ def _build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="start from the config alone, not from the saved show state",
         )
+        http_flag(p, "serve the control endpoint and operator's page on HOST:PORT")
+
+    def http_flag(p: argparse.ArgumentParser, text: str) -> None:
+        p.add_argument(
+            "--http",
+            metavar="HOST:PORT",
+            help=f"{text} ([http].listen; default {DEFAULT_LISTEN}, loopback only; any other "
+            "address needs a token in $SOUNDSCAPE_HTTP_TOKEN)",
+        )
 
     run = sub.add_parser("run", help="run the daemon against a Scope server")
     live_flags(run)
@@ -85,6 +98,17 @@ def _build_parser() -> argparse.ArgumentParser:
     emulate.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error")
     )
+
+    status = sub.add_parser(
+        "status",
+        help="ask the running daemon how it is doing (exit 1 when none answers)",
+        description="Asks the running daemon (found from the same --config / --http) for its "
+        "session, scene, prompts, tempo, outputs and inputs. Exits 1 when no daemon answers.",
+    )
+    status.add_argument("--config", "-c", type=Path, help="the daemon's TOML config file")
+    http_flag(status, "the daemon's control endpoint")
+    status.add_argument("--json", action="store_true", help="print the whole status as JSON")
+    status.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
 
     check = sub.add_parser("check-config", help="validate a config file; report every error")
     check.add_argument("file", type=Path)
@@ -143,6 +167,9 @@ def _load_config(args: argparse.Namespace) -> Config:
     else:
         config = load(getattr(args, "config", None))
     if getattr(args, "scope_url", None):
+        problem = http_url_problem(args.scope_url)  # the same check as [scope].url
+        if problem:
+            raise ConfigError([f"--scope-url: {problem}"], "command line")
         config = dataclasses.replace(
             config, scope=dataclasses.replace(config.scope, url=args.scope_url)
         )
@@ -163,6 +190,7 @@ def _load_config(args: argparse.Namespace) -> Config:
                 device=args.audio_device or config.audio.device,
             ),
         )
+    config = _with_http(config, args)
     log_section = config.log
     if args.log_level or args.log_format:
         log_section = dataclasses.replace(
@@ -171,6 +199,35 @@ def _load_config(args: argparse.Namespace) -> Config:
             format=args.log_format or log_section.format,
         )
     return dataclasses.replace(config, log=log_section)
+
+
+def _with_http(config: Config, args: argparse.Namespace) -> Config:
+    """``--http HOST:PORT`` over ``[http].listen`` (checked like the config's)."""
+    if not getattr(args, "http", None):
+        return config
+    http = dataclasses.replace(config.http, listen=args.http, enabled=True)
+    problems = [f"--http: {message}" for _, message in http.check()]
+    if problems:
+        raise ConfigError(problems, "command line")
+    return dataclasses.replace(config, http=http)
+
+
+def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from soundscape.web.client import NoDaemon, fetch_status, format_status
+
+    try:
+        config = _with_http(load(args.config), args)
+        data = fetch_status(config.http, timeout=args.timeout)
+    except ConfigError as err:
+        print("\n".join(err.problems), file=sys.stderr)
+        return BAD_CONFIG
+    except NoDaemon as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=2) if args.json else format_status(data))
+    return 0
 
 
 def _check_config(path: Path) -> int:
@@ -321,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "check-config":
         return _check_config(args.file)
+    if args.command == "status":
+        return _status(args)
     if args.command == "audio-devices":
         return _audio_devices()
     if args.command == "analyze":
@@ -340,6 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(config.log.level, config.log.format)
 
     from soundscape.app import run
+    from soundscape.errors import StartupError
     from soundscape.tasks import CoreFailed
 
     try:
@@ -355,6 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except CoreFailed:
         return 1  # logged as core_failed; systemd's Restart=always starts the daemon again
+    except StartupError as err:
+        log.error("startup_failed", reason=str(err))
+        return 1  # something asked for explicitly cannot start: systemd shows the failure
     return 0
 
 

@@ -33,6 +33,7 @@ from soundscape.scope.params import DEFAULT_PARAMETERS, ParameterStore
 from soundscape.settings import Problem, build, setting
 from soundscape.state.config import StateConfig
 from soundscape.video.config import OutputConfig, validate_outputs
+from soundscape.web.config import HttpConfig
 
 
 @dataclasses.dataclass
@@ -114,6 +115,7 @@ class Config:
     mapping: MappingConfig = setting(factory=MappingConfig)
     beat: BeatConfig = setting(factory=BeatConfig)
     scenes: ScenesConfig = setting(factory=ScenesConfig)
+    http: HttpConfig = setting(factory=HttpConfig)
     state: StateConfig = setting(factory=StateConfig)
 
     def check(self) -> list[tuple[str, str]]:

@@ -70,3 +70,10 @@ class PipelineLoadError(ScopeError):
 
 class BackendUnavailable(SoundscapeError):
     """An optional backend (NDI, Spout, Syphon, audio device) cannot run here; says why."""
+
+
+class StartupError(SoundscapeError):
+    """Something the performer explicitly asked for cannot start (a taken port): exit non-zero.
+
+    Devices that come and go degrade and recover instead (BackendUnavailable).
+    """

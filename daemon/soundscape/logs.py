@@ -12,6 +12,8 @@ from typing import TextIO
 
 import structlog
 
+from soundscape.logring import RING
+
 # Chatty libraries: their INFO lines are per-packet or per-request noise.
 QUIET_LIBRARIES = {
     "aioice": logging.WARNING,
@@ -32,6 +34,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=False),
+        RING,  # the last events, for the operator's page and `soundscape status`
     ]
     renderer: structlog.types.Processor
     if fmt == "json":

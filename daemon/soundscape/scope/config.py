@@ -7,11 +7,11 @@ sections), so importing the supervisor does not load audio or video.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from soundscape.scope.pipeline_check import load_conflicts
 from soundscape.settings import setting
+from soundscape.urls import http_url_problem
 
 VAE_TYPES = ("wan", "lightvae", "tae", "lighttae")
 QUANTIZATIONS = ("fp8_e4m3fn",)
@@ -41,9 +41,8 @@ class ScopeSection:
     )
 
     def check(self) -> list[tuple[str, str]]:
-        if not re.match(r"^https?://[^/\s]+", self.url):
-            return [("url", f"{self.url!r} is not an http(s) URL")]
-        return []
+        problem = http_url_problem(self.url)  # the same check as --scope-url
+        return [("url", problem)] if problem else []
 
 
 @dataclasses.dataclass

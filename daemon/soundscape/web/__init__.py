@@ -1,0 +1,1 @@
+"""The daemon's local control endpoint and operator's page (``[http]``, ``--http``)."""
