@@ -51,7 +51,7 @@ HARMONICS = 4  # comb teeth per tempo candidate
 GRID_STEP = 0.003  # relative spacing of the tempo grid (0.3 %)
 DRIFT = 0.004  # relative tempo drift per update allowed by the filter
 JUMP = 1e-4  # share of belief that may jump anywhere per update (tempo changes)
-PEAKS = 6  # salience peaks whose metrical accent is measured
+PEAKS = 4  # salience peaks whose metrical accent is measured
 PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
 PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
 PLL_PHASE_GAIN = 0.5  # share of the phase error corrected per update
@@ -59,8 +59,10 @@ JUMP_CONFIRM = 1.0  # s a far-away phase must persist before the clock jumps to 
 RESEED = 0.04  # filter tempo this far from the loop's: re-seed the loop
 SILENCE_BEATS = 4.0  # no onset for this many beats: confidence starts to fall
 FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on meanwhile)
-PHASE_W = (0.0, 1.0, 1.0)  # low, mid, high weights of the envelope the phase is read from
+PHASE_POWER = 2.0  # accents (kick, snare) over steady hats and bass
+PHASE_W = (0.3, 1.0, 0.6)  # low, mid, high weights of the envelope the phase is read from
 RECENCY = 4.0  # s, time constant of the weighting of the tempo evidence
+FRAME_MIN = 0.008  # s: shorter input frames are summed
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
 BAR_TAU = 8.0  # s, memory of the downbeat statistics
 BAND_TAU = 4.0  # s, running mean of each band's flux
@@ -71,7 +73,8 @@ class BeatTracker:
 
     def __init__(self, config: BeatSection | None = None) -> None:
         self.config = config or BeatSection()
-        self.hop = 0.0  # seconds per frame, learnt from the first update
+        self.hop = 0.0  # seconds per (decimated) frame, learnt from the first update
+        self._in_dt = 0.0
         self.bpm = 0.0
         self.period = 0.0  # seconds
         self.confidence = 0.0
@@ -90,16 +93,17 @@ class BeatTracker:
         cfg = self.config
         self.hop = hop
         self._len = n = max(math.ceil(cfg.window / hop), 16)
-        self._pulse = np.zeros(2 * n)  # written twice so the last n frames are one slice
-        self._backbone = np.zeros(2 * n)
-        self._bands = np.zeros((3, 2 * n))
+        self._bands = np.zeros((3, 2 * n))  # written twice so the last n frames are one slice
         self._pos = 0
         self._count = 0
         self._band_mean = [0.0, 0.0, 0.0]
         self._band_k = 1.0 - math.exp(-hop / BAND_TAU)
         steps = int(math.log(cfg.max_bpm / cfg.min_bpm) / GRID_STEP) + 1
         self._bpms = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps))
-        self._lags = (60.0 / self._bpms / hop)[:, None] * np.arange(1, HARMONICS + 1)[None, :]
+        # The salience grid reaches twice as fast, for the subdivision of each tempo.
+        self._octave = round(math.log(2.0) / GRID_STEP)
+        ext = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps + self._octave))
+        self._lags = (60.0 / ext / hop)[:, None] * np.arange(1, HARMONICS + 1)[None, :]
         self._recency = np.exp((np.arange(n) - n + 1) * hop / RECENCY)
         self._kernel = np.ones(max(round(SPREAD / hop) + 1, 1))
         octaves = np.log2(self._bpms / cfg.prior_bpm) / cfg.prior_octaves
@@ -124,13 +128,39 @@ class BeatTracker:
         audio timeline (already corrected for analysis delay); ``now`` is the
         end of the audio received so far.
         """
-        if dt != self.hop:
-            self._setup(dt)
+        if dt != self._in_dt:
+            self._in_dt = dt
+            # Frames shorter than FRAME_MIN are summed in pairs (or more): the
+            # tempo and phase need no finer grid, and it halves the work.
+            self._decimate = max(1, round(FRAME_MIN / dt))
+            self._acc = [0.0, 0.0, 0.0]
+            self._acc_n = 0
+            self._acc_t = 0.0
+            self._setup(dt * self._decimate)
             self.reset_tracking()
+        if onset:
+            self.last_onset = t
+        acc = self._acc
         if isinstance(value, float | int):
-            lo = mid = hi = float(value)
+            acc[0] += value
+            acc[1] += value
+            acc[2] += value
         else:
-            lo, mid, hi = (float(v) for v in value)
+            acc[0] += value[0]
+            acc[1] += value[1]
+            acc[2] += value[2]
+        self._acc_t += t
+        self._acc_n += 1
+        if self._acc_n >= self._decimate:
+            self._frame(self._acc_t / self._acc_n, now)
+            acc[0] = acc[1] = acc[2] = 0.0
+            self._acc_t = 0.0
+            self._acc_n = 0
+        return self._emit(now)
+
+    def _frame(self, t: float, now: float) -> None:
+        """One (decimated) frame of band strengths, summed in ``self._acc``."""
+        lo, mid, hi = self._acc
         # Each band relative to its running mean (a plain mean while it fills).
         self._count += 1
         k = max(self._band_k, 1.0 / self._count)
@@ -140,21 +170,17 @@ class BeatTracker:
         m[2] += (hi - m[2]) * k
         lo, mid, hi = lo / (m[0] + 1e-9), mid / (m[1] + 1e-9), hi / (m[2] + 1e-9)
         n, p = self._len, self._pos
-        pulse = lo + mid + 0.5 * hi
-        back = lo + mid
-        self._pulse[p] = self._pulse[p + n] = pulse
-        self._backbone[p] = self._backbone[p + n] = back
-        self._bands[:, p] = self._bands[:, p + n] = (lo, mid, hi)
+        bands = self._bands
+        bands[0, p] = bands[0, p + n] = lo
+        bands[1, p] = bands[1, p + n] = mid
+        bands[2, p] = bands[2, p + n] = hi
         self._pos = p + 1 if p + 1 < n else 0
         self._t_newest = t
-        if onset:
-            self.last_onset = t
         if self.last_beat is not None and abs(t - self.last_beat) < 0.12 * self.period:
             self._bar_frame(lo, mid)
-        if now >= self._next_update and self._count * dt >= self._min_history():
+        if now >= self._next_update and self._count * self.hop >= self._min_history():
             self._next_update = now + self.config.update_interval
             self._estimate()
-        return self._emit(now)
 
     def _emit(self, now: float) -> bool:
         nb = self.next_beat
@@ -214,23 +240,22 @@ class BeatTracker:
         return min(2.2 * 60.0 / self.config.min_bpm, self.config.window)
 
     def history(self) -> np.ndarray:
-        """The stored pulse envelope, oldest first (a view; do not modify)."""
-        return self._view(self._pulse)
-
-    def _view(self, ring: np.ndarray) -> np.ndarray:
+        """The stored band strengths (3 x frames), oldest first (a view; do not modify)."""
         n, p = self._len, self._pos
         m = min(self._count, n)
-        return ring[p + n - m : p + n]
+        return self._bands[:, p + n - m : p + n]
 
     # --------------------------------------------------------------- estimate
 
     def _estimate(self) -> None:
-        pulse = np.convolve(self._view(self._pulse), self._kernel, mode="same")
-        back = np.convolve(self._view(self._backbone), self._kernel, mode="same")
         n, p = self._len, self._pos
         m = min(self._count, n)
-        bands = self._bands[:, p + n - m : p + n]
-        phase_env = np.stack([np.convolve(b, self._kernel, mode="same") for b in bands])
+        k = self._kernel
+        phase_env = np.stack(
+            [np.convolve(b, k, mode="same") for b in self._bands[:, p + n - m : p + n]]
+        )
+        pulse = phase_env[0] + phase_env[1] + 0.5 * phase_env[2]
+        back = phase_env[0] + phase_env[1]
         salience = self._salience(pulse)
         if salience is None:
             return
@@ -245,6 +270,7 @@ class BeatTracker:
         self._belief = belief / total
         best = int(np.argmax(self._belief))
         bpm = float(self._bpms[best])
+        salience = salience[: len(self._bpms)]
         if 0 < best < len(salience) - 1:  # parabolic refinement on the salience
             a, b, c = salience[best - 1], salience[best], salience[best + 1]
             den = a - 2 * b + c
@@ -278,24 +304,34 @@ class BeatTracker:
         return np.where(counts > 0, (teeth * valid).sum(axis=1) / np.maximum(counts, 1), -1.0)
 
     def _metrical(self, salience: np.ndarray, back: np.ndarray) -> np.ndarray:
-        """Evidence per tempo: salience x prior x accent (measured at the strongest peaks)."""
+        """Evidence per tempo, judged at the strongest salience peaks.
+
+        salience (plus half that of the subdivision: real beats are split in
+        two, a 3:2 false tempo is not) x prior x how weak every other beat is
+        in the backbone (hats between kicks: probably twice too fast).
+        """
+        n = len(self._bpms)
         s = np.maximum(salience, 0.0)
+        s = s[:n] + 0.5 * s[self._octave : self._octave + n]
         top = float(s.max())
         if top <= 0:
-            return np.ones_like(s)
+            return np.ones(n)
         s = s / top
         weighted = s * self._prior
         # Local maxima, strongest first.
         inner = weighted[1:-1]
         peaks = np.flatnonzero((inner >= weighted[:-2]) & (inner > weighted[2:])) + 1
         peaks = peaks[np.argsort(weighted[peaks])[::-1][:PEAKS]]
-        accent = np.full_like(s, 0.1**self.config.accent_weight)
+        cfg = self.config
+        floor = 0.1**cfg.accent_weight
+        metre = np.full(n, floor)
         width = max(int(0.03 / GRID_STEP), 1)
         for i in sorted(peaks, key=lambda i: weighted[i]):
-            ratio = self._accent_ratio(back, 60.0 / self._bpms[i] / self.hop)
+            period = 60.0 / self._bpms[i] / self.hop
+            factor = max(self._alternation(back, period), 0.1) ** cfg.accent_weight
             lo, hi = max(i - width, 0), i + width + 1
-            accent[lo:hi] = max(ratio, 0.1) ** self.config.accent_weight
-        return (weighted * accent) ** 2 + 1e-6
+            metre[lo:hi] = factor
+        return (weighted * metre) ** 2 + 1e-6
 
     def _phase_scores(self, bands: np.ndarray, period: float, decay: float) -> np.ndarray:
         """Phase scores from the three bands, each standardised over the phases.
@@ -306,7 +342,7 @@ class BeatTracker:
         out = 0.0
         for w, env in zip(PHASE_W, bands, strict=True):
             if w:
-                f = self._fold(env, period, decay)
+                f = self._fold(env**PHASE_POWER if PHASE_POWER != 1 else env, period, decay)
                 sd = float(f.std())
                 out = out + w * (f - f.mean()) / (sd if sd > 0 else 1.0)
         return np.asarray(out)
@@ -323,14 +359,14 @@ class BeatTracker:
         vals = np.where(ok, env[np.maximum(idx, 0)], 0.0) * weights
         return vals.sum(axis=1) / np.maximum((ok * weights).sum(axis=1), 1e-9)
 
-    def _accent_ratio(self, back: np.ndarray, period: float) -> float:
+    def _alternation(self, back: np.ndarray, period: float) -> float:
         """How strong the weaker of alternate beats is, relative to the stronger (0..1).
 
-        Measured above the envelope's median (the floor between hits), so
+        Measured above the fold's quietest phase (the floor between hits), so
         steady noise does not pull the ratio toward 1.
         """
         scores = self._fold(back, 2.0 * period, 1.0)
-        floor = float(np.median(back))
+        floor = float(scores.min())
         i = int(np.argmax(scores))
         on = float(scores[i]) - floor
         j = round(i + period) % len(scores)

@@ -119,9 +119,9 @@ class BeatSection:
         0.6, "Width of the tempo prior, in octaves (larger: weaker pull).", low=0.1, high=4
     )
     accent_weight: float = setting(
-        0.4,
+        0.2,
         "Metrical preference: how much a weak every-other beat pushes toward half tempo. "
-        "0.4 reads half-time styles (dubstep, trap) at their notated tempo; 1.5 at the felt one.",
+        "0.2 reads half-time styles (dubstep, trap) at their notated tempo; 1.5 at the felt one.",
         low=0,
         high=4,
     )
