@@ -238,7 +238,8 @@ class Daemon:
         assert self.load_config is not None
         async with self._reload_lock:
             log.info("config_reload_requested")
-            return await live_reload.reload(self, self.load_config)
+            with owning(self.tasks):  # parts restarted by the reload report like the others
+                return await live_reload.reload(self, self.load_config)
 
     async def reload_midi(self, midi: MidiConfig) -> None:
         learned = await asyncio.to_thread(self.learned.load) if self.learned else []
@@ -307,11 +308,11 @@ async def run(
     state is kept in the state directory and restored on start unless
     ``fresh`` (:mod:`soundscape.state`).
 
-    ``with_emulator`` starts the built-in Scope emulator in this process and
-    points the daemon at it (``soundscape demo``).
-
     Raises :class:`soundscape.tasks.CoreFailed` (after stopping everything) when a
     core part kept failing, so the process exits non-zero and systemd restarts it.
+
+    ``with_emulator`` starts the built-in Scope emulator in this process and
+    points the daemon at it (``soundscape demo``).
     """
     notifier = Notifier()
     emulator = None
@@ -348,11 +349,11 @@ async def run(
     with contextlib.suppress(NotImplementedError):  # no SIGHUP on Windows
         loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
     daemon.supervisor.on_status(lambda s: notifier.status(_status_line(s)))
-    try:
     control: ControlServer | None = None
+    try:
         await daemon.start()
-        notifier.ready(f"connecting to {config.scope.url}")
         control = daemon.control = await start_control(daemon, daemon.preview)
+        notifier.ready(f"connecting to {config.scope.url}")
         notifier.start_watchdog(daemon.healthy)
         log.info("daemon_started", scope=config.scope.url)
         if on_started is not None:
@@ -364,9 +365,9 @@ async def run(
         notifier.stopping()
         try:
             async with asyncio.timeout(STOP_TIMEOUT):
-                await daemon.stop()
                 if control is not None:
                     await control.stop()
+                await daemon.stop()
                 if emulator is not None:
                     await emulator.stop()
         except TimeoutError:
