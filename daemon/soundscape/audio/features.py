@@ -117,12 +117,9 @@ class AudioAnalyzer:
         self.band_names = tuple(config.band_names)
         self._buf = np.zeros(n)
         self._win = np.hanning(n + 1)[:n]  # periodic Hann
-        self._frame = np.empty(n)
-        self._mag = np.empty(n // 2 + 1)
+        self._mag = np.zeros(n // 2 + 1)
         self._power = np.empty(n // 2 + 1)
-        self._logmag = np.zeros(n // 2 + 1)
         self._prev_logmag = np.zeros(n // 2 + 1)
-        self._diff = np.empty(n // 2 + 1)
         self._tmp = np.empty(n // 2 + 1)
         self._pending = np.zeros(hop)  # samples waiting for a full hop
         self._fill = 0
@@ -176,35 +173,45 @@ class AudioAnalyzer:
         self._strength = 0.0
         self.latest: Features = silent_features(0.0, self.band_names)
 
-    def _analyse_hop(self, samples: np.ndarray, t_end: float) -> None:
-        """Slide ``samples`` (one hop) into the window; spectrum, flux, onset, beat."""
-        hop = self.hop
-        buf = self._buf
-        buf[:-hop] = buf[hop:]
-        buf[-hop:] = samples
-        np.multiply(buf, self._win, out=self._frame)
-        spec = np.fft.rfft(self._frame)  # no out=: that needs numpy 2
-        mag = np.abs(spec, out=self._mag)
+    def _analyse_hops(self, hops: list[np.ndarray], t_ends: list[float]) -> None:
+        """Slide the hops into the window: spectra, flux, onsets, beats.
+
+        All the hops of a block are transformed together (one ``rfft`` over a
+        frames x window matrix): per-call overhead, not arithmetic, is what
+        costs here.
+        """
+        n, hop = self.fft_size, self.hop
+        k = len(hops)
+        stream = np.concatenate([self._buf, *hops])
+        frames = np.empty((k, n))
+        for j in range(k):
+            np.multiply(stream[(j + 1) * hop : (j + 1) * hop + n], self._win, out=frames[j])
+        self._buf = stream[-n:]
+        mag = np.abs(np.fft.rfft(frames))
         # Flux on log magnitudes relative to the running level: a quiet set
         # gives the same onset shapes as a loud one.
         peak_amp = 10 ** (self._energy_range.peak / 20)
-        logmag = self._logmag
-        np.multiply(mag, LOG_GAIN * self._mag_scale / peak_amp, out=logmag)
-        np.log1p(logmag, out=logmag)
-        diff = np.subtract(logmag, self._prev_logmag, out=self._diff)
+        logmag = np.log1p(mag * (LOG_GAIN * self._mag_scale / peak_amp))
+        diff = np.empty_like(logmag)
+        np.subtract(logmag[0], self._prev_logmag, out=diff[0])
+        if k > 1:
+            np.subtract(logmag[1:], logmag[:-1], out=diff[1:])
         np.maximum(diff, 0.0, out=diff)
-        flux = float(diff.sum())
-        beat_flux = diff @ self._beat_weights
-        self._logmag, self._prev_logmag = self._prev_logmag, logmag
+        fluxes = diff.sum(axis=1).tolist()
+        beat_fluxes = (diff @ self._beat_weights).tolist()
+        self._prev_logmag = logmag[-1]
+        self._mag = mag[-1]
         dt = self._hop_dt
-        frame_t = t_end - self._onset_delay
-        onset = self.onsets.update(flux, frame_t, dt)
-        if onset:
-            self._onset_time = frame_t
-        if self.onsets.strength > self._strength:
-            self._strength = self.onsets.strength
-        if self.beats.update(beat_flux, frame_t - BEAT_LAG, t_end, dt, onset):
-            self._beat = True
+        beats = self.beats
+        for flux, beat_flux, t_end in zip(fluxes, beat_fluxes, t_ends, strict=True):
+            frame_t = t_end - self._onset_delay
+            onset = self.onsets.update(flux, frame_t, dt)
+            if onset:
+                self._onset_time = frame_t
+            if self.onsets.strength > self._strength:
+                self._strength = self.onsets.strength
+            if beats.update(beat_flux, frame_t - BEAT_LAG, t_end, dt, onset):
+                self._beat = True
         self._have_spectrum = True
 
     def _mono(self, block: np.ndarray) -> np.ndarray:
@@ -249,6 +256,8 @@ class AudioAnalyzer:
         hop = self.hop
         pos = 0
         fill = self._fill
+        hops: list[np.ndarray] = []
+        t_ends: list[float] = []
         if fill:
             need = hop - fill
             if k < need:
@@ -257,16 +266,20 @@ class AudioAnalyzer:
                 pos = k
             else:
                 self._pending[fill:] = x[:need]
-                self._analyse_hop(self._pending, t + need / sr)
+                hops.append(self._pending.copy())
+                t_ends.append(t + need / sr)
                 self._fill = 0
                 pos = need
         while pos + hop <= k:
-            self._analyse_hop(x[pos : pos + hop], t + (pos + hop) / sr)
+            hops.append(x[pos : pos + hop])
+            t_ends.append(t + (pos + hop) / sr)
             pos += hop
         if pos < k:
             rest = k - pos
             self._pending[:rest] = x[pos:]
             self._fill = rest
+        if hops:
+            self._analyse_hops(hops, t_ends)
 
         # --- bands, brightness, texture from the latest spectrum
         last = self.latest
