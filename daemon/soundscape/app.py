@@ -14,7 +14,7 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -28,7 +28,7 @@ from soundscape.control.commands import CommandBus
 from soundscape.control.midi import MidiControl
 from soundscape.control.midi_config import MidiConfig
 from soundscape.control.osc_server import OscServer
-from soundscape.errors import BackendUnavailable
+from soundscape.errors import BackendUnavailable, StartupError
 from soundscape.mapping.engine import MappingEngine
 from soundscape.scope.api import ScopeClient
 from soundscape.scope.params import ParameterStore
@@ -98,6 +98,7 @@ class Daemon:
         )
         self.components: list[Component] = []
         self._started: list[Component] = []
+        self.required: set[str] = set()  # inputs that must start ("osc"), set by run()
         # Every supervised part started by start() reports to this; a failed core ends run().
         self.tasks = TaskOwner()
         scope = config.scope
@@ -214,6 +215,10 @@ class Daemon:
             try:
                 await component.start()
             except BackendUnavailable as err:
+                if component is self.osc and "osc" in self.required:
+                    # Asked for explicitly (--osc-port, [osc] port): a daemon nobody can
+                    # control must not look healthy; exit non-zero so systemd shows it.
+                    raise StartupError(str(err)) from None
                 # An input or output that cannot run (port taken, library missing) must
                 # not take the stream down with it: say why once and run without it.
                 log.error(
@@ -300,6 +305,7 @@ async def run(
     config_path: Path | None = None,
     load_config: Callable[[], Config] | None = None,
     fresh: bool = False,
+    required: Collection[str] = (),
 ) -> None:
     """Run the daemon until ``shutdown_trigger`` returns (default: SIGTERM/SIGINT).
 
@@ -341,6 +347,7 @@ async def run(
     # Lazy imports and first-use set-up, off the loop (see soundscape.warmup).
     await asyncio.to_thread(warm_up)
     daemon = Daemon(config, state_files=files, fresh=fresh)
+    daemon.required = set(required)
     daemon.load_config = load_config
     daemon.commands.register(
         "reload", lambda *, source: daemon.request_reload(), "Read the config file again (SIGHUP)."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ import structlog
 from soundscape import __version__, logs
 from soundscape.config import Config, load
 from soundscape.control import osc_config
+from soundscape.demo_show import demo_config, generated_loop, with_music
 from soundscape.errors import ConfigError
 from soundscape.state.paths import StateFiles
 from soundscape.urls import http_url_problem
@@ -36,8 +38,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     def live_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", "-c", type=Path, help="TOML config file")
-        p.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-        p.add_argument("--log-format", choices=("auto", "console", "json"))
+        p.add_argument(
+            "--log-level",
+            choices=("debug", "info", "warning", "error"),
+            help="log level (overrides [log].level, default info)",
+        )
+        p.add_argument(
+            "--log-format",
+            choices=("auto", "console", "json"),
+            help="console on a terminal, JSON lines otherwise (auto); overrides [log].format",
+        )
         osc_config.add_cli_arguments(p)
         p.add_argument(
             "--ndi",
@@ -77,11 +87,11 @@ def _build_parser() -> argparse.ArgumentParser:
     live_flags(demo)
 
     emulate = sub.add_parser("emulate", help="run only the Scope-compatible emulator")
-    emulate.add_argument("--host", default="127.0.0.1")
-    emulate.add_argument("--port", type=int, default=8000)
-    emulate.add_argument("--width", type=int, default=576)
-    emulate.add_argument("--height", type=int, default=320)
-    emulate.add_argument("--fps", type=float, default=30.0)
+    emulate.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    emulate.add_argument("--port", type=int, default=8000, help="HTTP port (Scope's is 8000)")
+    emulate.add_argument("--width", type=int, default=576, help="frame width it sends")
+    emulate.add_argument("--height", type=int, default=320, help="frame height it sends")
+    emulate.add_argument("--fps", type=float, default=30.0, help="frames per second it sends")
     emulate.add_argument(
         "--load-time", type=float, default=0.5, help="seconds a diffusion pipeline load takes"
     )
@@ -96,7 +106,10 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     emulate.add_argument("--tempo", type=float, default=None, help="send tempo_update at BPM")
     emulate.add_argument(
-        "--log-level", default="info", choices=("debug", "info", "warning", "error")
+        "--log-level",
+        default="info",
+        choices=("debug", "info", "warning", "error"),
+        help="log level",
     )
 
     status = sub.add_parser(
@@ -111,13 +124,13 @@ def _build_parser() -> argparse.ArgumentParser:
     status.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
 
     check = sub.add_parser("check-config", help="validate a config file; report every error")
-    check.add_argument("file", type=Path)
+    check.add_argument("file", type=Path, help="the TOML config file (also checks its files)")
 
     sub.add_parser("audio-devices", help="list audio inputs")
     analyze = sub.add_parser(
         "analyze", help="run the live beat tracker over an audio file: tempo, beats, bars"
     )
-    analyze.add_argument("file", type=Path)
+    analyze.add_argument("file", type=Path, help="the audio file to analyse")
     analyze.add_argument("--json", action="store_true", help="print JSON")
     analyze.add_argument("--config", type=Path, default=None, help="use this config's [audio]")
     sub.add_parser("midi-ports", help="list MIDI ports")
@@ -135,8 +148,33 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the binding into the --config file instead (comments kept; a config you own)",
     )
-    learn.add_argument("--timeout", type=float, default=30.0)
+    learn.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a move")
+    _explain(parser, sub)
     return parser
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default where there is one to show (not for None, False or [])."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        default = action.default
+        if default in (None, False, [], argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _explain(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction) -> None:
+    """Every subcommand gets a description (its one-line help unless it has more)."""
+    parser.formatter_class = _HelpFormatter
+    for choice in sub._choices_actions:
+        command = sub.choices[choice.dest]
+        command.formatter_class = _HelpFormatter
+        if not command.description:
+            text = choice.help or ""
+            command.description = text[:1].upper() + text[1:] + "."
+        for action in command._actions:
+            if action.help is None and action.default not in (None, False, []):
+                action.help = "default: %(default)s"  # a flag nobody described still says it
 
 
 def ndi_installed() -> bool:
@@ -145,25 +183,12 @@ def ndi_installed() -> bool:
     return importlib.util.find_spec("cyndilib") is not None
 
 
-def _demo_config() -> Config:
-    """The built-in demo show, with a generated drum loop as its music."""
-    import tempfile
-    import tomllib
-    from importlib import resources
-
-    from soundscape.audio.synth import drum_loop
-    from soundscape.config import parse
-
-    text = resources.files("soundscape").joinpath("demo.toml").read_text(encoding="utf-8")
-    config = parse(tomllib.loads(text), text, "demo.toml")
-    loop = Path(tempfile.mkdtemp(prefix="soundscape-demo-")) / "loop-124bpm.wav"
-    drum_loop(124.0, 16.0, pattern="house", lead_in=0.0).write_wav(loop)
-    return dataclasses.replace(config, audio=dataclasses.replace(config.audio, file=str(loop)))
-
-
 def _load_config(args: argparse.Namespace) -> Config:
-    if args.command == "demo" and args.config is None:
-        config = _demo_config()
+    if args.command == "demo":
+        # The demo show, with --config and the flags layered over it (not instead of it).
+        config = demo_config(args.config)
+        if not args.audio_file and not args.audio_device and args.demo_loop is not None:
+            config = with_music(config, args.demo_loop)
     else:
         config = load(getattr(args, "config", None))
     if getattr(args, "scope_url", None):
@@ -201,6 +226,22 @@ def _load_config(args: argparse.Namespace) -> Config:
     return dataclasses.replace(config, log=log_section)
 
 
+def _osc_asked_for(args: argparse.Namespace) -> bool:
+    """The performer chose the OSC port (--osc-port, or port in the file's [osc])."""
+    import tomllib
+
+    if args.osc_port is not None:
+        return True
+    if args.config is None:
+        return False
+    try:
+        data = tomllib.loads(args.config.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False  # already loaded once; a file changed since then is reload's concern
+    osc = data.get("osc")
+    return isinstance(osc, dict) and "port" in osc
+
+
 def _with_http(config: Config, args: argparse.Namespace) -> Config:
     """``--http HOST:PORT`` over ``[http].listen`` (checked like the config's)."""
     if not getattr(args, "http", None):
@@ -231,13 +272,20 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _check_config(path: Path) -> int:
+    import os
+
+    from soundscape.config_files import file_problems
+
     try:
-        load(path)
+        config = load(path)
+        problems = [f"{path}: {p}" for p in file_problems(config, os.environ, Path.home())]
     except ConfigError as err:
-        for problem in err.problems:
+        problems = err.problems
+    if problems:
+        for problem in problems:
             print(problem, file=sys.stderr)
-        print(f"{len(err.problems)} error(s)", file=sys.stderr)
-        return 1
+        print(f"{len(problems)} error(s)", file=sys.stderr)
+        return BAD_CONFIG
     print(f"{path}: ok")
     return 0
 
@@ -298,12 +346,15 @@ def _audio_devices() -> int:
 def _midi_ports() -> int:
     from soundscape.control.midi_ports import format_ports, list_ports
     from soundscape.errors import BackendUnavailable
+    from soundscape.quiet import native_stderr_silenced
 
     try:
-        print(format_ports(list_ports()))
+        with native_stderr_silenced():  # ALSA/JACK print their own failure lines
+            ports = list_ports()
     except BackendUnavailable as err:
         print(err, file=sys.stderr)
         return 1
+    print(format_ports(ports))
     return 0
 
 
@@ -324,7 +375,7 @@ def _analyze(args: argparse.Namespace) -> int:
         result = analyze(args.file, load(args.config).audio)
     except ConfigError as err:
         print("\n".join(err.problems), file=sys.stderr)
-        return 2
+        return BAD_CONFIG
     except AnalyzeError as err:
         print(err, file=sys.stderr)
         return 1
@@ -360,7 +411,7 @@ def _midi_learn(args: argparse.Namespace) -> int:
         )
     except ConfigError as err:
         print("\n".join(err.problems), file=sys.stderr)
-        return 1
+        return BAD_CONFIG
     except (BackendUnavailable, ParamError) as err:
         print(err, file=sys.stderr)
         return 1
@@ -390,13 +441,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _midi_learn(args)
     if args.command == "emulate":
         return _emulate(args)
+    with contextlib.ExitStack() as stack:
+        # The demo's generated music lives in a temp directory removed when the demo ends.
+        args.demo_loop = stack.enter_context(generated_loop()) if args.command == "demo" else None
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         config = _load_config(args)
     except ConfigError as err:
         for problem in err.problems:
             print(problem, file=sys.stderr)
-        return 2
+        return BAD_CONFIG
     logs.configure(config.log.level, config.log.format)
+    if not [o for o in config.outputs if o.enabled]:
+        log.warning("no_outputs", hint="video goes nowhere; add --ndi NAME or [[outputs]]")
 
     from soundscape.app import run
     from soundscape.errors import StartupError
@@ -411,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 # SIGHUP reads the file again, with the same command-line overrides.
                 load_config=(lambda: _load_config(args)) if args.config else None,
                 fresh=args.fresh,
+                required={"osc"} if config.osc.enabled and _osc_asked_for(args) else set(),
             )
         )
     except CoreFailed:
