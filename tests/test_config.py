@@ -89,7 +89,7 @@ def test_check_config_command(tmp_path):
         text=True,
         timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # the one exit code for a bad config (as `run`)
     assert "did you mean 'request_timeout'" in result.stderr
     assert "5 error(s)" in result.stderr
     good = subprocess.run(
