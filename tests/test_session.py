@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from PIL import Image
 
 from soundscape.app import Daemon
@@ -565,3 +567,39 @@ async def test_offer_before_load_is_400_and_bad_parameters_422(emulator: Emulato
         await session.close(polite=False)
         assert err.value.status == 422
         assert "noise_scale" in err.value.detail
+
+
+async def test_an_answer_without_video_is_a_scope_error():
+    """A server whose answer sends no video (here: an aiortc peer with nothing to send)."""
+    peers: list[RTCPeerConnection] = []
+
+    async def offer(request: web.Request) -> web.Response:
+        body = await request.json()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        peers.append(pc)
+        await pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())  # video: recvonly
+        answer = pc.localDescription
+        return web.json_response({"sdp": answer.sdp, "type": "answer", "sessionId": "s1"})
+
+    app = web.Application()
+    app.router.add_post("/api/v1/webrtc/offer", offer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with ScopeClient(f"http://127.0.0.1:{runner.addresses[0][1]}") as client:
+            session = ScopeSession(
+                client,
+                ice_servers=[],
+                on_frame=lambda f: None,
+                on_message=lambda m: None,
+                on_lost=lambda r: None,
+            )
+            with pytest.raises(ScopeSessionError, match="no video"):
+                await session.open({"pipeline_ids": ["longlive"], "input_mode": "text"}, 5)
+            await session.close(polite=False)
+    finally:
+        for pc in peers:
+            await pc.close()
+        await runner.cleanup()
