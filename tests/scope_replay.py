@@ -1,17 +1,17 @@
 """The real Scope v0.2.4 server's recorded answers, served as they are (test helper).
 
 ``../shared/scope-v0.2.4/`` (beside the repository; ``SCOPE_RECORDINGS`` points
-elsewhere) holds one JSON file per request: ``{"request": {"method", "path",
-"body"}, "status", "headers", "body"}``. :class:`Replay` is a tiny aiohttp
-server that answers each method + path with the recording chosen for it, the
-body and status untouched. The one addition: the two recorded answers keep
-their SDP in a text file beside them (``SDP_BESIDE``), served put back.
+elsewhere; found by ``tests/contract/recordings.py``) holds one JSON file per
+request: ``{"request": {"method", "path", "body"}, "status", "headers", "body"}``.
+:class:`Replay` is a tiny aiohttp server that answers each method + path with
+the recording chosen for it, the body and status untouched. The one addition:
+the two recorded answers keep their SDP in a text file beside them
+(``SDP_BESIDE``), served put back.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 
-ROOT = Path(__file__).resolve().parent.parent
+from contract import recordings  # the one loader of the recordings (tests/contract/)
+
 # Answers whose SDP the capture keeps in a text file beside them.
 SDP_BESIDE = {
     "offer-answer.json": "offer-answer.sdp.txt",
@@ -28,30 +29,25 @@ SDP_BESIDE = {
 }
 
 
-def recordings_dir() -> Path:
-    env = os.environ.get("SCOPE_RECORDINGS")
-    return Path(env) if env else ROOT.parent / "shared" / "scope-v0.2.4"
-
-
 def require_recordings() -> Path:
-    folder = recordings_dir()
-    if not (folder / "README.md").exists():
-        pytest.skip(f"recorded Scope answers not found at {folder} (set SCOPE_RECORDINGS)")
-    return folder
+    try:
+        return recordings.recordings_dir()
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
 
 
 def load(name: str) -> dict[str, Any]:
-    folder = require_recordings()
-    data = json.loads((folder / name).read_text())
+    require_recordings()
+    data = recordings.load(name)
     sdp_file = SDP_BESIDE.get(name)
     if sdp_file is not None and "sdp" not in data["body"]:
-        data["body"] = {**data["body"], "sdp": (folder / sdp_file).read_text()}
+        data["body"] = {**data["body"], "sdp": recordings.sdp(sdp_file)}
     return data
 
 
 def request_recordings() -> Iterator[tuple[str, dict[str, Any]]]:
     """Every recording of one request (the files with a ``request``), by file name."""
-    folder = recordings_dir()
+    folder = require_recordings()
     for file in sorted(folder.glob("*.json")):
         data = json.loads(file.read_text())
         if isinstance(data.get("request"), dict) and "status" in data:
