@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(jackd2 jack-tools portaudio19-dev liblo-tools systemd chromium)
+APT_PACKAGES=(jackd2 jack-tools portaudio19-dev liblo-tools systemd chromium fluidsynth timgm6mb-soundfont iproute2)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -64,6 +64,7 @@ PHASE_W = (0.3, 1.0, 0.6)  # low, mid, high weights of the envelope the phase is
 RECENCY = 4.0  # s, time constant of the weighting of the tempo evidence
 FRAME_MIN = 0.008  # s: shorter input frames are summed
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
+BAR_MARGIN = 0.3  # a new bar line must fit this much better (unit-vector dot products)
 BAR_TAU = 8.0  # s, memory of the downbeat statistics
 BAND_TAU = 4.0  # s, running mean of each band's flux
 
@@ -342,9 +343,7 @@ class BeatTracker:
         out = 0.0
         for w, env in zip(PHASE_W, bands, strict=True):
             if w:
-                f = self._fold(env**PHASE_POWER if PHASE_POWER != 1 else env, period, decay)
-                sd = float(f.std())
-                out = out + w * (f - f.mean()) / (sd if sd > 0 else 1.0)
+                out = out + w * _standard(self._fold(env**PHASE_POWER, period, decay))
         return np.asarray(out)
 
     def _fold(self, env: np.ndarray, period: float, decay: float) -> np.ndarray:
@@ -462,6 +461,11 @@ class BeatTracker:
             for r in range(beats)
         ]
         r = int(np.argmax(scores))
+        if beats == self.beats_per_bar:
+            # Keep the bar line already chosen unless another fits clearly better.
+            current = (self._beat_count - self.beat_in_bar) % beats
+            if scores[r] < scores[current] + BAR_MARGIN:
+                r = current
         self.beats_per_bar = beats
         self.beat_in_bar = (self._beat_count - r) % beats
 
@@ -470,9 +474,14 @@ class BeatTracker:
 # the one, the snare or clap on the backbeats.
 TEMPLATES = {
     2: (np.array([1.0, -1.0]), np.array([-1.0, 1.0])),
-    3: (np.array([1.0, -0.5, -0.5]), np.array([-1.0, 0.5, 0.5])),
+    3: (np.array([1.0, -0.5, -0.5]), np.zeros(3)),  # chords on 2 and 3 and bass on 1 cancel
     4: (np.array([1.0, -0.6, 0.2, -0.6]), np.array([-0.5, 0.5, -0.5, 0.5])),
 }
+
+
+def _standard(x: np.ndarray) -> np.ndarray:
+    sd = float(x.std())
+    return (x - x.mean()) / (sd if sd > 0 else 1.0)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

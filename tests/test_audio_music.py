@@ -1,0 +1,81 @@
+"""The live tracker on rendered music: sampled drums, bass and harmony (FluidSynth + TimGM6mb).
+
+Pieces are composed by ``bench.music`` (beats and bars from the score) and
+rendered once into a temporary cache; skipped where FluidSynth or the
+soundfont is missing (``scripts/test.sh`` installs both).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bench.music.compose import Piece
+from bench.music.render import SOUNDFONTS, render
+
+from soundscape.audio.analyze import analyze_samples
+from soundscape.audio.synth import f_measure
+
+if shutil.which("fluidsynth") is None or not Path(SOUNDFONTS["timgm6mb"]).exists():
+    pytest.skip(
+        "needs fluidsynth and timgm6mb-soundfont (scripts/test.sh installs them)",
+        allow_module_level=True,
+    )
+
+TRIM = 5.0
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("music")
+
+
+def _run(piece: Piece, cache: Path):
+    rendered = render(piece, "tests", cache)
+    return rendered, analyze_samples(rendered.audio)
+
+
+def _f(reference: np.ndarray, estimated: list[float]) -> float:
+    est = np.array(estimated)
+    return f_measure(reference[reference >= TRIM], est[est >= TRIM], 0.07)
+
+
+def test_a_128_house_groove_with_a_soft_kick_reads_128(cache: Path) -> None:
+    # The kick softer than the clap: the old accent rule read this at 64.
+    piece = Piece("house", "house", 128, seed=31, soundfont="timgm6mb", seconds=20,
+                  kick_gain=0.55)  # fmt: skip
+    _, result = _run(piece, cache)
+    late = [bpm for t, bpm in result.tempo if t >= 4.0]
+    assert late and all(abs(bpm - 128.0) <= 1.0 for bpm in late)
+
+
+def test_dubstep_is_read_at_its_notated_140(cache: Path) -> None:
+    piece = Piece("dubstep", "dubstep", 140, seed=32, soundfont="timgm6mb", seconds=20)
+    rendered, result = _run(piece, cache)
+    late = [bpm for t, bpm in result.tempo if t >= 6.0]
+    assert np.median(late) == pytest.approx(140.0, abs=1.5)
+    assert _f(rendered.beats, result.beats) >= 0.9
+
+
+def test_a_waltz_has_its_bar_lines_every_three_beats(cache: Path) -> None:
+    piece = Piece("waltz", "waltz", 156, seed=33, soundfont="timgm6mb", seconds=20)
+    rendered, result = _run(piece, cache)
+    assert _f(rendered.beats, result.beats) >= 0.95
+    assert _f(rendered.downbeats, result.downbeats) >= 0.8
+
+
+def test_the_clock_flies_through_a_breakdown_and_is_on_the_grid_at_the_drop(cache: Path) -> None:
+    piece = Piece("drop", "techno", 128, seed=34, soundfont="timgm6mb", seconds=30,
+                  breakdown=(4, 4))  # fmt: skip
+    rendered, result = _run(piece, cache)
+    bar = 4 * 60 / 128
+    start, drop = 0.1 + 4 * bar, 0.1 + 8 * bar
+    beats = np.array(result.beats)
+    quiet = beats[(beats > start + 0.5) & (beats < drop - 0.1)]
+    assert len(quiet) >= 12  # beats keep coming through the breakdown
+    ref = rendered.beats
+    assert _f(ref[(ref > start) & (ref < drop)], list(quiet)) >= 0.9
+    after = ref[(ref >= drop) & (ref < drop + 1.0)]
+    assert all(np.min(np.abs(beats - b)) <= 0.07 for b in after)  # on the grid within 1 s
