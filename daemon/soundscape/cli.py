@@ -70,6 +70,27 @@ def _build_parser() -> argparse.ArgumentParser:
             help="start from the config alone, not from the saved show state",
         )
         http_flag(p, "serve the control endpoint and operator's page on HOST:PORT")
+        ndi_flags(p)
+
+    def ndi_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--ndi-discovery",
+            metavar="HOST[:PORT]",
+            help="NDI discovery server(s), comma-separated, where mDNS does not work "
+            "([ndi].discovery)",
+        )
+        p.add_argument(
+            "--ndi-ip",
+            action="append",
+            default=[],
+            metavar="IP",
+            help="also look for NDI sources on this machine (repeatable; [ndi].extra_ips)",
+        )
+        p.add_argument(
+            "--ndi-loopback",
+            action="store_true",
+            help="NDI on 127.0.0.1: for a receiver on this same machine ([ndi].loopback)",
+        )
 
     def http_flag(p: argparse.ArgumentParser, text: str) -> None:
         p.add_argument(
@@ -122,6 +143,16 @@ def _build_parser() -> argparse.ArgumentParser:
     http_flag(status, "the daemon's control endpoint")
     status.add_argument("--json", action="store_true", help="print the whole status as JSON")
     status.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for an answer")
+
+    sources = sub.add_parser(
+        "ndi-sources",
+        help="list the NDI sources this machine sees",
+        description="Lists the NDI sources found within --seconds, with the same discovery "
+        "settings as the daemon ([ndi] of --config, and the flags). Exits 1 when none is found.",
+    )
+    sources.add_argument("--config", "-c", type=Path, help="use this config's [ndi]")
+    ndi_flags(sources)
+    sources.add_argument("--seconds", type=float, default=3.0, help="how long to look")
 
     check = sub.add_parser("check-config", help="validate a config file; report every error")
     check.add_argument("file", type=Path, help="the TOML config file (also checks its files)")
@@ -216,6 +247,7 @@ def _load_config(args: argparse.Namespace) -> Config:
             ),
         )
     config = _with_http(config, args)
+    config = _with_ndi(config, args)
     log_section = config.log
     if args.log_level or args.log_format:
         log_section = dataclasses.replace(
@@ -224,6 +256,49 @@ def _load_config(args: argparse.Namespace) -> Config:
             format=args.log_format or log_section.format,
         )
     return dataclasses.replace(config, log=log_section)
+
+
+def _with_ndi(config: Config, args: argparse.Namespace) -> Config:
+    """``--ndi-discovery``, ``--ndi-ip``, ``--ndi-loopback`` over ``[ndi]``."""
+    ndi = config.ndi
+    if args.ndi_discovery:
+        ndi = dataclasses.replace(ndi, discovery=args.ndi_discovery)
+    if args.ndi_ip:
+        ndi = dataclasses.replace(ndi, extra_ips=[*ndi.extra_ips, *args.ndi_ip])
+    if args.ndi_loopback:
+        ndi = dataclasses.replace(ndi, loopback=True)
+    problems = [f"--ndi: {key}: {message}" for key, message in ndi.check()]
+    if problems:
+        raise ConfigError(problems, "command line")
+    return dataclasses.replace(config, ndi=ndi)
+
+
+def _ndi_sources(args: argparse.Namespace) -> int:
+    from soundscape.errors import BackendUnavailable
+    from soundscape.video import ndi_env
+    from soundscape.video.ndi_sources import list_sources
+
+    try:
+        config = _with_ndi(load(args.config), args)
+    except ConfigError as err:
+        print("\n".join(err.problems), file=sys.stderr)
+        return BAD_CONFIG
+    ndi_env.configure(config.ndi)  # before cyndilib loads
+    try:
+        names = list_sources(args.seconds)
+    except BackendUnavailable as err:
+        print(err, file=sys.stderr)
+        return 1
+    for name in names:
+        print(name)
+    if not names:
+        print(
+            f"no NDI source seen in {args.seconds:g} s; without mDNS try --ndi-loopback "
+            "(this machine), --ndi-ip IP or --ndi-discovery HOST",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
 
 
 def _osc_asked_for(args: argparse.Namespace) -> bool:
@@ -431,6 +506,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(args.file)
     if args.command == "status":
         return _status(args)
+    if args.command == "ndi-sources":
+        return _ndi_sources(args)
     if args.command == "audio-devices":
         return _audio_devices()
     if args.command == "analyze":
@@ -455,6 +532,9 @@ def _run(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         return BAD_CONFIG
     logs.configure(config.log.level, config.log.format)
+    from soundscape.video import ndi_env
+
+    ndi_env.configure(config.ndi)  # before any NDI output loads the runtime
     if not [o for o in config.outputs if o.enabled]:
         log.warning("no_outputs", hint="video goes nowhere; add --ndi NAME or [[outputs]]")
 

@@ -33,6 +33,7 @@ from soundscape.scope.params import DEFAULT_PARAMETERS, ParameterStore
 from soundscape.settings import Problem, build, setting
 from soundscape.state.config import StateConfig
 from soundscape.video.config import OutputConfig, validate_outputs
+from soundscape.video.ndi_discovery import NdiConfig
 from soundscape.web.config import HttpConfig
 
 
@@ -109,6 +110,7 @@ class Config:
     outputs: list[OutputConfig] = setting(
         [], "Video outputs ([[outputs]] tables): ndi, spout, syphon, record."
     )
+    ndi: NdiConfig = setting(factory=NdiConfig)
     osc: OscConfig = setting(factory=OscConfig)
     midi: MidiConfig = setting(factory=MidiConfig)
     audio: AudioConfig = setting(factory=AudioConfig)
