@@ -263,6 +263,16 @@ def test_audio_readings_need_confidence():
     assert from_features(F, 0.3) == Observation(3.0, 122.0, 0.4, bar_aligned=False)
 
 
+def test_audio_downbeats_align_the_bars_when_the_bar_lengths_agree():
+    class F:
+        t, bpm, beat_phase, confidence = 3.0, 120.0, 0.5, 0.8
+        bar_phase, beats_per_bar = 0.375, 4  # halfway through the bar's second beat
+
+    assert from_features(F, 0.3, 4) == Observation(3.0, 120.0, 1.5, bar_aligned=True)
+    F.beats_per_bar = 3  # the audio hears 3/4, the show counts 4: only the beat
+    assert from_features(F, 0.3, 4) == Observation(3.0, 120.0, 0.5, bar_aligned=False)
+
+
 def test_bad_bpm_readings_are_ignored():
     clock = make_clock()
     assert not clock.observe("scope", Observation(1.0, float("nan"), 0.0), 1.0)

@@ -23,7 +23,7 @@ BEAT_SOURCES: dict[str, str] = {
     "link": "Ableton Link ([beat] link = true), once a peer set the tempo or pressed play.",
     "scope": "Scope's own tempo sync (Ableton Link / MIDI clock on the Scope machine).",
     "tap": "Tap tempo (command `tap`): the first tap of a series is a bar line.",
-    "audio": "The audio beat tracker (tempo and beat phase; no bar line of its own).",
+    "audio": "The audio beat tracker (tempo, beat phase; bar lines when it hears beats_per_bar).",
 }
 
 QUANTIZE_MODES: dict[str, str] = {

@@ -12,7 +12,8 @@ jump: the clock keeps its position and catches up with the source by running
 a little faster or slower (at most ``max_correction``) for a while — so the
 picture never sees a beat twice or a bar line move backwards. A source that
 knows bar lines (MIDI start, Scope's bar position, the first tap of a series)
-also aligns the clock's bars; the audio tracker aligns only the beat.
+also aligns the clock's bars; so does the audio tracker when the bar length it
+hears is the clock's (its downbeats come from the kick and the backbeat).
 
 Pure logic: every method takes the time. :class:`BeatClockRunner` puts it on
 the event loop: beat and bar listeners fire at the right moment (``call_at``,
@@ -388,11 +389,22 @@ def from_tempo_update(message: Mapping[str, Any], now: float) -> Observation | N
     return Observation(now, bpm, beats, bar_aligned=False)
 
 
-def from_features(features: Any, min_confidence: float) -> Observation | None:
-    """The audio tracker's reading (Features.bpm/beat_phase/confidence), if trusted."""
+def from_features(
+    features: Any, min_confidence: float, beats_per_bar: int | None = None
+) -> Observation | None:
+    """The audio tracker's reading (Features.bpm/beat_phase/confidence), if trusted.
+
+    When the tracker's bar length (``Features.beats_per_bar``) is the clock's
+    ``beats_per_bar``, the reading is its position in the bar, so the clock's
+    bar lines follow the audio's downbeats; otherwise only the beat phase.
+    """
     bpm = float(features.bpm)
     if bpm <= 0 or float(features.confidence) < min_confidence:
         return None
+    bar = getattr(features, "beats_per_bar", None)
+    if beats_per_bar and bar == beats_per_bar:
+        beats = float(features.bar_phase) * beats_per_bar
+        return Observation(float(features.t), bpm, beats, bar_aligned=True)
     return Observation(float(features.t), bpm, float(features.beat_phase), bar_aligned=False)
 
 
@@ -563,7 +575,7 @@ class BeatClockRunner:
         self.observe("scope", obs)
 
     def feed_features(self, features: Any) -> None:
-        obs = from_features(features, self.audio_confidence)
+        obs = from_features(features, self.audio_confidence, self.clock.beats_per_bar)
         if obs is None:
             return  # an unsure tracker ages out; silencing on one block would flap
         self.observe("audio", obs)
