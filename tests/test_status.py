@@ -60,6 +60,15 @@ def test_the_book_keeps_the_last_loss_and_its_reason_and_the_history():
     ]  # fmt: skip
 
 
+def test_the_book_measures_the_frame_rate_of_the_last_second():
+    book = StatusBook(clock=lambda: 0.0)
+    book.sample_frames(100, 10.0)
+    book.sample_frames(130, 11.0)
+    assert book.measured_fps == 30.0
+    book.sample_frames(12, 12.0)  # a new session counts from 0 again
+    assert book.measured_fps == 12.0 and len(book.fps) == 2
+
+
 def test_the_log_ring_keeps_the_last_fifty_events_and_passes_them_on():
     ring = LogRing()
     for i in range(60):
@@ -133,11 +142,16 @@ async def test_status_reports_a_running_daemon_and_its_last_loss(emulator):
             while daemon.supervisor.status.reconnects < 1:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
         await streaming(daemon)
+        assert daemon.control is not None
+        async with asyncio.timeout(10):  # a full second of the new session sampled
+            while daemon.control.book.measured_fps < 10:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
         code, out, err = await cli("status", "--http", f"127.0.0.1:{port}", "--json")
         assert code == 0, err
         data = json.loads(out)
         session = data["session"]
         assert session["state"] == "streaming" and session["reconnects"] >= 1
+        assert 5 < session["fps"] < 45  # the emulator sends 30 fps
         assert session["last_loss"]["reason"]  # why it was lost, e.g. "data channel closed"
         assert session["pipeline"] == ["longlive"] and session["scope_url"] == emulator.url
         assert data["inputs"]["osc"]["health"] == "listening"

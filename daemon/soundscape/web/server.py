@@ -116,8 +116,9 @@ class ControlServer:
             self._runner = None
 
     async def _sample(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            self.book.sample_fps(self.daemon.supervisor.status.fps)
+            self.book.sample_frames(self.daemon.supervisor.status.frames, loop.time())
             await asyncio.sleep(1.0)
 
     def snapshot(self) -> dict[str, Any]:

@@ -30,6 +30,8 @@ class StatusBook:
         self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
         self.fps: deque[tuple[float, float]] = deque(maxlen=FPS_HISTORY)
         self.last_loss: dict[str, Any] | None = None
+        self.measured_fps = 0.0
+        self._last_sample: tuple[float, int] | None = None
         self._state: str | None = None
 
     def on_status(self, status: dict[str, Any]) -> None:
@@ -42,8 +44,18 @@ class StatusBook:
             self.history.append({"t": now, "state": state, "reason": reason})
         self._state = state
 
-    def sample_fps(self, fps: float) -> None:
-        self.fps.append((self._clock(), round(fps, 2)))
+    def sample_frames(self, frames: int, now: float) -> None:
+        """Called about once a second with the session's frame count (and a monotonic time).
+
+        The supervisor's own fps is refreshed only with its stats line (every 10 s or
+        so); the page wants the rate of the last second.
+        """
+        if self._last_sample is not None:
+            then, before = self._last_sample
+            fresh = frames - before if frames >= before else frames  # a new session
+            self.measured_fps = fresh / (now - then) if now > then else 0.0
+            self.fps.append((self._clock(), round(self.measured_fps, 2)))
+        self._last_sample = (now, frames)
 
 
 def collect(daemon: Daemon, book: StatusBook) -> dict[str, Any]:
@@ -62,6 +74,7 @@ def collect(daemon: Daemon, book: StatusBook) -> dict[str, Any]:
             "pipeline": list(params.get("pipeline_ids") or config.pipeline.pipeline_ids),
             "last_loss": last_loss,
             "state_for": round(time.monotonic() - daemon.supervisor.status.since, 1),
+            "fps": round(book.measured_fps, 1) if session["state"] == "streaming" else 0.0,
         }
     )
     return {

@@ -83,7 +83,9 @@ function render(s) {
   list($("prompts"), s.prompts, (li, p) => {
     li.textContent = typeof p === "string" ? p : `${p.text}  ×${p.weight ?? 1}`;
   });
-  list($("loras"), s.lora_scales, (li, l) => { li.textContent = `${l.path}: ${l.scale}`; });
+  list($("loras"), s.lora_scales, (li, l) => {
+    li.textContent = `${l.path.split("/").pop()}: ${Number(l.scale).toFixed(2)}`;
+  });
 
   const tbody = $("outputs").querySelector("tbody");
   const outputs = Object.entries(s.outputs);
