@@ -603,3 +603,17 @@ async def test_an_answer_without_video_is_a_scope_error():
         for pc in peers:
             await pc.close()
         await runner.cleanup()
+
+
+async def test_streaming_status_names_the_session(emulator: Emulator, daemon: Daemon):
+    named: list[str | None] = []
+    daemon.supervisor.on_status(
+        lambda s: s["state"] == "streaming" and named.append(s["session_id"])
+    )
+    state = await emulator.wait_for(streaming_session(), timeout=15)
+    await inject(emulator, "drop")
+    await emulator.wait_for(
+        streaming_session(exclude={s["id"] for s in state["sessions"]}), timeout=STALL + 10
+    )
+    await wait_status(daemon, "streaming")
+    assert named and None not in named  # status listeners (OSC, the bench) key on it

@@ -496,6 +496,8 @@ class SessionSupervisor:
             self._first_frame = now
         if not self._streaming:
             self._streaming = True
+            if self._session is not None:  # a first frame may come before open() returns
+                self.status.session_id = self._session.session_id
             self._set_status("streaming")
             self._sink_state(True)
         if self._sink is not None:
