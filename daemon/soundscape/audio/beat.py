@@ -62,6 +62,7 @@ FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on mea
 PHASE_POWER = 2.0  # accents (kick, snare) over steady hats and bass
 PHASE_W = (0.3, 1.0, 0.6)  # low, mid, high weights of the envelope the phase is read from
 RECENCY = 4.0  # s, time constant of the weighting of the tempo evidence
+FIRST_GUESS = 2.2  # periods of the slowest tempo heard before the first estimate
 FRAME_MIN = 0.008  # s: shorter input frames are summed
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
 BAR_MARGIN = 0.3  # a new bar line must fit this much better (unit-vector dot products)
@@ -237,8 +238,8 @@ class BeatTracker:
                 acc[:] = 0.0
 
     def _min_history(self) -> float:
-        # Two periods of the slowest tempo plus a bit, at most the window.
-        return min(2.2 * 60.0 / self.config.min_bpm, self.config.window)
+        # A first guess early (the filter and the phase loop correct it), at most the window.
+        return min(FIRST_GUESS * 60.0 / self.config.min_bpm, self.config.window)
 
     def history(self) -> np.ndarray:
         """The stored band strengths (3 x frames), oldest first (a view; do not modify)."""
