@@ -1,0 +1,51 @@
+"""The mapping engine with [beat] link = true and a second Link peer (run by test_link.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aalink
+
+from soundscape.control.commands import CommandBus
+from soundscape.mapping.config import BeatConfig, MappingConfig, ScenesConfig
+from soundscape.mapping.engine import MappingEngine
+from soundscape.scope.params import ParameterStore
+
+
+async def wait_for(cond, timeout: float) -> float | None:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    while loop.time() - t0 < timeout:
+        if cond():
+            return loop.time() - t0
+        await asyncio.sleep(0.01)
+    return None
+
+
+async def main() -> None:
+    engine = MappingEngine(
+        MappingConfig(), BeatConfig(link=True), ScenesConfig(), ParameterStore({}), CommandBus()
+    )
+    await engine.start()
+    out: dict[str, object] = {"bridge": engine.link is not None}
+    peer = aalink.Link(120.0)
+    peer.quantum = 4
+    peer.enabled = True
+    await wait_for(lambda: peer.num_peers > 0, 5.0)
+    # The daemon leads: a tapped 124.
+    for _ in range(6):
+        engine.runner.tap()
+        await asyncio.sleep(60.0 / 124.0)
+    out["daemon_source"] = engine.clock.active
+    out["peer_follows_124"] = await wait_for(lambda: abs(peer.tempo - 124.0) < 0.5, 3.0)
+    # A peer at 133: the daemon's clock follows.
+    peer.tempo = 133.0
+    out["clock_follows_133"] = await wait_for(lambda: abs(engine.clock.bpm - 133.0) < 0.05, 3.0)
+    out["source"] = engine.clock.active
+    await engine.stop()
+    peer.enabled = False
+    print(json.dumps(out))
+
+
+asyncio.run(main())
