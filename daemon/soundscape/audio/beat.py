@@ -1,42 +1,47 @@
 """Streaming beat tracking that carries tempo and phase through time (pure numpy).
 
-Input, every analysis frame: onset strength in three bands — low (kick),
-mid (snare, clap, chords) and high (hats) — each divided by its own running
-mean, so a soft kick counts as much as a loud clap. Two envelopes are kept
-over the last ``window`` seconds: the *pulse* (all bands, hats at half
-weight) and the *backbone* (low + mid only: what carries beats and bars).
+Input, every analysis frame: onset strength in three bands — low (kick,
+bass), mid (snare, clap, chords) and high (hats) — each divided by its own
+running mean, so a soft kick counts as much as a loud clap. Frames shorter
+than ~8 ms are summed in pairs; the last ``window`` seconds are kept. Two
+envelopes are derived: the *pulse* (all bands, hats at half weight) and the
+*backbone* (low + mid: what carries beats and bars).
 
 Every ``update_interval`` seconds:
 
-1. **Tempo evidence.** The autocorrelation of the pulse envelope, scored on
-   a log-spaced BPM grid as a comb over the first four multiples of each
-   period (fractional lags), gives a salience per tempo.
+1. **Tempo evidence.** The autocorrelation of the pulse envelope (recent
+   seconds weighted most, so a ramp is followed), scored on a log-spaced BPM
+   grid as a comb over the first four multiples of each period (fractional
+   lags), plus half the score of the subdivision (twice as fast: real beats
+   are split in two, a 3:2 false tempo is not).
 2. **Metrical level.** For the strongest peaks, the backbone is folded at
-   twice the candidate period: when every other beat is much weaker than the
-   one before it (hats between kicks), the candidate is probably twice too
-   fast. That ratio, raised to ``accent_weight``, multiplies the salience,
-   and so does a log-normal tempo prior around ``prior_bpm`` — which is what
-   reads half-time styles (dubstep, trap) at their notated tempo, while a
-   hip-hop groove stays at 90.
-3. **Tempo through time.** A forward (HMM) filter over the grid: yesterday's
-   belief, blurred by a small tempo drift and a rare jump, times today's
+   twice the candidate period: when every other beat is much weaker (hats
+   between kicks) the candidate is probably twice too fast. That ratio,
+   raised to ``accent_weight``, multiplies the salience, and so does a
+   log-normal tempo prior around ``prior_bpm`` — which is what reads
+   half-time styles (dubstep, trap) at their notated tempo, while a hip-hop
+   groove stays at 90.
+3. **Tempo through time.** A forward (HMM) filter over the grid: the last
+   belief, blurred by a small tempo drift and a rare jump, times the new
    evidence. A competing octave must win for a second or more to take over;
-   a true tempo change does.
-4. **Phase.** A second-order phase-locked loop. The backbone is folded at
-   the beat period with recent beats weighted most; the best phase near the
-   prediction corrects the next beat time and the period (so a ramp is
-   followed, not lagged). A far-away best phase must persist before the
-   clock jumps to it (no flips on syncopation or a fill); a tempo change of
-   more than a few percent re-seeds the loop.
-5. **Bars.** The backbone around each beat is accumulated per beat of the
-   bar (kick energy on beat 1, snare on the backbeats); the rotation that
-   fits the pattern best names the downbeat. The bar length is
-   ``beats_per_bar``, or 3 vs 4 decided from the kick's periodicity.
+   a true tempo change does. The reported tempo is the filter's peak,
+   refined between grid points.
+4. **Phase.** Each band is folded at the beat period (squared, recent beats
+   weighted most) and standardised; the weighted sum scores every phase.
+   The best phase near the predicted beat corrects it by half the error
+   each update. A far-away best phase must persist ``JUMP_CONFIRM`` before
+   the clock jumps to it (no flips on syncopation or a fill); a tempo change
+   of more than a few percent re-seeds the phase.
+5. **Bars.** Low and mid strength around each beat is accumulated per beat
+   of the bar (kick on beat 1, snare or clap on the backbeats); the rotation
+   that fits the templates best names the downbeat, and holds until another
+   fits clearly better. The bar length is ``beats_per_bar``, or 3 vs 4 from
+   how much the kick and snare differ between beats.
 
 Beats are emitted as the stream passes each predicted beat, so a beat event
 costs no analysis delay. Through a breakdown (no onsets) the clock flies on
-at the last tempo: beats keep coming with falling confidence, and the first
-hits of the drop pull the phase back within a beat or two.
+at the last tempo: beats keep coming with slowly falling confidence, and the
+first hits of the drop pull the phase back within a beat or two.
 """
 
 from __future__ import annotations
