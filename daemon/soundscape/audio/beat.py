@@ -68,7 +68,7 @@ PHASE_POWER = 2.0  # accents (kick, snare) over steady hats and bass
 PHASE_W = (0.3, 1.0, 0.6)  # low, mid, high weights of the envelope the phase is read from
 RECENCY = 4.0  # s, time constant of the weighting of the tempo evidence
 FIRST_GUESS = 2.2  # periods of the slowest tempo heard before the first estimate
-FRAME_MIN = 0.008  # s: shorter input frames are summed
+FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
 BAR_MARGIN = 0.3  # a new bar line must fit this much better (unit-vector dot products)
 BAR_TAU = 8.0  # s, memory of the downbeat statistics
@@ -137,9 +137,9 @@ class BeatTracker:
         """
         if dt != self._in_dt:
             self._in_dt = dt
-            # Frames shorter than FRAME_MIN are summed in pairs (or more): the
+            # Frames are summed to about FRAME_TARGET (pairs at 48 kHz): the
             # tempo and phase need no finer grid, and it halves the work.
-            self._decimate = max(1, round(FRAME_MIN / dt))
+            self._decimate = max(1, round(FRAME_TARGET / dt))
             self._acc = [0.0, 0.0, 0.0]
             self._acc_n = 0
             self._acc_t = 0.0
