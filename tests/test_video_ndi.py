@@ -248,7 +248,21 @@ async def play(fanout: VideoFanout, renderer: Renderer, counters: range) -> list
     return sent
 
 
+ATTEMPTS = 3  # runs in which the machine let the receiver keep up, at most
+
+
 async def test_a_receiver_sees_every_frame_at_576x320_30fps(fanouts, probes):
+    # A lost frame fails at once. A run in which the receiver itself was starved so much
+    # that it saw under 90% (it reports each late poll) proves nothing either way: that
+    # run is repeated, on a fresh source, up to ATTEMPTS times.
+    for _ in range(ATTEMPTS):
+        if await every_frame_run(fanouts, probes):
+            return
+    pytest.fail(f"the receiver was starved in {ATTEMPTS} runs: the machine is too busy")
+
+
+async def every_frame_run(fanouts: list[VideoFanout], probes: list[Probe]) -> bool:
+    """150 frames at 30 fps to a receiver; False when the run was inconclusive."""
     name = unique("every")
     fanout = await start_fanout(fanouts, [ndi_output(name, loopback_only=True)])
     probes.append(probe := await Probe.start(name))
@@ -261,7 +275,6 @@ async def test_a_receiver_sees_every_frame_at_576x320_30fps(fanouts, probes):
     # Every frame, unless the receiver itself fell behind (reported by the probe) or
     # no thread here could run (the machine, not the daemon, fell behind).
     assert probe.unexplained(sent, set(counters), starved.windows) == []
-    assert len(set(counters)) >= 0.9 * 150, "the receiver was starved: test inconclusive"
     assert counters == sorted(counters)  # in order (a repeat only if a hold slipped in)
     assert {(f["w"], f["h"]) for f in probe.frames()} == {(W, H)}
     snap = fanout.counters()[f"ndi:{name}"]
@@ -274,6 +287,7 @@ async def test_a_receiver_sees_every_frame_at_576x320_30fps(fanouts, probes):
         )
     assert snap["ndi_frame_rate"] == "30"
     assert probe.disconnects() == 0
+    return len(set(counters)) >= 0.9 * 150
 
 
 async def test_the_source_stays_up_with_held_frames_while_scope_is_away(fanouts, probes):
