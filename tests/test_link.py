@@ -57,7 +57,7 @@ def test_daemon_leads_at_124_then_follows_a_peer_at_133(netns: str) -> None:
 
 
 def test_the_daemon_joins_link_from_its_config(netns: str) -> None:
-    """[beat] link = true: taps lead the session at 124; a peer's 133 then drives the clock."""
+    """[beat] link = true: tap tempo leads the session at 124; a peer's 133 then drives it."""
     proc = subprocess.run(
         ["ip", "netns", "exec", netns, sys.executable, str(HERE / "link_engine.py")],
         capture_output=True,
@@ -67,6 +67,6 @@ def test_the_daemon_joins_link_from_its_config(netns: str) -> None:
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["bridge"] and out["daemon_source"] == "tap"
-    assert out["peer_follows_124"] is not None
+    assert out["peer_follows_124"] is not None and out["peer_follows_124"] < 1.0
     assert out["clock_follows_133"] is not None and out["clock_follows_133"] < 1.0
     assert out["source"] == "link"

@@ -33,7 +33,8 @@ log = structlog.get_logger(__name__)
 
 SOURCE = "link"
 TEMPO_EPSILON = 0.005  # BPM: a session tempo further from ours was set by a peer
-PHASE_EPSILON = 0.02  # beats: publish a phase correction beyond this
+PHASE_EPSILON = 0.05  # beats: publish a phase correction beyond this
+FORCE_INTERVAL = 1.0  # s: at most one phase correction per interval
 
 
 def available() -> bool:
@@ -52,6 +53,7 @@ class LinkBridge:
         self.following = False  # a peer set the session's tempo: we follow
         self._expected = 0.0  # the session tempo we last saw or set
         self._playing = False
+        self._forced = -math.inf  # when we last forced the session's beat
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -122,8 +124,14 @@ class LinkBridge:
         if abs(state.bpm - float(link.tempo)) > TEMPO_EPSILON:
             link.tempo = state.bpm
             self._expected = float(link.tempo)
+            return  # the phase next time, once the tempo has settled
+        # Forcing the beat commits our whole timeline (tempo too) to the
+        # session: seldom, so a peer's tempo change in flight is not undone.
+        if state.t - self._forced < FORCE_INTERVAL:
+            return
         beat = float(link.beat)
         quantum = state.beats_per_bar
         diff = (state.beats - beat + quantum / 2) % quantum - quantum / 2
         if abs(diff) > PHASE_EPSILON and math.isfinite(diff):
             link.force_beat(beat + diff)
+            self._forced = state.t
