@@ -501,6 +501,7 @@ async def compare_state(
             diffs = state_differences(reply["wire"], session.get("parameters", {}))
             if not diffs:
                 return True, {}, keys, status
+            diffs["<session>"] = (session_id, session.get("messages_received"))
         if time.monotonic() > deadline:
             return session is not None, diffs, keys, status
         await asyncio.sleep(0.25)
@@ -643,8 +644,11 @@ path = "{folder / "soak.mkv"}"
 level = "info"
 format = "json"
 """
-    if "http" in {f.name for f in dataclasses.fields(Config)}:
+    sections = {f.name for f in dataclasses.fields(Config)}
+    if "http" in sections:
         text += '\n[http]\nlisten = "127.0.0.1:0"\n'  # the operator's page, on a free port
+    if "state" in sections:  # the performer's state is saved as on stage, but not in $HOME
+        text += f'\n[state]\ndir = "{folder / "state"}"\n'
     path = folder / "soak.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -686,6 +690,11 @@ async def soak(args: argparse.Namespace) -> Result:
                 async with DaemonChild(config, folder / "daemon.log") as daemon:
                     result = await _run_show(args, show, daemon, emulator, folder)
             result.log_counts = log_counts(folder / "daemon.log")
+            if any(r.seconds is None or r.differences for r in result.recoveries):
+                # Keep the daemon's own account of what went wrong beyond the temp folder.
+                kept = Path(tempfile.gettempdir()) / f"soak-daemon-{time.strftime('%H%M%S')}.log"
+                shutil.copy(folder / "daemon.log", kept)
+                print(f"daemon log kept in {kept}", flush=True)
             return result
         finally:
             transport.close()
