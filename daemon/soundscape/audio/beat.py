@@ -12,8 +12,8 @@ Every ``update_interval`` seconds:
 1. **Tempo evidence.** The autocorrelation of the pulse envelope (recent
    seconds weighted most, so a ramp is followed), scored on a log-spaced BPM
    grid as a comb over the first four multiples of each period (fractional
-   lags), plus half the score of the subdivision (twice as fast: real beats
-   are split in two, a 3:2 false tempo is not).
+   lags), damped (at most halved) where the subdivision — twice as fast —
+   is weak: real beats are split in two, a 3:2 false tempo is not.
 2. **Metrical level.** For the strongest peaks, the backbone is folded at
    twice the candidate period: when every other beat is much weaker (hats
    between kicks) the candidate is probably twice too fast. That ratio,
@@ -313,13 +313,16 @@ class BeatTracker:
     def _metrical(self, salience: np.ndarray, back: np.ndarray) -> np.ndarray:
         """Evidence per tempo, judged at the strongest salience peaks.
 
-        salience (plus half that of the subdivision: real beats are split in
-        two, a 3:2 false tempo is not) x prior x how weak every other beat is
-        in the backbone (hats between kicks: probably twice too fast).
+        salience (halved at most where the subdivision is weak: real beats are
+        split in two, a 3:2 false tempo is not) x prior x how weak every other
+        beat is in the backbone (hats between kicks: probably twice too fast).
         """
         n = len(self._bpms)
         s = np.maximum(salience, 0.0)
-        s = s[:n] + 0.5 * s[self._octave : self._octave + n]
+        # Damped where the subdivision is weak (a 3:2 false tempo); never
+        # raised, which would favour the slower of two octaves.
+        sub = s[self._octave : self._octave + n]
+        s = s[:n] * (0.5 + 0.5 * np.minimum(sub / np.maximum(s[:n], 1e-9), 1.0))
         top = float(s.max())
         if top <= 0:
             return np.ones(n)
