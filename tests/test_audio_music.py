@@ -79,3 +79,25 @@ def test_the_clock_flies_through_a_breakdown_and_is_on_the_grid_at_the_drop(cach
     assert _f(ref[(ref > start) & (ref < drop)], list(quiet)) >= 0.9
     after = ref[(ref >= drop) & (ref < drop + 1.0)]
     assert all(np.min(np.abs(beats - b)) <= 0.07 for b in after)  # on the grid within 1 s
+
+
+def test_the_evaluation_sets_have_drums_bass_and_harmony_in_every_piece() -> None:
+    from bench.music.compose import BASS, DRUMS, HARM, PAD, compose
+    from bench.music.sets import SETS
+
+    for name, make in SETS.items():
+        pieces = make()
+        assert len(pieces) >= 24, name
+        for piece in pieces:
+            score = compose(piece)
+            channels = {ch for _, ch, _, _, _ in score.notes}
+            assert {DRUMS, BASS} <= channels and channels & {HARM, PAD}, piece.name
+            assert len(score.beats) > 40 and score.downbeats[0] == score.beats[0]
+
+
+def test_rendering_is_deterministic(tmp_path: Path) -> None:
+    piece = Piece("det", "funk", 104, seed=5, soundfont="timgm6mb", seconds=6, jitter_ms=8,
+                  noise_db=20.0)  # fmt: skip
+    first = render(piece, "a", tmp_path).audio
+    second = render(piece, "b", tmp_path).audio
+    assert np.array_equal(first, second)
