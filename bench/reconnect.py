@@ -101,11 +101,16 @@ def sample(
 
 def daemon_config(emulator_url: str) -> Config:
     config = load(None)
-    return dataclasses.replace(
+    config = dataclasses.replace(
         config,
         scope=dataclasses.replace(config.scope, url=emulator_url),
         osc=dataclasses.replace(config.osc, port=0),  # never collide with a running daemon
     )
+    if hasattr(config, "http"):  # the operator's page too
+        config = dataclasses.replace(
+            config, http=dataclasses.replace(config.http, listen="127.0.0.1:0")
+        )
+    return config
 
 
 async def measure(args: argparse.Namespace, settle: float) -> list[Row]:
