@@ -31,7 +31,7 @@ def test_minimal_ndi_entry_takes_the_documented_defaults():
     assert problems == []
     assert config is not None
     assert (config.name, config.hold, config.fps) == ("Soundscape", "last", 30)
-    assert (config.queue_size, config.queue_depth, config.max_age) == (0, 4, 0.1)
+    assert (config.queue_size, config.queue_depth, config.max_age) == (0, 8, 0.1)
     assert OutputConfig(type="record", path="a.mkv").queue_depth == 16
     assert OutputConfig(type="ndi", queue_size=1).queue_depth == 1
     assert config.fixed_size is None

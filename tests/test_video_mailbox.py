@@ -16,14 +16,17 @@ class Clock:
         return self.t
 
 
-def live_box(clock: Clock, drops: list[int]) -> LatestMailbox[int]:
+def live_box(clock: Clock, drops: list[tuple[int, bool]]) -> LatestMailbox[int]:
     config = OutputConfig(type="ndi")
     return LatestMailbox(
-        config.queue_depth, max_age=config.max_age, on_drop=drops.append, clock=clock
+        config.queue_depth,
+        max_age=config.max_age,
+        on_drop=lambda n, late: drops.append((n, late)),
+        clock=clock,
     )
 
 
-def test_a_burst_of_three_frames_handed_over_at_once_is_delivered_whole():
+def test_a_burst_of_frames_handed_over_at_once_is_delivered_whole():
     clock, drops = Clock(), []
     box = live_box(clock, drops)
     for n in range(3):  # a late wake-up: three frames back to back, the thread not yet run
@@ -47,7 +50,8 @@ def test_a_persistently_slow_output_sends_only_recent_frames():
         assert got is not None
         lags.append(clock.t - got * P)
     assert max(lags) <= LIVE_MAX_AGE + 2 * P  # bounded, not growing with time
-    assert sum(drops) >= 40  # about every other frame skipped: latest wins
+    assert sum(n for n, _ in drops) >= 40  # about every other frame skipped: latest wins
+    assert all(late for _, late in drops)  # skipped for being late, never overtaken
 
 
 def test_the_newest_frame_is_never_dropped_by_age():
@@ -60,9 +64,11 @@ def test_the_newest_frame_is_never_dropped_by_age():
 
 def test_a_full_box_drops_the_oldest_and_says_so():
     clock, drops = Clock(), []
-    box: LatestMailbox[int] = LatestMailbox(2, on_drop=drops.append, clock=clock)
+    box: LatestMailbox[int] = LatestMailbox(
+        2, on_drop=lambda n, late: drops.append((n, late)), clock=clock
+    )
     assert [box.put(i) for i in range(4)] == [False, False, True, True]
-    assert [box.get(0), box.get(0)] == [2, 3] and drops == [1, 1]
+    assert [box.get(0), box.get(0)] == [2, 3] and drops == [(1, False), (1, False)]
 
 
 def test_a_recording_keeps_every_frame_however_old():

@@ -28,7 +28,7 @@ RECORD_SUFFIXES = (".mp4", ".mkv", ".mov")
 # after a CPU hiccup) but drops frames that waited longer than LIVE_MAX_AGE while a newer
 # one is queued, so a slow output never builds latency; a recording rides out about half a
 # second of slow disk and drops nothing by age.
-LIVE_QUEUE = 4
+LIVE_QUEUE = 8  # a memory bound: LIVE_MAX_AGE is what keeps the latency down
 LIVE_MAX_AGE = 0.1  # seconds: three frames at 30 fps
 RECORD_QUEUE = 16
 
@@ -62,7 +62,7 @@ class OutputConfig:
     queue_size: int = setting(
         0,
         "Frames waiting for this output; when full the oldest is dropped "
-        "(0 = 4 for live outputs, which also drop frames older than 0.1 s; 16 for record).",
+        "(0 = 8 for live outputs, which also drop frames older than 0.1 s; 16 for record).",
         low=0,
         high=64,
     )

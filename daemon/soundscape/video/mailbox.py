@@ -25,7 +25,7 @@ class LatestMailbox(Generic[T]):
         size: int = 1,
         *,
         max_age: float | None = None,
-        on_drop: Callable[[int], None] | None = None,
+        on_drop: Callable[[int, bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if size < 1:
@@ -45,7 +45,7 @@ class LatestMailbox(Generic[T]):
             dropped = len(self._items) == self._size
             if dropped:
                 self._items.popleft()
-                self._dropped(1)
+                self._dropped(1, late=False)
             self._items.append((self._clock(), item))
             self._cond.notify()
         return dropped
@@ -80,7 +80,7 @@ class LatestMailbox(Generic[T]):
                     self._items.popleft()
                     stale += 1
                 if stale:
-                    self._dropped(stale)
+                    self._dropped(stale, late=True)
             return self._items.popleft()[1]
 
     def drain(self) -> int:
@@ -90,6 +90,7 @@ class LatestMailbox(Generic[T]):
             self._items.clear()
             return n
 
-    def _dropped(self, n: int) -> None:
+    def _dropped(self, n: int, *, late: bool) -> None:
+        """``on_drop(n, late)``: late = waited longer than ``max_age``, else overtaken (full)."""
         if self._on_drop is not None:
-            self._on_drop(n)
+            self._on_drop(n, late)

@@ -53,7 +53,7 @@ class OutputRunner:
         self._size = config.fixed_size or default_size
         self._mailbox: LatestMailbox[tuple[av.VideoFrame, int]] = LatestMailbox(
             config.queue_depth, max_age=config.max_age, on_drop=self.stats.add_dropped
-        )
+        )  # on_drop(n, late): late frames count as dropped and as late
         self._state_events: deque[bool] = deque()
         self._clock = HoldClock(config.fps, config.hold_after)
         self._stop = threading.Event()

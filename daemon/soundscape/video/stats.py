@@ -26,16 +26,19 @@ class OutputStats:
         self.frames_in = 0  # real frames offered to this output
         self.sent = 0  # real frames sent
         self.held = 0  # hold frames sent while Scope was away
-        self.dropped = 0  # real frames never sent (queue full, output not open)
+        self.dropped = 0  # real frames never sent (queue full, too late, output not open)
+        self.late = 0  # of those, frames that waited longer than the output's max age
         self.errors = 0  # sends or opens that raised
         self.reopens = 0  # backend reopened (resolution change, recovery)
         self._lock = threading.Lock()
         self._latency_ms: deque[float] = deque(maxlen=window)
 
-    def add_dropped(self, n: int = 1) -> None:
-        # Both the event loop (queue full) and the worker (output closed) drop frames.
+    def add_dropped(self, n: int = 1, late: bool = False) -> None:
+        # Both the event loop (queue full) and the worker (too late, output closed) drop frames.
         with self._lock:
             self.dropped += n
+            if late:
+                self.late += n
 
     def add_error(self) -> None:
         with self._lock:
@@ -59,6 +62,7 @@ class OutputStats:
             "sent": self.sent,
             "held": self.held,
             "dropped": self.dropped,
+            "late": self.late,
             "errors": self.errors,
             "reopens": self.reopens,
             "latency_ms_p50": round(p50, 3) if p50 == p50 else None,
