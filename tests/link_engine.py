@@ -30,6 +30,7 @@ async def main() -> None:
     )
     await engine.start()
     out: dict[str, object] = {"bridge": engine.link is not None}
+    # Both at 120: whichever session Link keeps when they meet, nothing changes.
     peer = aalink.Link(120.0)
     peer.quantum = 4
     peer.enabled = True

@@ -24,17 +24,21 @@ async def wait_for(cond, timeout: float) -> float | None:
 async def main() -> None:
     loop = asyncio.get_running_loop()
     out: dict[str, float | None] = {}
-    # The daemon leads at 124 (its audio tracker), a peer joins and follows.
+    # A peer joins a daemon that has nothing to lead with yet (both at 120, so whichever
+    # session Link keeps when they meet, nothing changes); then the audio tracker
+    # reads 124 and the daemon publishes it.
     clock = BeatClock(("midi", "link", "scope", "tap", "audio"), now=loop.time())
     runner = BeatClockRunner(clock)
     await runner.start()
     bridge = LinkBridge(runner)
-    runner.observe("audio", Observation(loop.time(), 124.0, 0.0))
     await bridge.start()
-    peer = aalink.Link(100.0)
+    peer = aalink.Link(120.0)
     peer.quantum = 4
     peer.enabled = True
+    await wait_for(lambda: peer.num_peers > 0 and bridge.link.num_peers > 0, 5.0)
+    runner.observe("audio", Observation(loop.time(), 124.0, 0.0))
     out["peer_follows_124"] = await wait_for(lambda: abs(peer.tempo - 124.0) < 0.01, 5.0)
+    await asyncio.sleep(2.5)  # the phase is published once the tempo has settled
     beat_diff = ((peer.beat - runner.state().beats + 2) % 4) - 2
     out["phase_diff_beats"] = abs(beat_diff)
     # A peer sets 133: the daemon's clock follows.

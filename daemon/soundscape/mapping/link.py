@@ -33,8 +33,8 @@ log = structlog.get_logger(__name__)
 
 SOURCE = "link"
 TEMPO_EPSILON = 0.005  # BPM: a session tempo further from ours was set by a peer
-PHASE_EPSILON = 0.05  # beats: publish a phase correction beyond this
-FORCE_INTERVAL = 1.0  # s: at most one phase correction per interval
+PHASE_EPSILON = 0.1  # beats: publish a phase correction beyond this (~50 ms)
+FORCE_INTERVAL = 2.0  # s: at most one phase correction per interval
 
 
 def available() -> bool:
@@ -64,7 +64,9 @@ class LinkBridge:
         link.quantum = clock.beats_per_bar
         link.start_stop_sync_enabled = True
         link.enabled = True
-        self._expected = float(link.tempo)
+        # Ours, not read back: joining a running session changes the tempo,
+        # and that change is what says a peer leads.
+        self._expected = float(clock.bpm)
         self._task = asyncio.create_task(self._poll(), name="link-poll")
         log.info("link_joined", bpm=round(clock.bpm, 2), quantum=clock.beats_per_bar)
 
