@@ -69,6 +69,11 @@ def _build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="start from the config alone, not from the saved show state",
         )
+        p.add_argument(
+            "--link",
+            action="store_true",
+            help="join the Ableton Link session ([beat] link; needs the 'link' extra)",
+        )
         http_flag(p, "serve the control endpoint and operator's page on HOST:PORT")
         ndi_flags(p)
 
@@ -248,6 +253,8 @@ def _load_config(args: argparse.Namespace) -> Config:
         )
     config = _with_http(config, args)
     config = _with_ndi(config, args)
+    if getattr(args, "link", False):
+        config = dataclasses.replace(config, beat=dataclasses.replace(config.beat, link=True))
     log_section = config.log
     if args.log_level or args.log_format:
         log_section = dataclasses.replace(
