@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import fcntl
 import os
 import platform
+import tempfile
 from pathlib import Path
 
 from soundscape.docgen import replace_section
@@ -38,8 +40,11 @@ def machine() -> str:
 
 def write_section(marker: str, body: str) -> None:
     """Replace the text between <!-- marker:begin --> and <!-- marker:end -->."""
-    text = DOC.read_text(encoding="utf-8")
-    if f"<!-- {marker}:begin -->" not in text:
-        text += f"\n<!-- {marker}:begin -->\n<!-- {marker}:end -->\n"
     body = f"Machine: {machine()}\n\n{body.strip()}"
-    DOC.write_text(replace_section(text, marker, body), encoding="utf-8")
+    # Benchmarks may finish at the same moment: one read-modify-write at a time.
+    with open(Path(tempfile.gettempdir()) / "soundscape-benchmarks-md.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = DOC.read_text(encoding="utf-8")
+        if f"<!-- {marker}:begin -->" not in text:
+            text += f"\n<!-- {marker}:begin -->\n<!-- {marker}:end -->\n"
+        DOC.write_text(replace_section(text, marker, body), encoding="utf-8")

@@ -815,6 +815,8 @@ def report(result: Result) -> str:
     span = (fit[-1].t - fit[0].t) if len(fit) > 1 else 0.0
     cpu = 100 * (fit[-1].cpu_s - fit[0].cpu_s) / span if span else float("nan")
     rss_rate = growth_per_hour(t, rss)
+    half = len(t) // 2
+    rss_late = growth_per_hour(t[half:], rss[half:])
     fd_rate = growth_per_hour(t, fds)
     thread_rate = growth_per_hour(t, threads)
 
@@ -826,6 +828,9 @@ def report(result: Result) -> str:
         "|---|---|---|---|---|---|",
         f"| RSS (MB) | {rss[0]:.1f} | {rss[-1]:.1f} | {min(rss):.1f} / {max(rss):.1f} | "
         f"{rss_rate:+.2f} MB/h | ≤ 5 MB/h: {verdict(rss_rate <= 5)} |",
+        f"| RSS, second half of the run only | {rss[half]:.1f} | {rss[-1]:.1f} | "
+        f"{min(rss[half:]):.1f} / {max(rss[half:]):.1f} | {rss_late:+.2f} MB/h | "
+        f"(where it levels off) |",
         f"| open fds | {fds[0]:.0f} | {fds[-1]:.0f} | {min(fds):.0f} / {max(fds):.0f} | "
         f"{fd_rate:+.1f}/h | flat: {verdict(flat(fds))} |",
         f"| threads | {threads[0]:.0f} | {threads[-1]:.0f} | {min(threads):.0f} / "
