@@ -52,9 +52,10 @@ def test_128_bpm_is_tracked_within_4_seconds(block: int) -> None:
 )
 def test_plain_loops_across_the_tempo_range(bpm: float, pattern: str) -> None:
     loop = drum_loop(bpm, 20, pattern=pattern, seed=bpm)
-    # Far from the default prior (125) a loop with 8th-note hats is ambiguous by
+    # Far from the default prior (140) a loop with 8th-note hats is ambiguous by
     # an octave: the show sets its expected tempo, as a performer would.
-    prior = bpm if abs(math.log2(bpm / 125)) > 0.5 else 125.0
+    default = BeatSection().prior_bpm
+    prior = bpm if abs(math.log2(bpm / default)) > 0.3 else default
     feats = run(loop.audio, beat=BeatSection(prior_bpm=prior))
     assert beat_f(loop.beats, feats) >= 0.9
     assert abs(feats[-1].bpm - bpm) <= 1.0

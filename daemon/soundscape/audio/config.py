@@ -113,10 +113,10 @@ class BeatSection:
         0.15, "Below this confidence no beat events are emitted.", low=0, high=1
     )
     prior_bpm: float = setting(
-        125.0, "The tempo the show expects: ambiguous octaves lean toward it.", low=30, high=300
+        140.0, "The tempo the show expects: ambiguous octaves lean toward it.", low=30, high=300
     )
     prior_octaves: float = setting(
-        0.6, "Width of the tempo prior, in octaves (larger: weaker pull).", low=0.1, high=4
+        0.7, "Width of the tempo prior, in octaves (larger: weaker pull).", low=0.1, high=4
     )
     accent_weight: float = setting(
         0.2,
