@@ -19,8 +19,8 @@ Every ``update_interval`` seconds:
    between kicks) the candidate is probably twice too fast. That ratio,
    raised to ``accent_weight``, multiplies the salience, and so does a
    log-normal tempo prior around ``prior_bpm`` — which is what reads
-   half-time styles (dubstep, trap) at their notated tempo, while a hip-hop
-   groove stays at 90.
+   half-time styles (dubstep, trap, drum & bass) at their notated tempo,
+   while a hip-hop groove at 90 stays there (one at 86 is a toss-up).
 3. **Tempo through time.** A forward (HMM) filter over the grid: the last
    belief, blurred by a small tempo drift and a rare jump, times the new
    evidence. A competing octave must win for a second or more to take over;
