@@ -489,33 +489,44 @@ async def inject(emulator: EmulatorChild, kind: str) -> float:
 
 
 async def compare_state(
-    daemon: DaemonChild, emulator: EmulatorChild, settle: float = 4.0
+    daemon: DaemonChild, emulator: EmulatorChild, settle: float = 8.0
 ) -> tuple[bool, dict[str, Any], int, str]:
-    """The new session's parameters on the server vs the daemon's, once the sender is idle.
+    """The new session's parameters on the server vs the daemon's, once the daemon is still.
 
-    Retried for ``settle`` seconds: a scene change waits for the next bar and the
-    sender for its next slot; a real loss of state never settles.
+    The daemon's state must first hold still (two reads 0.3 s apart alike: OSC
+    datagrams still queued, a scene waiting for its beat, the sender's next slot);
+    then a difference that lasts until ``settle`` runs out is a real loss of state.
     """
     deadline = time.monotonic() + settle
     diffs: dict[str, Any] = {"<no session>": None}
+    previous: dict[str, Any] | None = None
     while True:
         reply = await daemon.ask("state")
-        session_id = reply["status"].get("session_id")
-        server = await emulator.state()
-        session = next(
-            (s for s in server.get("sessions", []) if s.get("id") == session_id and s.get("open")),
-            None,
-        )
         keys = len(set(reply["wire"]) - NOT_STORED)
         status = str(reply["status"].get("state"))
-        if session is not None:
-            diffs = state_differences(reply["wire"], session.get("parameters", {}))
-            if not diffs:
-                return True, {}, keys, status
-            diffs["<session>"] = (session_id, session.get("messages_received"))
+        still = previous is not None and not state_differences(previous, reply["wire"])
+        previous = reply["wire"]
+        if still:
+            session_id = reply["status"].get("session_id")
+            server = await emulator.state()
+            session = next(
+                (
+                    s
+                    for s in server.get("sessions", [])
+                    if s.get("id") == session_id and s.get("open")
+                ),
+                None,
+            )
+            if session is not None:
+                diffs = state_differences(reply["wire"], session.get("parameters", {}))
+                if not diffs:
+                    return True, {}, keys, status
+                diffs["<session>"] = (session_id, session.get("messages_received"))
+        elif previous is not None and time.monotonic() > deadline:
+            diffs = {"<daemon state never held still>": None}
         if time.monotonic() > deadline:
-            return session is not None, diffs, keys, status
-        await asyncio.sleep(0.25)
+            return still, diffs, keys, status
+        await asyncio.sleep(0.3)
 
 
 async def faults(
