@@ -385,6 +385,7 @@ class Show:
 
     osc: SimpleUDPClient
     live: asyncio.Event = field(default_factory=asyncio.Event)  # clear: hands off the controls
+    hands: asyncio.Lock = field(default_factory=asyncio.Lock)  # held through each gesture
     pause_allowed: bool = True
     knob_sent: int = 0
     prompts_sent: int = 0
@@ -425,14 +426,17 @@ async def prompts(show: Show) -> None:
     while True:
         await asyncio.sleep(PROMPT_EVERY)
         await show.live.wait()
-        text = PROMPTS[i % len(PROMPTS)]
-        match i % 3:
-            case 0:
-                show.send("/scope/prompt", f"{text} #{i}")
-            case 1:
-                show.send("/soundscape/transition", 8, "linear", text, 1.0, PROMPTS[0], 0.4)
-            case _:
-                show.send("/soundscape/prompt/1", f"{text}, detail #{i}", 0.5)
+        async with show.hands:
+            if not show.live.is_set():
+                continue
+            text = PROMPTS[i % len(PROMPTS)]
+            match i % 3:
+                case 0:
+                    show.send("/scope/prompt", f"{text} #{i}")
+                case 1:
+                    show.send("/soundscape/transition", 8, "linear", text, 1.0, PROMPTS[0], 0.4)
+                case _:
+                    show.send("/soundscape/prompt/1", f"{text}, detail #{i}", 0.5)
         show.prompts_sent += 1
         i += 1
 
@@ -442,28 +446,35 @@ async def commands(show: Show) -> None:
     while True:
         await asyncio.sleep(COMMAND_EVERY)
         await show.live.wait()
-        match i % 6:
-            case 0:
-                show.send("/soundscape/query")
-            case 1:
-                show.send("/scope/reset_cache", True)
-            case 2:
-                for _ in range(4):
-                    show.send("/soundscape/tap")
-                    await asyncio.sleep(0.5)
-            case 3:
-                show.send("/soundscape/scene", "city" if i % 12 == 3 else "shore")
-            case 4:
-                if show.pause_allowed:
-                    show.send("/soundscape/pause", True)
-                    await asyncio.sleep(1.0)
-                    show.send("/soundscape/pause", False)
-            case _:
-                show.send("/soundscape/mapping", False)
-                await asyncio.sleep(0.5)
-                show.send("/soundscape/mapping", True)
+        async with show.hands:
+            if show.live.is_set():
+                await command(show, i)
         show.commands_sent += 1
         i += 1
+
+
+async def command(show: Show, i: int) -> None:
+    """One gesture; a few take a moment (taps, a pause and its release)."""
+    match i % 6:
+        case 0:
+            show.send("/soundscape/query")
+        case 1:
+            show.send("/scope/reset_cache", True)
+        case 2:
+            for _ in range(4):
+                show.send("/soundscape/tap")
+                await asyncio.sleep(0.5)
+        case 3:
+            show.send("/soundscape/scene", "city" if i % 12 == 3 else "shore")
+        case 4:
+            if show.pause_allowed:
+                show.send("/soundscape/pause", True)
+                await asyncio.sleep(1.0)
+                show.send("/soundscape/pause", False)
+        case _:
+            show.send("/soundscape/mapping", False)
+            await asyncio.sleep(0.5)
+            show.send("/soundscape/mapping", True)
 
 
 class _Feedback(asyncio.DatagramProtocol):
@@ -569,8 +580,10 @@ async def faults(
             if kind == "restart_slow_load":
                 (await emulator.post("/_emulator/slow_load", seconds="")).raise_for_status()
         recovery.seconds = min(new) - behaving
-        # Hands off the controls and the mapping while the states are compared.
-        show.live.clear()
+        # Hands off the controls and the mapping while the states are compared (a gesture
+        # under way, such as mapping off-and-on again, ends first).
+        async with show.hands:
+            show.live.clear()
         show.send("/soundscape/mapping", False)
         await asyncio.sleep(0.3)
         compared = await compare_state(daemon, emulator)
