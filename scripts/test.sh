@@ -19,7 +19,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-PYTHON="$(bash scripts/venv.sh test audio ndi bench)"
+PYTHON="$(bash scripts/venv.sh test audio ndi bench link)"
 
 # A JACK server for the audio and MIDI tests, unless one is already running.
 JACK_PID=""
