@@ -39,6 +39,7 @@ from soundscape.state.paths import StateFiles, state_files
 from soundscape.state.show import ShowPersistence
 from soundscape.tasks import TaskOwner, cancel_and_wait, owning
 from soundscape.video.fanout import VideoFanout
+from soundscape.video_in import OutgoingTrack, VideoIn
 from soundscape.warmup import warm_up
 from soundscape.web.preview import FrameTee, Preview
 from soundscape.web.server import ControlServer, start_control
@@ -87,6 +88,12 @@ class Daemon:
         self.video = VideoFanout(
             config.outputs, size=(config.pipeline.width, config.pipeline.height)
         )
+        # Video in: a fresh track for every video-mode session, none in text mode.
+        self.video_in: VideoIn | None = None
+        if config.video_in.source:
+            self.video_in = VideoIn(
+                config.video_in, (config.pipeline.width, config.pipeline.height)
+            )
         self.supervisor = SessionSupervisor(
             self.client,
             self.store,
@@ -95,6 +102,7 @@ class Daemon:
             use_server_ice=config.scope.use_server_ice,
             ice_probe_timeout=config.scope.ice_probe_timeout,
             frame_sink=FrameTee(frame_sink or self.video, self.preview),
+            outgoing=self._outgoing_track if self.video_in is not None else None,
         )
         self.components: list[Component] = []
         self._started: list[Component] = []
@@ -158,6 +166,11 @@ class Daemon:
         self._reloads: set[asyncio.Task[bool]] = set()
         self._reload_lock = asyncio.Lock()
 
+    def _outgoing_track(self) -> OutgoingTrack | None:
+        if self.video_in is None or self.store.text_mode:
+            return None
+        return self.video_in.track()
+
     def _register_commands(self) -> None:
         store = self.store
 
@@ -211,7 +224,8 @@ class Daemon:
             await self._start_components()
 
     async def _start_components(self) -> None:
-        for component in [self.video, self.supervisor, *self.components]:
+        inputs = [self.video_in] if self.video_in is not None else []
+        for component in [self.video, *inputs, self.supervisor, *self.components]:
             try:
                 await component.start()
             except BackendUnavailable as err:

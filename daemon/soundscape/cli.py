@@ -20,6 +20,7 @@ from soundscape.errors import ConfigError
 from soundscape.state.paths import StateFiles
 from soundscape.urls import http_url_problem
 from soundscape.video.config import ndi_output
+from soundscape.video_in.spec import parse_spec
 from soundscape.web.config import DEFAULT_LISTEN
 
 log = structlog.get_logger(__name__)
@@ -55,6 +56,12 @@ def _build_parser() -> argparse.ArgumentParser:
             default=[],
             metavar="NAME",
             help="add an NDI output with this source name (repeatable)",
+        )
+        p.add_argument(
+            "--video-in",
+            metavar="SPEC",
+            help="send this to Scope in video mode: ndi:NAME, /dev/videoN, a file or URL, "
+            "or test ([video_in] source)",
         )
         p.add_argument(
             "--audio-file", metavar="FILE", help="analyse this audio file, looped (enables [audio])"
@@ -241,6 +248,13 @@ def _load_config(args: argparse.Namespace) -> Config:
     if args.command == "demo" and not outputs and ndi_installed():
         outputs = [ndi_output("soundscape")]  # the demo shows the whole chain
     config = dataclasses.replace(config, outputs=outputs)
+    if getattr(args, "video_in", None):
+        try:
+            parse_spec(args.video_in)
+        except ValueError as err:
+            raise ConfigError([f"--video-in: {err}"], "command line") from None
+        video_in = dataclasses.replace(config.video_in, source=args.video_in)
+        config = dataclasses.replace(config, video_in=video_in)
     if args.audio_file or args.audio_device:
         config = dataclasses.replace(
             config,

@@ -34,6 +34,8 @@ from soundscape.settings import Problem, build, setting
 from soundscape.state.config import StateConfig
 from soundscape.video.config import OutputConfig, validate_outputs
 from soundscape.video.ndi_discovery import NdiConfig
+from soundscape.video_in.config import VideoInConfig
+from soundscape.video_in.spec import parse_spec
 from soundscape.web.config import HttpConfig
 
 
@@ -111,6 +113,7 @@ class Config:
         [], "Video outputs ([[outputs]] tables): ndi, spout, syphon, record."
     )
     ndi: NdiConfig = setting(factory=NdiConfig)
+    video_in: VideoInConfig = setting(factory=VideoInConfig)
     osc: OscConfig = setting(factory=OscConfig)
     midi: MidiConfig = setting(factory=MidiConfig)
     audio: AudioConfig = setting(factory=AudioConfig)
@@ -127,13 +130,21 @@ class Config:
         except ParamError as err:
             problems += [("parameters", problem) for problem in err.problems]
         problems += [(f"outputs{key}", message) for key, message in validate_outputs(self.outputs)]
+        if self.video_in.source:
+            try:
+                parse_spec(self.video_in.source)
+            except ValueError as err:
+                problems.append(("video_in.source", str(err)))
         problems += cross_check(
             self.mapping, self.scenes, loras=self.lora_paths(), bands=self.audio.band_names
         )
         return problems
 
     def initial_parameters(self) -> dict[str, Any]:
-        return self.parameters.to_parameters(self.pipeline)
+        parameters = self.parameters
+        if self.video_in.source:  # a source is sent in its own mode ([video_in] input_mode)
+            parameters = dataclasses.replace(parameters, input_mode=self.video_in.input_mode)
+        return parameters.to_parameters(self.pipeline)
 
     def lora_paths(self) -> dict[str, str]:
         return {lora.name: lora.path for lora in self.pipeline.loras}

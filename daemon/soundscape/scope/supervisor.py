@@ -52,7 +52,7 @@ from soundscape.scope.assets import ReferenceImages
 from soundscape.scope.backoff import Backoff, backoff_delay
 from soundscape.scope.config import PipelineSection, SessionSection
 from soundscape.scope.ice import IceFilter
-from soundscape.scope.params import ParameterStore
+from soundscape.scope.params import SESSION_KEYS, ParameterStore
 from soundscape.scope.pipeline_check import (
     LoadOutcome,
     LoadRecord,
@@ -124,7 +124,7 @@ class SessionSupervisor:
         use_server_ice: bool = True,
         ice_probe_timeout: float = 0.3,
         frame_sink: FrameSink | None = None,
-        outgoing: MediaStreamTrack | None = None,
+        outgoing: MediaStreamTrack | Callable[[], MediaStreamTrack | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
@@ -134,7 +134,9 @@ class SessionSupervisor:
         self._use_server_ice = use_server_ice
         self._ice = IceFilter(timeout=ice_probe_timeout)
         self._sink = frame_sink
-        self._outgoing = outgoing  # video mode's track (the video-in feature); None in text mode
+        # Video mode's track (the video-in feature), or a factory called for every offer: an
+        # aiortc track cannot move to a new peer connection. None (or a None made): text mode.
+        self._outgoing = outgoing
         self._clock = clock
         self.sender = ParameterSender(store, rate=session.max_messages_per_second, clock=clock)
         self.assets = ReferenceImages(client.upload_asset, client.assets)
@@ -160,6 +162,8 @@ class SessionSupervisor:
         self._window_start = 0.0
         self._streaming = False
         self._sink_failed = False
+        self._rebuild = False  # the session ends on purpose (a new mode): no backoff
+        store.subscribe(self._store_changed)
 
     # ----- public API
 
@@ -208,6 +212,15 @@ class SessionSupervisor:
         """
         self._pipeline = pipeline
 
+    def _store_changed(self, changes: dict[str, Any], source: str) -> None:
+        # input_mode and pipeline_ids on the data channel change nothing on the real server
+        # (no renegotiation either): a new session (DELETE, new peer connection, offer) does.
+        keys = sorted(changes.keys() & SESSION_KEYS)
+        if keys and self._session is not None:
+            log.info("session_rebuild", changed=keys, source=source)
+            self._rebuild = True
+            self.reconnect(f"{', '.join(keys)} changed: a new session")
+
     # ----- main loop
 
     async def _run(self) -> None:
@@ -240,6 +253,13 @@ class SessionSupervisor:
     async def _after_loss(self, reason: str, *, load_failed: bool = False) -> None:
         await self._close_session(polite=True)
         self.status.reconnects += 1
+        if self._rebuild:  # asked for, not a failure: the new session is offered at once
+            self._rebuild = False
+            self._retry_at = 0.0
+            self._mark_progress()
+            self._set_status("reconnecting", reason, attempt=self.backoff.failures + 1)
+            log.info("session_rebuilding", reason=reason)
+            return
         delay = self.backoff.failed()
         if load_failed:  # a load is heavy for the server: the same schedule, a longer cap
             b = self.backoff
@@ -327,7 +347,7 @@ class SessionSupervisor:
             on_frame=self._frame,
             on_message=self._message,
             on_lost=self._session_lost,
-            outgoing=self._outgoing,
+            outgoing=self._outgoing() if callable(self._outgoing) else self._outgoing,
         )
         self.offers += 1
         # Reset before the offer: the first frame can arrive before open() returns.

@@ -1,0 +1,209 @@
+"""Video in through the daemon to the emulator's ``passthrough`` and back (real aiortc).
+
+The source frames carry their number in the emulator's barcode; the frames the
+daemon receives from Scope are decoded, so every test sees which source frame
+came back, how often and how fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from soundscape.app import Daemon
+from soundscape.config import Config, load
+from soundscape.emulator import Emulator, EmulatorConfig
+from soundscape.emulator.peer import numbered_frame
+from soundscape.emulator.renderer import decode_counter
+from soundscape.video_in import parse_spec
+
+W, H, FPS = 576, 320, 30
+# Keys the server keeps that are not our state (its defaults; see test_session.py).
+SERVER_DEFAULTS = {"prompt_interpolation_method", "vace_context_scale", "reset_cache", "transition"}
+
+
+class Counters:
+    """A frame sink: the number each frame from Scope carries, with its arrival time."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, int | None]] = []
+        self.sizes: set[tuple[int, int]] = set()
+        self._changed = asyncio.Event()
+
+    def on_frame(self, frame: av.VideoFrame) -> None:
+        luma = frame.to_ndarray(format="gray")
+        self.sizes.add((frame.width, frame.height))
+        self.seen.append((time.monotonic(), decode_counter(luma)))
+        self._changed.set()
+
+    def on_stream_state(self, streaming: bool) -> None:
+        pass
+
+    def numbers(self, since: float = 0.0) -> list[int]:
+        return [n for t, n in self.seen if n is not None and t >= since]
+
+    async def wait(self, predicate: Any, timeout: float = 15.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not predicate(self):
+                self._changed.clear()
+                await self._changed.wait()
+
+    def rate(self, since: float, until: float) -> float:
+        """New source frames per second that came back in [since, until) (repeats not counted;
+        a looped file's frames count again on every pass)."""
+        # A frame VP8 blurred past reading (a few per hundred) still came back: it counts.
+        numbers = [n for t, n in self.seen if since <= t < until]
+        new = sum(1 for a, b in itertools.pairwise(numbers) if b is None or a != b)
+        return new / (until - since)
+
+
+def make_config(url: str, source: str, pipeline: str = "passthrough", **video_in: Any) -> Config:
+    config = load(None)
+    return dataclasses.replace(
+        config,
+        scope=dataclasses.replace(config.scope, url=url),
+        pipeline=dataclasses.replace(config.pipeline, pipeline_ids=[pipeline]),
+        video_in=dataclasses.replace(config.video_in, source=source, fps=FPS, **video_in),
+    )
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    emu = Emulator(EmulatorConfig(width=W, height=H, fps=FPS, load_time=0.1))
+    await emu.start(host="127.0.0.1", port=0)
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+async def run_daemon(config: Config) -> tuple[Daemon, Counters]:
+    sink = Counters()
+    daemon = Daemon(config, frame_sink=sink)
+    await daemon.start()
+    return daemon, sink
+
+
+async def measure_rate(sink: Counters, seconds: float = 2.0) -> float:
+    await sink.wait(lambda s: len(s.numbers()) >= 10)
+    start = time.monotonic()
+    await asyncio.sleep(seconds)  # the measuring window itself
+    return sink.rate(start, time.monotonic())
+
+
+def open_sessions(state: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in state["sessions"] if s["open"]]
+
+
+def test_specs() -> None:
+    assert str(parse_spec("test")) == "test"
+    assert parse_spec("ndi:TD Out").target == "TD Out"
+    assert parse_spec("/dev/video2").kind == "v4l2"
+    assert parse_spec("rtsp://cam/stream").kind == "file"
+    assert parse_spec("clip.mp4").target == "clip.mp4"
+    for bad in ("", "ndi:", "v4l2: "):
+        with pytest.raises(ValueError):
+            parse_spec(bad)
+
+
+async def test_test_pattern_comes_back_through_passthrough(emulator: Emulator) -> None:
+    daemon, sink = await run_daemon(make_config(emulator.url, "test"))
+    try:
+        rate = await measure_rate(sink)
+        state = emulator.state()
+        [session] = open_sessions(state)
+        assert session["input_mode"] == "video" and session["has_input_track"]
+        assert session["frames_received"] > 0
+        numbers = sink.numbers()
+        assert numbers == sorted(numbers), "frames came back out of order"
+        assert rate >= 25, f"only {rate:.1f} distinct source frames per second came back"
+        assert sink.sizes == {(W, H)}
+    finally:
+        await daemon.stop()
+
+
+def write_numbered_file(path: Path, frames: int) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=FPS)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for n in range(frames):
+            frame = numbered_frame(n, W, H)
+            frame.pts = None
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+async def test_a_file_is_played_at_its_rate_and_looped(emulator: Emulator, tmp_path: Path) -> None:
+    clip = tmp_path / "numbered.mp4"
+    write_numbered_file(clip, 45)  # 1.5 s: the measurement sees it loop
+    daemon, sink = await run_daemon(make_config(emulator.url, str(clip)))
+    try:
+        rate = await measure_rate(sink, 2.5)
+        assert rate >= 25, f"only {rate:.1f} distinct file frames per second came back"
+        numbers = sink.numbers()
+        assert max(numbers) <= 44
+        looped = sum(1 for a, b in itertools.pairwise(numbers) if b < a)
+        assert looped >= 1, "the file did not loop"
+    finally:
+        await daemon.stop()
+
+
+async def test_a_failing_source_keeps_the_session_fed(emulator: Emulator, tmp_path: Path) -> None:
+    """A file that cannot be read: black frames keep Scope's output going, one log line."""
+    config = make_config(emulator.url, str(tmp_path / "missing.mp4"), when_away="black")
+    daemon, sink = await run_daemon(config)
+    try:
+        await sink.wait(lambda s: len(s.seen) >= 30)
+        [session] = open_sessions(emulator.state())
+        assert session["frames_received"] >= 30
+        assert not sink.numbers()  # black: nothing to decode
+        assert daemon.supervisor.status.state == "streaming"
+    finally:
+        await daemon.stop()
+
+
+async def test_live_switch_text_video_text_keeps_the_state(emulator: Emulator) -> None:
+    # longlive draws in both modes (passthrough has nothing to return in text mode).
+    config = make_config(emulator.url, "test", "longlive", input_mode="text")
+    daemon, sink = await run_daemon(config)
+    try:
+        first = await emulator.wait_for(lambda s: len(open_sessions(s)) == 1, 10)
+        [text] = open_sessions(first)
+        assert text["input_mode"] == "text"
+        # The performer's state, changed live before the switch.
+        daemon.store.update({"prompts": [{"text": "a dancer of light", "weight": 1.0}]})
+        daemon.store.set("kv_cache_attention_bias", 0.55)
+        ids = {text["id"]}
+        for mode in ("video", "text"):
+            daemon.store.set("input_mode", mode, source="osc")
+
+            def switched(state: dict[str, Any], mode: str = mode) -> bool:
+                new = [s for s in open_sessions(state) if s["id"] not in ids]
+                return len(new) == 1 and new[0]["input_mode"] == mode
+
+            state = await emulator.wait_for(switched, 10)
+            [session] = [s for s in open_sessions(state) if s["id"] not in ids]
+            ids.add(session["id"])
+            ours, theirs = daemon.store.wire_view(), session["parameters"]
+            for key in SERVER_DEFAULTS - ours.keys():
+                theirs.pop(key, None)
+            assert theirs == ours
+            since = time.monotonic()
+            await sink.wait(lambda s, since=since: sum(t >= since for t, _ in s.seen) >= 5)
+            [now] = [s for s in open_sessions(emulator.state()) if s["id"] == session["id"]]
+            # Video: our camera reaches Scope; text: nothing is sent.
+            assert (now["frames_received"] > 0) == (mode == "video")
+        assert daemon.supervisor.backoff.failures == 0  # a switch is not a failure
+    finally:
+        await daemon.stop()
