@@ -207,3 +207,55 @@ async def test_live_switch_text_video_text_keeps_the_state(emulator: Emulator) -
         assert daemon.supervisor.backoff.failures == 0  # a switch is not a failure
     finally:
         await daemon.stop()
+
+
+def test_chain_rules_follow_the_schemas() -> None:
+    from soundscape.scope.api import PipelineSchema
+    from soundscape.video_in.chain import chain_problems, for_mode
+
+    schemas = {
+        "longlive": PipelineSchema("longlive", "LongLive", ("text", "video")),
+        "passthrough": PipelineSchema("passthrough", "Passthrough", ("video",)),
+        "gray": PipelineSchema("gray", "Gray", ("video",), usage=("preprocessor",)),
+        "rife": PipelineSchema("rife", "RIFE", ("video",), usage=("postprocessor",)),
+    }
+    assert chain_problems(["gray", "longlive", "rife"], "video", schemas) == []
+    assert chain_problems(["longlive"], "text", schemas) == []
+    assert "only in video mode" in chain_problems(["gray", "longlive"], "text", schemas)[0]
+    assert "first" in chain_problems(["longlive", "gray"], "video", schemas)[0]
+    assert "unknown" in chain_problems(["depth", "longlive"], "video", schemas)[0]
+    assert "not text" in chain_problems(["passthrough"], "text", schemas)[0]
+    assert for_mode(["longlive"], "video", ["gray"], schemas) == ["gray", "longlive"]
+    assert for_mode(["gray", "longlive"], "text", ["gray"], schemas) == ["longlive"]
+
+
+async def test_preprocessors_follow_the_mode_and_bad_chains_are_refused(
+    emulator: Emulator,
+) -> None:
+    config = make_config(emulator.url, "test", "longlive")
+    config = dataclasses.replace(
+        config, pipeline=dataclasses.replace(config.pipeline, preprocessors=["gray"])
+    )
+    daemon, _ = await run_daemon(config)
+    try:
+        state = await emulator.wait_for(lambda s: len(open_sessions(s)) == 1, 10)
+        [first] = open_sessions(state)
+        assert first["parameters"]["pipeline_ids"] == ["gray", "longlive"]
+        assert daemon.chain is not None
+        await asyncio.wait_for(daemon.chain._part.wait_ended(), 10)  # schemas read
+        daemon.store.set("input_mode", "text", source="osc")
+
+        def text_session(s: dict[str, Any]) -> bool:
+            sessions = [x for x in open_sessions(s) if x["id"] != first["id"]]
+            return len(sessions) == 1 and sessions[0]["input_mode"] == "text"
+
+        state = await emulator.wait_for(text_session, 10)
+        [text] = [x for x in open_sessions(state) if x["id"] != first["id"]]
+        assert text["parameters"]["pipeline_ids"] == ["longlive"]
+        # A preprocessor in text mode, an unknown pipeline: refused, the good chain kept.
+        for bad in (["gray", "longlive"], ["no-such-pipeline"]):
+            daemon.store.set("pipeline_ids", bad, source="osc")
+            assert daemon.store.get("pipeline_ids") == ["longlive"]
+        assert daemon.chain.refused == 2
+    finally:
+        await daemon.stop()

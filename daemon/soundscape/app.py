@@ -40,6 +40,7 @@ from soundscape.state.show import ShowPersistence
 from soundscape.tasks import TaskOwner, cancel_and_wait, owning
 from soundscape.video.fanout import VideoFanout
 from soundscape.video_in import OutgoingTrack, VideoIn
+from soundscape.video_in.chain_guard import ChainGuard
 from soundscape.warmup import warm_up
 from soundscape.web.preview import FrameTee, Preview
 from soundscape.web.server import ControlServer, start_control
@@ -117,6 +118,12 @@ class Daemon:
             + 2 * max(scope.connect_timeout, scope.request_timeout, session.connect_timeout)
         )
         self._register_commands()
+
+        # Video mode's pipeline chain (preprocessors), kept right for the mode, live.
+        self.chain: ChainGuard | None = None
+        if config.video_in.source or config.pipeline.preprocessors:
+            self.chain = ChainGuard(self.store, self.client, config.pipeline.preprocessors)
+            self.components.append(self.chain)
 
         self.osc = OscServer(config.osc, self.store, self.commands)
         self.supervisor.on_status(self.osc.on_status)
