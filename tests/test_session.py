@@ -25,6 +25,7 @@ from PIL import Image
 from soundscape.app import Daemon
 from soundscape.config import Config, LoraEntry, load
 from soundscape.emulator import Emulator, EmulatorConfig
+from soundscape.emulator.peer import ScopePeer
 from soundscape.errors import ScopeHTTPError, ScopeSessionError
 from soundscape.scope import session as session_module
 from soundscape.scope.api import ScopeClient
@@ -207,24 +208,72 @@ async def test_recovers_from_fault_with_state_resynced(
         assert reasons == ["the server no longer knows this session (restarted?)"] * 2
 
 
-async def test_paused_session_is_not_rebuilt(emulator: Emulator, daemon: Daemon):
+def paused_session(state: dict[str, Any]) -> bool:
+    sessions = open_sessions(state)
+    return bool(sessions) and sessions[0]["paused"]
+
+
+async def test_a_paused_session_keeps_its_frozen_frame_and_is_not_rebuilt(
+    emulator: Emulator, daemon: Daemon
+):
     await emulator.wait_for(streaming_session(), timeout=15)
     daemon.store.set("paused", True, source="test")
-
-    def paused(state: dict[str, Any]) -> bool:
-        sessions = open_sessions(state)
-        return bool(sessions) and sessions[0]["paused"]
-
-    state = await emulator.wait_for(paused, timeout=5)
-    await inject(emulator, "stall")  # no frames at all now: only "paused" keeps the watchdog calm
+    await emulator.wait_for(paused_session, timeout=5)
+    frames = daemon.supervisor.status.frames
     # The watchdog's own deadline is what is under test here, so waiting past it is the point.
     await asyncio.sleep(STALL * 2)
     assert daemon.supervisor.status.reconnects == 0
-    daemon.store.set("paused", False, source="test")
-    await emulator.wait_for(
-        streaming_session(exclude={s["id"] for s in state["sessions"]}), timeout=STALL + 10
-    )
+    # Scope keeps sending the frozen frame while paused: that is what keeps the watchdog calm.
+    assert daemon.supervisor.status.frames > frames
+    assert daemon.supervisor.status.state == "streaming"
+
+
+async def test_a_server_that_goes_quiet_while_paused_is_noticed(emulator: Emulator, daemon: Daemon):
+    await emulator.wait_for(streaming_session(), timeout=15)
+    daemon.store.set("paused", True, source="test")
+    state = await emulator.wait_for(paused_session, timeout=5)
+    old = {s["id"] for s in state["sessions"]}
+    await inject(emulator, "stall")  # no frozen frames either: the session is broken
+
+    def new_open_session(state: dict[str, Any]) -> bool:
+        return any(s["id"] not in old for s in open_sessions(state))
+
+    state = await emulator.wait_for(new_open_session, timeout=STALL + 10)
     assert daemon.supervisor.status.reconnects == 1
+    (session,) = [s for s in open_sessions(state) if s["id"] not in old]
+    assert session["parameters"]["paused"] is True  # still paused, as the performer left it
+    # A session offered paused has no frame to freeze yet: its silence is not a stall.
+    await asyncio.sleep(STALL * 2)
+    assert daemon.supervisor.status.reconnects == 1
+    daemon.store.set("paused", False, source="test")
+    await emulator.wait_for(streaming_session(exclude=old), timeout=10)
+    assert daemon.supervisor.status.reconnects == 1
+
+
+async def test_another_clients_older_session_does_not_make_ours_look_lost(emulator: Emulator):
+    # v0.2.4's session/metrics lists only the first open session: a leftover or another
+    # client's session hides ours. That alone must not tear a healthy session down.
+    config = make_config(emulator.url)
+    async with ScopeClient(emulator.url) as client:
+        await client.load_pipeline(["longlive"], config.pipeline.load_params())
+    await emulator.wait_for(lambda st: st["pipeline"]["status"] == "loaded", timeout=10)
+    other = ScopePeer(emulator.url)
+    assert (await other.connect({"pipeline_ids": ["longlive"], "input_mode": "text"})).is_success
+    try:
+        daemon = Daemon(config)
+        await daemon.start()
+        try:
+            state = await emulator.wait_for(streaming_session(exclude={other.session_id}), 15)
+            metrics = await daemon.client.session_metrics()
+            ours = daemon.supervisor.status.session_id
+            assert ours not in metrics and other.session_id in metrics
+            assert await daemon.supervisor._probe() is None
+            assert daemon.supervisor.status.reconnects == 0
+            assert len(open_sessions(state)) == 2
+        finally:
+            await daemon.stop()
+    finally:
+        await other.close()
 
 
 def record_calls(target: Any, name: str) -> list[float]:
