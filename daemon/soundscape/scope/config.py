@@ -135,8 +135,9 @@ class SessionSection:
         low=0.01,
     )
     backoff_max: float = setting(
-        1.0,
-        "Longest delay between offers, s: a server that behaves again is used within it.",
+        0.6,
+        "Longest delay between offers, s: a server that behaves again streams within it plus"
+        " one session start (~0.3 s), so within 1 s.",
         low=0.1,
     )
     backoff_jitter: float = setting(0.2, "Random share added to each delay.", low=0, high=1)
@@ -147,9 +148,10 @@ class SessionSection:
     )
     health_interval: float = setting(
         0.25,
-        "Seconds between health checks while the server is away (cheap; keep at most 0.5).",
+        "Seconds between health checks while the server is away (cheap; at most 0.5, so a"
+        " returning server is used at once).",
         low=0.02,
-        high=5,
+        high=0.5,
     )
     probe_timeout: float = setting(
         1.0, "Timeout of one health check or watchdog probe request, s.", low=0.1
