@@ -354,3 +354,30 @@ async def test_scene_sends_its_reference_image(emulator: Emulator, tmp_path: Pat
         finally:
             await director.stop()
             await runner.stop()
+
+
+async def test_a_restored_scene_sends_its_image_once_the_server_answers(
+    emulator: Emulator, tmp_path: Path
+):
+    # After a kill -9 the show comes back before Scope may answer, and server paths are not
+    # saved (they die with a pod): the restored scene looks its own image up, retrying.
+    image = write_png(tmp_path / "anchor.png", (10, 120, 10))
+    config = ScenesConfig(
+        list=[SceneConfig(name="forest", prompts=["a forest"], reference_image=str(image))],
+        quantize="none",
+    )
+    await emulator.fault_restart(downtime=1.0)  # away while the daemon restores its show
+    async with ScopeClient(emulator.url) as client:
+        director, store, runner = await make_director(
+            config, images=ReferenceImages(client.upload_asset)
+        )
+        changed = asyncio.Event()
+        store.subscribe(lambda c, s: "vace_ref_images" in c and changed.set())
+        try:
+            assert director.restore("forest")
+            await asyncio.wait_for(changed.wait(), 10)
+            (path,) = store.get("vace_ref_images")
+            assert same_bytes(path, image)
+        finally:
+            await director.stop()
+            await runner.stop()

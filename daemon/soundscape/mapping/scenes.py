@@ -32,11 +32,13 @@ import structlog
 from soundscape.errors import ParamError
 from soundscape.mapping.config import QUANTIZE_MODES, ScenesConfig
 from soundscape.scope.assets import ReferenceImages
+from soundscape.scope.backoff import Backoff
 from soundscape.scope.params import check_prompts
 
 log = structlog.get_logger(__name__)
 
 SOURCE = "scene"  # store changes made by scenes (a scene is not a hand on a knob)
+LATE_IMAGE_RETRY_MAX = 10.0  # s between upload tries of a reference image the server missed
 _BAR_UNITS = {"bar": 1, "2_bar": 2, "4_bar": 4}
 
 
@@ -285,6 +287,15 @@ class SceneDirector:
         self.current = self.book.names.index(name)
         count = len(self.book[self.current].variation_names)
         self.variation = variation if 0 <= variation <= count else 0
+        image = self.book[self.current].reference_image
+        if image is not None:
+            # Server paths die with their pod, so they are not saved: the scene's own image
+            # is looked up (uploaded when the server lacks it) instead.
+            path = self.images.cached(image)
+            if path is not None:
+                self.store.set("vace_ref_images", [path], source=SOURCE)
+            else:
+                self._spawn(self._late_image(self.current, image))
         return True
 
     def reconfigure(self, config: ScenesConfig, book: SceneBook) -> None:
@@ -476,9 +487,17 @@ class SceneDirector:
         return scene
 
     async def _late_image(self, index: int, file: Path) -> None:
-        path = await self.images.path_for(file)
-        if path is not None and self.current == index:
-            self.store.set("vace_ref_images", [path], source=SOURCE)
+        # The server may not answer yet (a start, a restart): retry while the scene plays.
+        retry = Backoff(0.5, LATE_IMAGE_RETRY_MAX, 0.2, immediate_first=False)
+        while True:
+            path = await self.images.path_for(file)
+            if path is not None:
+                if self.current == index:
+                    self.store.set("vace_ref_images", [path], source=SOURCE)
+                return
+            if self.current != index or not await asyncio.to_thread(file.is_file):
+                return  # another scene now, or no file to send (logged by path_for)
+            await asyncio.sleep(retry.failed())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
