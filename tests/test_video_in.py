@@ -109,7 +109,9 @@ def test_specs() -> None:
     assert parse_spec("/dev/video2").kind == "v4l2"
     assert parse_spec("rtsp://cam/stream").kind == "file"
     assert parse_spec("clip.mp4").target == "clip.mp4"
-    for bad in ("", "ndi:", "v4l2: "):
+    assert parse_spec("scope-spout:TD").server_type == "spout"
+    assert str(parse_spec("scope-ndi:Cam")) == "scope-ndi:Cam"
+    for bad in ("", "ndi:", "v4l2: ", "scope-ndi:"):
         with pytest.raises(ValueError):
             parse_spec(bad)
 
@@ -257,5 +259,35 @@ async def test_preprocessors_follow_the_mode_and_bad_chains_are_refused(
             daemon.store.set("pipeline_ids", bad, source="osc")
             assert daemon.store.get("pipeline_ids") == ["longlive"]
         assert daemon.chain.refused == 2
+    finally:
+        await daemon.stop()
+
+
+@pytest.mark.parametrize("available", [True, False])
+async def test_scope_input_source_only_where_the_server_has_it(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, available: bool
+) -> None:
+    from soundscape.emulator import catalog
+
+    recorded = catalog.hardware_info()
+    if available:
+        ndi = {**recorded["ndi"], "available": True}
+        monkeypatch.setattr(catalog, "hardware_info", lambda: {**recorded, "ndi": ndi})
+    daemon, _ = await run_daemon(make_config(emulator.url, "scope-ndi:Stage Cam", "longlive"))
+    try:
+        assert daemon.server_input is not None and daemon.video_in is None
+        await asyncio.wait_for(daemon.server_input._part.wait_ended(), 10)
+        assert daemon.server_input.available is available
+        wanted = {"enabled": True, "source_type": "ndi", "source_name": "Stage Cam"}
+        offers = emulator.offers  # sessions offered from now on know the answer
+        state = await emulator.wait_for(
+            lambda s: s["offers"] > offers and bool(open_sessions(s)), 10
+        )
+        session = open_sessions(state)[-1]
+        assert session["input_mode"] == "video"
+        # What the offer carried (the emulator, like Scope without NDI, then drops the key).
+        carried = emulator.sessions[session["id"]].input_source
+        assert carried == (wanted if available else None)
+        assert ("input_source" in daemon.store) is available
     finally:
         await daemon.stop()

@@ -39,8 +39,9 @@ from soundscape.state.paths import StateFiles, state_files
 from soundscape.state.show import ShowPersistence
 from soundscape.tasks import TaskOwner, cancel_and_wait, owning
 from soundscape.video.fanout import VideoFanout
-from soundscape.video_in import OutgoingTrack, VideoIn
+from soundscape.video_in import OutgoingTrack, VideoIn, parse_spec
 from soundscape.video_in.chain_guard import ChainGuard
+from soundscape.video_in.server_input import ServerInput
 from soundscape.warmup import warm_up
 from soundscape.web.preview import FrameTee, Preview
 from soundscape.web.server import ControlServer, start_control
@@ -91,10 +92,17 @@ class Daemon:
         )
         # Video in: a fresh track for every video-mode session, none in text mode.
         self.video_in: VideoIn | None = None
+        self.server_input: ServerInput | None = None  # or Scope reads the source itself
         if config.video_in.source:
-            self.video_in = VideoIn(
-                config.video_in, (config.pipeline.width, config.pipeline.height)
-            )
+            spec = parse_spec(config.video_in.source)
+            if spec.kind == "scope":
+                self.server_input = ServerInput(
+                    spec, self.store, self.client, lambda why: self.supervisor.reconnect(why)
+                )
+            else:
+                self.video_in = VideoIn(
+                    config.video_in, (config.pipeline.width, config.pipeline.height)
+                )
         self.supervisor = SessionSupervisor(
             self.client,
             self.store,
@@ -231,7 +239,7 @@ class Daemon:
             await self._start_components()
 
     async def _start_components(self) -> None:
-        inputs = [self.video_in] if self.video_in is not None else []
+        inputs = [p for p in (self.video_in, self.server_input) if p is not None]
         for component in [self.video, *inputs, self.supervisor, *self.components]:
             try:
                 await component.start()

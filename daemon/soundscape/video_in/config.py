@@ -21,7 +21,7 @@ class VideoInConfig:
     source: str = setting(
         "",
         "What to send Scope in video mode: ndi:NAME, /dev/videoN, a file or URL (looped), "
-        "or test (empty = nothing, text mode).",
+        "test, or scope-ndi:NAME / scope-spout:NAME read by the server (empty = nothing).",
     )
     input_mode: str = setting(
         "video",
