@@ -82,6 +82,11 @@ def test_the_plan_applies_only_what_the_file_changed(tmp_path: Path) -> None:
     assert todo.restart_needed == ["log"]
     assert not todo.pipeline
 
+    for section, change in (("ndi", {"loopback": True}), ("http", {"listen": "127.0.0.1:8471"})):
+        changed = dataclasses.replace(getattr(old, section), **change)
+        todo = live_reload.plan(old, dataclasses.replace(old, **{section: changed}))
+        assert todo.restart_needed == [section]  # said, never silently ignored
+
     bigger = dataclasses.replace(old.pipeline, width=640)
     todo = live_reload.plan(old, dataclasses.replace(old, pipeline=bigger))
     assert todo.pipeline and todo.sections == ["pipeline"]

@@ -34,7 +34,11 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-RESTART_SECTIONS = ("scope", "session", "log", "emulator", "state")
+# Sections a running daemon cannot take over live: a reload logs each as needing a restart
+# (and keeps running on the old values) rather than pretending it applied them.
+# [ndi] is written into the NDI runtime's config before the library loads; [http] owns the
+# control endpoint that `soundscape status` and the operator's page talk to.
+RESTART_SECTIONS = ("scope", "session", "log", "emulator", "state", "ndi", "http")
 SESSION_KEYS = frozenset({"input_mode", "pipeline_ids"})
 
 
