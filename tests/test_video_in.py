@@ -291,3 +291,42 @@ async def test_scope_input_source_only_where_the_server_has_it(
         assert ("input_source" in daemon.store) is available
     finally:
         await daemon.stop()
+
+
+def test_the_video_in_flag_sets_the_source_and_video_mode() -> None:
+    from soundscape.cli import _build_parser, _load_config
+    from soundscape.errors import ConfigError
+
+    args = _build_parser().parse_args(["run", "--video-in", "ndi:TD Out", "--ndi", "Back"])
+    config = _load_config(args)
+    assert config.video_in.source == "ndi:TD Out"
+    assert config.initial_parameters()["input_mode"] == "video"
+    bad = _build_parser().parse_args(["run", "--video-in", "ndi:"])
+    with pytest.raises(ConfigError, match="--video-in"):
+        _load_config(bad)
+
+
+@pytest.mark.parametrize("when_away", ["last", "black"])
+def test_a_vanished_source_sends_its_last_frame_or_black_and_says_so_once(
+    when_away: str,
+) -> None:
+    from structlog.testing import capture_logs
+
+    from soundscape.video_in import Feed
+
+    now = [0.0]
+    feed = Feed((W, H), when_away=when_away, away_after=0.5, clock=lambda: now[0])
+    frame = numbered_frame(7, W, H)
+    with capture_logs() as logs:
+        feed.put(frame)
+        assert feed.current() == (frame, 1)
+        now[0] = 2.0  # the source went quiet
+        for _ in range(3):
+            sent, seq = feed.current()
+            assert seq == 1
+            luma = sent.to_ndarray(format="gray")
+            assert decode_counter(luma) == (7 if when_away == "last" else None)
+        feed.put(numbered_frame(8, W, H))
+        assert decode_counter(feed.current()[0].to_ndarray(format="gray")) == 8
+    events = [e["event"] for e in logs]
+    assert events == ["video_in_live", "video_in_away", "video_in_back"]

@@ -51,6 +51,7 @@ class Feed:
         self.seq = 0  # frames put so far
         self._black = black_frame(*size)
         self._away = True  # nothing has come yet
+        self._was_live = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed: asyncio.Event | None = None
 
@@ -110,7 +111,9 @@ class Feed:
                     sending=self.when_away,
                 )
             else:
-                log.info("video_in_back", source=self.label)
+                # The first frame, or the source back after being away.
+                log.info("video_in_back" if self._was_live else "video_in_live", source=self.label)
+                self._was_live = True
         if frame is None or (away and self.when_away == "black"):
             return self._black, seq
         return frame, seq
