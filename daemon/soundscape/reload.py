@@ -38,7 +38,7 @@ log = structlog.get_logger(__name__)
 # (and keeps running on the old values) rather than pretending it applied them.
 # [ndi] is written into the NDI runtime's config before the library loads; [http] owns the
 # control endpoint that `soundscape status` and the operator's page talk to.
-RESTART_SECTIONS = ("scope", "session", "log", "emulator", "state", "ndi", "http")
+RESTART_SECTIONS = ("scope", "session", "log", "emulator", "state", "ndi", "http", "video_in")
 SESSION_KEYS = frozenset({"input_mode", "pipeline_ids"})
 
 
