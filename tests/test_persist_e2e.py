@@ -223,6 +223,7 @@ async def test_kill_9_comes_back_to_the_same_parameters_and_scene(show: Show) ->
         lambda d: d["scene"] == "night" and d["parameters"]["kv_cache_attention_bias"] == 0.66
     )
     known = show.session_ids()
+    (left,) = [s["id"] for s in show.emulator.state()["sessions"] if s["open"]]
     show.kill9(first)
 
     second = show.start()
@@ -233,6 +234,10 @@ async def test_kill_9_comes_back_to_the_same_parameters_and_scene(show: Show) ->
     assert "transition" not in session["parameters"]  # no scene applied again
     events = [e["event"] for e in show.events()]
     assert "state_restored" in events
+    # The session the killed process left on the server is DELETEd, not left to ICE.
+    await show.emulator.wait_for(
+        lambda st: left in {d["session_id"] for d in st["deletes"]}, timeout=WAIT
+    )
     scenes = [e.get("requested_by") for e in show.events() if e["event"] == "scene"]
     assert "start" not in scenes  # the start scene did not overwrite the show
     show.stop(second)

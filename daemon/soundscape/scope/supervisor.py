@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -156,6 +156,7 @@ class SessionSupervisor:
         self._load_record: LoadRecord | None = None
         self._last_unexpected: tuple[type, str] | None = None
         self._deletes: set[asyncio.Task[None]] = set()
+        self._leftover: str | None = None  # a previous run's session to DELETE (forget_leftover)
         self._last_frame = 0.0
         self._first_frame: float | None = None
         self._stable = False
@@ -235,6 +236,9 @@ class SessionSupervisor:
 
     async def _cycle(self) -> None:
         health = await self._wait_for_server()
+        if self._leftover is not None:
+            self._delete_later(self._leftover)
+            self._leftover = None
         wait = self._retry_at - self._clock()
         if wait > 0:
             await self._pause(wait)
@@ -581,15 +585,31 @@ class SessionSupervisor:
         if session is None:
             return
         if polite and session.session_id is not None:
-            task = asyncio.get_running_loop().create_task(
-                self._delete(session.session_id), name="scope-delete"
-            )
-            self._deletes.add(task)
-            task.add_done_callback(self._deletes.discard)
+            self._delete_later(session.session_id)
         try:
             await session.close(polite=False)
         except Exception:  # closing a broken connection may fail; it is gone anyway
             log.debug("session_close_failed", exc_info=True)
+
+    def _delete_later(self, session_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._delete(session_id), name="scope-delete")
+        self._deletes.add(task)
+        task.add_done_callback(self._deletes.discard)
+
+    def session_ref(self) -> dict[str, str] | None:
+        """Our live session and its server (saved with the show for :meth:`forget_leftover`)."""
+        session_id = self.status.session_id
+        return None if session_id is None else {"url": self._client.base_url, "id": session_id}
+
+    def forget_leftover(self, ref: Mapping[str, Any] | None) -> None:
+        """Have the server drop a session a previous run left behind (a ``kill -9`` sends no
+        DELETE). Scope keeps such a session streaming until its ICE fails (30-60 s): GPU time
+        for nobody, and on v0.2.4 it hides our new session from ``session/metrics``. Sent in
+        the background once the server answers, before our own offer."""
+        if not ref or ref.get("url") != self._client.base_url:
+            return  # another server: that id means nothing there
+        if isinstance(ref.get("id"), str):
+            self._leftover = ref["id"]
 
     async def _delete(self, session_id: str) -> None:
         try:

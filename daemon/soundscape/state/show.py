@@ -41,6 +41,7 @@ class ShowParts(Protocol):
     store: Any  # ParameterStore
     mapping: Any  # MappingEngine
     midi: Any  # MidiControl
+    supervisor: Any  # SessionSupervisor
 
 
 def capture(parts: ShowParts, config_parameters: Mapping[str, Any]) -> ShowState:
@@ -59,6 +60,7 @@ def capture(parts: ShowParts, config_parameters: Mapping[str, Any]) -> ShowState
         # Rounded: an audio tracker's tempo wanders in the last digits; not worth a write.
         bpm=round(parts.mapping.clock.bpm, 2),
         beat_source=parts.mapping.clock.active,
+        scope_session=parts.supervisor.session_ref(),
     )
 
 
@@ -84,6 +86,7 @@ def restore(state: ShowState, parts: ShowParts, config_parameters: Mapping[str, 
         bpm=state.bpm,
         beat_source=state.beat_source,
     )
+    parts.supervisor.forget_leftover(state.scope_session)
     positions = parts.midi.takeover_positions()
     for key, saved in state.takeover.items():
         if key in positions:

@@ -46,6 +46,8 @@ class ShowState:
     takeover: dict[str, Takeover] = field(default_factory=dict)  # "control>target" → position
     bpm: float | None = None
     beat_source: str | None = None
+    # Our Scope session at the time ({"url", "id"}): a kill -9 leaves it on the server.
+    scope_session: dict[str, str] | None = None
 
 
 def encode(state: ShowState) -> bytes:
@@ -63,6 +65,7 @@ def encode(state: ShowState) -> bytes:
             for key, t in state.takeover.items()
         },
         "tempo": {"bpm": state.bpm, "source": state.beat_source},
+        "scope_session": state.scope_session,
     }
     return json.dumps(data, indent=1, sort_keys=True).encode() + b"\n"
 
@@ -98,6 +101,10 @@ def decode(raw: bytes) -> ShowState:
             },
             bpm=_optional_bpm(_table(data, "tempo").get("bpm")),
             beat_source=_optional_str(_table(data, "tempo").get("source")),
+            scope_session={
+                str(k): v for k, v in _table(data, "scope_session").items() if isinstance(v, str)
+            }
+            or None,
         )
     except (TypeError, ValueError, AttributeError) as err:
         raise StateFileError(f"malformed ({err})") from None
