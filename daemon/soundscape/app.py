@@ -120,9 +120,11 @@ class Daemon:
         self.tasks = TaskOwner()
         scope = config.scope
         session = config.session
+        # The longest quiet wait is a backoff: after a failed load it runs to load_retry_max.
+        longest_backoff = max(session.backoff_max, config.pipeline.load_retry_max)
         self.progress_timeout = (
             PROGRESS_SLACK
-            + session.backoff_max * (1 + session.backoff_jitter)
+            + longest_backoff * (1 + session.backoff_jitter)
             + 2 * max(scope.connect_timeout, scope.request_timeout, session.connect_timeout)
         )
         self._register_commands()
