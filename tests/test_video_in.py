@@ -330,3 +330,21 @@ def test_a_vanished_source_sends_its_last_frame_or_black_and_says_so_once(
         assert decode_counter(feed.current()[0].to_ndarray(format="gray")) == 8
     events = [e["event"] for e in logs]
     assert events == ["video_in_live", "video_in_away", "video_in_back"]
+
+
+@pytest.mark.parametrize("fourcc", ["UYVY", "BGRA", "RGBX"])
+def test_received_ndi_pictures_keep_their_number_and_colour(fourcc: str) -> None:
+    import numpy as np
+
+    from soundscape.video_in.sources import ndi_frame
+
+    original = numbered_frame(123, W, H)
+    pyav_format = {"UYVY": "uyvy422", "BGRA": "bgra", "RGBX": "rgba"}[fourcc]
+    packed = original.reformat(format=pyav_format)
+    stride = packed.planes[0].line_size
+    data = np.frombuffer(bytes(packed.planes[0]), np.uint8)
+    frame = ndi_frame(data, fourcc, W, H, stride)
+    assert (frame.width, frame.height) == (W, H)
+    assert decode_counter(frame.to_ndarray(format="gray")) == 123
+    red = frame.to_ndarray(format="rgb24")[H - 10, 10].astype(int)
+    assert red[0] > 200 and red[1] < 40 and red[2] < 40

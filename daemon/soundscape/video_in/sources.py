@@ -77,7 +77,8 @@ def ndi_source(name: str, library: Any = None) -> Reader:
     """An NDI source by name (``NAME`` or the full ``HOST (NAME)``), through cyndilib.
 
     Frames are read with ``FrameSync.capture_video`` (the plain receive path loses
-    frames) in BGRX, which PyAV takes as it is.
+    frames) in the runtime's fastest format: UYVY (no conversion in the runtime; numpy
+    slices it into I420 here), or BGRA/RGBA for a source with alpha.
     """
 
     def run(stop: threading.Event, put: Put) -> None:
@@ -89,7 +90,7 @@ def ndi_source(name: str, library: Any = None) -> Reader:
         finder = lib.Finder()
         finder.open()
         receiver = lib.Receiver(
-            color_format=lib.RecvColorFormat.BGRX_BGRA, bandwidth=lib.RecvBandwidth.highest
+            color_format=lib.RecvColorFormat.fastest, bandwidth=lib.RecvBandwidth.highest
         )
         video = VideoFrameSync()
         receiver.frame_sync.set_video_frame(video)
@@ -138,11 +139,29 @@ def _receive(
         stamp = video.get_timestamp_posix()
         if video.xres and stamp != last_stamp:
             last_stamp = stamp
-            width, height, stride = video.xres, video.yres, video.get_line_stride()
+            fourcc = lib.FourCC(video.fourcc).name
             data = np.asarray(video.get_array())
-            rows = data[: height * stride].reshape(height, stride)[:, : width * 4]
-            put(av.VideoFrame.from_ndarray(rows.reshape(height, width, 4), format="bgra"))
+            put(ndi_frame(data, fourcc, video.xres, video.yres, video.get_line_stride()))
         stop.wait(NDI_POLL)
+
+
+def ndi_frame(data: np.ndarray, fourcc: str, width: int, height: int, stride: int) -> av.VideoFrame:
+    """A PyAV frame from a received NDI picture (UYVY → yuv420p by slicing, no scaling)."""
+    rows = data[: height * stride].reshape(height, stride)
+    if fourcc in ("UYVY", "UYVA"):
+        packed = rows[:, : width * 2]
+        # U Y V Y: chroma from every other row (4:2:2 → 4:2:0), luma every odd byte.
+        out = np.empty((height * 3 // 2, width), np.uint8)
+        out[:height] = packed[:, 1::2]
+        quarter = (height // 2) * (width // 2)
+        chroma = out[height:].reshape(-1)
+        chroma[:quarter] = packed[0::2, 0::4][: height // 2, : width // 2].reshape(-1)
+        chroma[quarter : 2 * quarter] = packed[0::2, 2::4][: height // 2, : width // 2].reshape(-1)
+        return av.VideoFrame.from_ndarray(out, format="yuv420p")
+    if fourcc in ("BGRA", "BGRX", "RGBA", "RGBX"):
+        pixels = rows[:, : width * 4].reshape(height, width, 4)
+        return av.VideoFrame.from_ndarray(pixels, format="bgra" if fourcc[0] == "B" else "rgba")
+    raise ValueError(f"NDI FourCC {fourcc} is not handled")
 
 
 def reader_for(spec: SourceSpec, size: tuple[int, int], fps: float, *, loop: bool) -> Reader:
