@@ -670,3 +670,27 @@ async def test_streaming_status_names_the_session(emulator: Emulator, daemon: Da
     )
     await wait_status(daemon, "streaming")
     assert named and None not in named  # status listeners (OSC, the bench) key on it
+
+
+async def test_a_new_session_gets_first_frame_timeout_before_it_counts_as_stalled(
+    emulator: Emulator,
+):
+    # Video mode with no track of ours: the server (real and emulated) connects and sends
+    # nothing. A new session may warm up for first_frame_timeout, not the stall timeout.
+    config = make_config(emulator.url, first_frame_timeout=3.0)
+    video = dataclasses.replace(config.parameters, input_mode="video")
+    daemon = Daemon(dataclasses.replace(config, parameters=video))
+    reasons = Losses(daemon)
+    opened = asyncio.Event()
+    daemon.supervisor.on_status(
+        lambda s: s["reason"] == "waiting for the first frame" and opened.set()
+    )
+    await daemon.start()
+    try:
+        await asyncio.wait_for(opened.wait(), 10)
+        since_open = time.monotonic()
+        await reasons.wait(1, timeout=10)
+        assert "no first frame" in reasons[0], reasons
+        assert time.monotonic() - since_open >= 3.0 - 0.2  # not STALL (1.5 s)
+    finally:
+        await daemon.stop()

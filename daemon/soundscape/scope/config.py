@@ -122,7 +122,13 @@ class PipelineSection:
 @dataclasses.dataclass
 class SessionSection:
     stall_timeout: float = setting(
-        3.0, "Seconds with no frame (while not paused) before the session is rebuilt.", low=0.2
+        3.0, "Seconds with no frame before a streaming session is rebuilt.", low=0.2
+    )
+    first_frame_timeout: float = setting(
+        10.0,
+        "Seconds a new session may take to its first frame (a diffusion pipeline warms up);"
+        " the server is still probed after probe_after.",
+        low=0.2,
     )
     probe_after: float = setting(
         0.5,

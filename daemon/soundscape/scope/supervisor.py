@@ -468,8 +468,10 @@ class SessionSupervisor:
                 self._stable = True  # frames flowed long enough: losses retry at once again
                 self.backoff.reset()
                 self._last_unexpected = None
-            if silent >= stall and not paused_idle:
-                return f"no frame for {silent:.1f}s (stall)"
+            limit = stall if self._first_frame is not None else self._cfg.first_frame_timeout
+            if silent >= limit and not paused_idle:
+                what = "stall" if self._first_frame is not None else "no first frame"
+                return f"no frame for {silent:.1f}s ({what})"
             probe_every = PAUSED_PROBE_INTERVAL if paused_idle else probe_after
             if silent >= probe_after and now - last_probe >= probe_every:
                 last_probe = now
