@@ -24,6 +24,7 @@ from soundscape.emulator import Emulator, EmulatorConfig
 from soundscape.emulator.peer import numbered_frame
 from soundscape.emulator.renderer import decode_counter
 from soundscape.video_in import parse_spec
+from soundscape.web.status import inputs as status_inputs
 
 W, H, FPS = 576, 320, 30
 # Keys the server keeps that are not our state (its defaults; see test_session.py).
@@ -128,6 +129,10 @@ async def test_test_pattern_comes_back_through_passthrough(emulator: Emulator) -
         assert numbers == sorted(numbers), "frames came back out of order"
         assert rate >= 25, f"only {rate:.1f} distinct source frames per second came back"
         assert sink.sizes == {(W, H)}
+        # `soundscape status` and the operator's page show the source and its health.
+        shown = status_inputs(daemon)["video_in"]
+        assert shown["enabled"] and shown["health"] == "live" and shown["source"] == "test"
+        assert shown["sent"] > 0
     finally:
         await daemon.stop()
 

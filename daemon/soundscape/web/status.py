@@ -99,7 +99,7 @@ def collect(daemon: Daemon, book: StatusBook) -> dict[str, Any]:
             "phase": _beat_phase(daemon),
         },
         "outputs": daemon.video.counters(),
-        "inputs": _inputs(daemon),
+        "inputs": inputs(daemon),
         "log": RING.events(),
     }
 
@@ -112,7 +112,7 @@ def _beat_phase(daemon: Daemon) -> float:
         return 0.0
 
 
-def _inputs(daemon: Daemon) -> dict[str, Any]:
+def inputs(daemon: Daemon) -> dict[str, Any]:
     config = daemon.config
     osc = daemon.osc
     osc_info: dict[str, Any] = {"enabled": config.osc.enabled}
@@ -154,5 +154,15 @@ def _inputs(daemon: Daemon) -> dict[str, Any]:
         "osc": osc_info,
         "midi": midi_info,
         "audio": audio_info,
-        "video_in": {"enabled": config.parameters.input_mode == "video"},
+        "video_in": _video_in(daemon),
     }
+
+
+def _video_in(daemon: Any) -> dict[str, Any]:
+    """The video source sent to Scope (``[video_in]``/``--video-in``), with its counters."""
+    video_in = getattr(daemon, "video_in", None)
+    if video_in is None:
+        return {"enabled": False}
+    counters = video_in.counters()
+    health = "live" if counters.get("live") else "away (sending the last frame or black)"
+    return {"enabled": True, "health": health, **counters}
