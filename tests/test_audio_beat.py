@@ -61,6 +61,16 @@ def test_plain_loops_across_the_tempo_range(bpm: float, pattern: str) -> None:
     assert abs(feats[-1].bpm - bpm) <= 1.0
 
 
+@pytest.mark.parametrize("pattern", ["rock", "house", "break"])
+def test_a_loop_at_the_fastest_tempo_is_read_there_at_the_default_prior(pattern: str) -> None:
+    # 180 BPM is the last point of the tempo grid: it must be able to win
+    # (no belief leaking off the edge, the edge counts as a peak).
+    loop = drum_loop(180, 20, pattern=pattern, seed=180)
+    feats = run(loop.audio)
+    assert beat_f(loop.beats, feats) >= 0.9
+    assert abs(feats[-1].bpm - 180) <= 1.0
+
+
 @pytest.mark.parametrize(
     ("bpm", "kwargs"),
     [(100, {"swing": 1 / 3}), (140, {"snr_db": 10.0}), (85, {"level_db": -40.0})],

@@ -119,6 +119,7 @@ class BeatTracker:
         half = max(int(3 * sigma), 1)
         drift = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
         self._drift = drift / drift.sum()
+        self._drift_mass = np.convolve(np.ones(steps), self._drift, mode="same")
         self._belief = np.full(steps, 1.0 / steps)
         self._meter_low = {b: np.zeros(b) for b in (2, 3, 4)}  # by beat count mod b
         self._meter_mid = {b: np.zeros(b) for b in (2, 3, 4)}
@@ -268,7 +269,9 @@ class BeatTracker:
             return
         obs = self._metrical(salience, back)
         # Forward filter: drift, rare jumps, evidence.
-        belief = np.convolve(self._belief, self._drift, mode="same")
+        # Divided by the kernel mass inside the grid, so the slowest and fastest
+        # tempi do not leak belief off the edge at every update.
+        belief = np.convolve(self._belief, self._drift, mode="same") / self._drift_mass
         belief = belief * (1.0 - JUMP) + JUMP / len(belief)
         belief *= obs
         total = float(belief.sum())
@@ -328,9 +331,11 @@ class BeatTracker:
             return np.ones(n)
         s = s / top
         weighted = s * self._prior
-        # Local maxima, strongest first.
-        inner = weighted[1:-1]
-        peaks = np.flatnonzero((inner >= weighted[:-2]) & (inner > weighted[2:])) + 1
+        # Local maxima, strongest first; the ends of the grid count (a 60 or
+        # 180 BPM loop peaks there).
+        padded = np.concatenate(([-1.0], weighted, [-1.0]))
+        inner = padded[1:-1]
+        peaks = np.flatnonzero((inner >= padded[:-2]) & (inner > padded[2:]))
         peaks = peaks[np.argsort(weighted[peaks])[::-1][:PEAKS]]
         cfg = self.config
         floor = 0.1**cfg.accent_weight
