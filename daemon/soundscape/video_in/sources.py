@@ -24,6 +24,7 @@ Put = Callable[[av.VideoFrame], None]
 Reader = Callable[[threading.Event, Put], None]
 
 NDI_POLL = 0.002  # s between FrameSync polls: well under a frame interval at 60 fps
+NDI_FIND_POLL = 0.25  # s between looks at the NDI runtime's source list
 NDI_REFIND_AFTER = 2.0  # s disconnected before the source is looked up again (new address)
 
 
@@ -105,10 +106,14 @@ def ndi_source(name: str, library: Any = None) -> Reader:
 
 def _find(finder: Any, name: str, stop: threading.Event) -> Any:
     while not stop.is_set():
-        finder.wait_for_sources(0.5)
+        # Not finder.wait_for_sources(t): cyndilib (0.1.3) waits in the NDI runtime with the
+        # GIL held, which froze every other thread -- the event loop, so the outgoing track
+        # and the session -- for the whole wait. Read the current list, sleep in Python.
+        finder.update_sources()
         for full in finder.get_source_names():
             if full == name or full.endswith(f"({name})"):
                 return finder.get_source(full)
+        stop.wait(NDI_FIND_POLL)
     return None
 
 
