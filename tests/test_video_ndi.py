@@ -281,6 +281,8 @@ async def every_frame_run(fanouts: list[VideoFanout], probes: list[Probe]) -> bo
     # A burst is sent whole: no frame was overtaken in the queue. A frame is dropped only
     # when it waited longer than LIVE_MAX_AGE (late): the sending thread fell behind.
     assert snap["dropped"] == snap["late"], snap
+    if not starved.windows:  # the machine let every thread run: then nothing is dropped
+        assert snap["dropped"] == 0, snap
     assert snap["ndi_frame_rate"] == "30"
     assert probe.disconnects() == 0
     return len(set(counters)) >= 0.9 * 150
