@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(jackd2 jack-tools portaudio19-dev liblo-tools systemd chromium fluidsynth timgm6mb-soundfont iproute2)
+# gcc and libc6-dev: PyAudio and aubio (the bench anchor) build from source on Linux.
+APT_PACKAGES=(jackd2 jack-tools portaudio19-dev liblo-tools systemd chromium fluidsynth timgm6mb-soundfont iproute2 gcc libc6-dev)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
