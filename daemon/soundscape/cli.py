@@ -38,7 +38,9 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def live_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", "-c", type=Path, help="TOML config file")
+        p.add_argument(
+            "--config", "-c", type=Path, help="TOML config file (default: none, built-in defaults)"
+        )
         p.add_argument(
             "--log-level",
             choices=("debug", "info", "warning", "error"),
@@ -114,7 +116,10 @@ def _build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon against a Scope server")
     live_flags(run)
-    run.add_argument("--scope-url", help="Scope server URL (overrides [scope].url)")
+    run.add_argument(
+        "--scope-url",
+        help="Scope server URL (overrides [scope].url, default http://127.0.0.1:8000)",
+    )
 
     demo = sub.add_parser("demo", help="run the daemon with a built-in Scope emulator")
     live_flags(demo)

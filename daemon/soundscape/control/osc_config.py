@@ -135,7 +135,12 @@ def host_port_arg(text: str) -> str:
 
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
     """``--osc-port PORT`` and repeatable ``--osc-feedback HOST:PORT``."""
-    parser.add_argument("--osc-port", type=int, metavar="PORT", help="OSC UDP port ([osc].port)")
+    parser.add_argument(
+        "--osc-port",
+        type=int,
+        metavar="PORT",
+        help="OSC UDP port (overrides [osc].port, default 9000)",
+    )
     parser.add_argument(
         "--osc-feedback",
         type=host_port_arg,

@@ -94,6 +94,10 @@ def format_status(data: dict[str, Any]) -> str:
             f"input     audio {audio.get('health')} ({audio.get('source')}): "
             f"{audio.get('level_db')} dBFS"
         )
-    if (inputs.get("video_in") or {}).get("enabled"):
-        lines.append("input     video in (video mode)")
+    video_in = inputs.get("video_in") or {}
+    if video_in.get("enabled"):
+        lines.append(
+            f"input     video in {video_in.get('health')} ({video_in.get('source')}): "
+            f"{video_in.get('sent', 0)} frames sent to Scope"
+        )
     return "\n".join(lines)
