@@ -64,14 +64,17 @@ async def test_check_config_checks_the_files_it_refers_to(tmp_path: Path):
         f'[audio]\nenabled = true\nfile = "{tmp_path}/missing.wav"\n'
         f'[state]\ndir = "{tmp_path}/state"\n'
         f'[[scenes.list]]\nname = "a"\nprompts = ["x"]\nreference_image = "{tmp_path}/a.png"\n'
+        f'[video_in]\nsource = "{tmp_path}/clip.mp4"\n'
     )
     code, _, err = await cli("check-config", str(path))
     assert code == BAD_CONFIG
     assert "audio.file" in err and "missing.wav" in err
     assert "scenes.list[0].reference_image" in err
-    assert "2 error(s)" in err  # the state dir can be created: not an error
+    assert "video_in.source" in err and "clip.mp4" in err
+    assert "3 error(s)" in err  # the state dir can be created: not an error
     (tmp_path / "missing.wav").write_bytes(b"RIFF")
     (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "clip.mp4").write_bytes(b"")
     code, out, err = await cli("check-config", str(path))
     assert (code, out.strip()) == (0, f"{path}: ok"), err
 

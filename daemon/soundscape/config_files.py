@@ -1,7 +1,8 @@
 """The files a config refers to: do they exist? (``soundscape check-config``).
 
 The schema checks values; this checks the machine: an audio file, scene
-images, a still image for held frames, a state directory that can be written.
+images, a still image for held frames, a video-in file, a state directory that can
+be written.
 Relative paths are read from the daemon's working directory, as at run time.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from soundscape.config import Config
 from soundscape.state.paths import state_dir
+from soundscape.video_in.spec import parse_spec
 
 
 def file_problems(config: Config, env: Mapping[str, str], home: Path) -> list[str]:
@@ -34,6 +36,14 @@ def file_problems(config: Config, env: Mapping[str, str], home: Path) -> list[st
     for i, output in enumerate(config.outputs):
         if output.hold == "still" and output.still_image:
             readable(f"outputs[{i}].still_image", output.still_image)
+    if config.video_in.source:
+        try:
+            spec = parse_spec(config.video_in.source)
+        except ValueError:
+            spec = None  # the schema check already reports a bad spec
+        # A URL is only known once opened; a camera may be plugged in later (it is retried).
+        if spec is not None and spec.kind == "file" and "://" not in spec.target:
+            readable("video_in.source", spec.target)
     if config.state.enabled:
         directory = state_dir(config.state.dir, env, home)
         existing = next((p for p in (directory, *directory.parents) if p.exists()), None)
