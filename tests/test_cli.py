@@ -170,3 +170,17 @@ async def test_status_reports_a_running_demo_as_streaming_and_the_demo_cleans_up
 
 def demo_dirs(tmp: Path) -> list[Path]:
     return [p for p in tmp.iterdir() if p.name.startswith("soundscape-demo-")]
+
+
+def test_the_demo_keeps_its_ndi_source_beside_outputs_the_performer_adds():
+    from soundscape import cli as cli_module
+
+    if not cli_module.ndi_installed():
+        pytest.skip("the ndi extra (cyndilib) is not installed")
+    args = cli_module._build_parser().parse_args(["demo", "--ndi", "mine"])
+    args.demo_loop = None
+    names = [o.name for o in cli_module._load_config(args).outputs]
+    assert names == ["soundscape", "mine"]
+    args = cli_module._build_parser().parse_args(["demo", "--ndi", "soundscape"])
+    args.demo_loop = None
+    assert [o.name for o in cli_module._load_config(args).outputs] == ["soundscape"]

@@ -250,8 +250,11 @@ def _load_config(args: argparse.Namespace) -> Config:
         config, osc=osc_config.apply_cli(config.osc, args.osc_port, args.osc_feedback)
     )
     outputs = [*config.outputs, *(ndi_output(name) for name in args.ndi)]
-    if args.command == "demo" and not outputs and ndi_installed():
-        outputs = [ndi_output("soundscape")]  # the demo shows the whole chain
+    demo_source = ndi_output("soundscape")
+    if args.command == "demo" and ndi_installed() and demo_source not in outputs:
+        # The demo shows the whole chain: its NDI source comes in addition to any output
+        # a --config or --ndi adds (layered over the demo show, not instead of it).
+        outputs = [demo_source, *outputs]
     config = dataclasses.replace(config, outputs=outputs)
     if getattr(args, "video_in", None):
         try:
