@@ -61,6 +61,30 @@ AIORTC_ERRORS = (
 )
 
 
+def release(pc: RTCPeerConnection) -> None:
+    """Break the reference cycles a closed peer connection keeps with its transports.
+
+    Each ICE/DTLS/SCTP transport holds the connection's bound methods as event listeners
+    while the connection holds the transports, so a closed connection -- and the native
+    codec and socket buffers behind it -- waited for a full garbage collection, which may
+    come minutes later: the soak saw RSS climb by reconnects. With the listeners gone,
+    reference counting frees it at once.
+    """
+    transports: dict[int, Any] = {}
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls is not None:
+            transports[id(dtls)] = dtls
+    if pc.sctp is not None:
+        pc.sctp.remove_all_listeners()
+        transports[id(pc.sctp.transport)] = pc.sctp.transport
+    for dtls in transports.values():
+        dtls.remove_all_listeners()
+        dtls.transport.remove_all_listeners()
+        dtls.transport.iceGatherer.remove_all_listeners()
+    pc.remove_all_listeners()
+
+
 class ScopeSession:
     def __init__(
         self,
@@ -176,6 +200,7 @@ class ScopeSession:
         if self._pc is not None:
             # Shielded: a close cancelled half-way leaves aiortc with a failing orphan task.
             await asyncio.shield(self._pc.close())
+            release(self._pc)
 
     # ----- events
 
