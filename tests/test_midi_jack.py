@@ -562,8 +562,12 @@ async def test_clock_tempo_within_one_bpm(ctl: FakeController) -> None:
     assert kinds[0] == "start" and kinds[-1] == "stop" and kinds.count("start") == 1
     assert kinds.count("beat") == 6
     # Beats every 24 ticks, one beat apart (loose: an overloaded JACK graph delays ticks).
+    # A tick the sender itself put out late moves an interval by as much, at either end:
+    # that is the sending process, not the daemon, so it widens the bound by twice its worst.
     beat_times = [t for e, _, t in events if e == "beat"][2:]
-    assert all(abs(b - a - 60 / 128) < 0.02 for a, b in itertools.pairwise(beat_times))
+    tolerance = 0.02 + 2 * report["late_max_ms"] / 1000
+    intervals = [b - a for a, b in itertools.pairwise(beat_times)]
+    assert all(abs(i - 60 / 128) < tolerance for i in intervals), (intervals, report)
     print(
         f"clock: 128 BPM sent, {bpm:.3f} BPM estimated (error {bpm - 128:+.3f}); "
         f"sender late by up to {report['late_max_ms']:.2f} ms"
