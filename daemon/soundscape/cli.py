@@ -225,6 +225,12 @@ def _explain(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction) -
                 action.help = "default: %(default)s"  # a flag nobody described still says it
 
 
+def _bad_config(err: ConfigError) -> int:
+    """Every problem of a refused config on stderr; the one exit code for a bad config."""
+    print("\n".join(err.problems), file=sys.stderr)
+    return BAD_CONFIG
+
+
 def ndi_installed() -> bool:
     import importlib.util
 
@@ -310,8 +316,7 @@ def _ndi_sources(args: argparse.Namespace) -> int:
     try:
         config = _with_ndi(load(args.config), args)
     except ConfigError as err:
-        print("\n".join(err.problems), file=sys.stderr)
-        return BAD_CONFIG
+        return _bad_config(err)
     ndi_env.configure(config.ndi)  # before cyndilib loads
     try:
         names = list_sources(args.seconds)
@@ -366,8 +371,7 @@ def _status(args: argparse.Namespace) -> int:
         config = _with_http(load(args.config), args)
         data = fetch_status(config.http, timeout=args.timeout)
     except ConfigError as err:
-        print("\n".join(err.problems), file=sys.stderr)
-        return BAD_CONFIG
+        return _bad_config(err)
     except NoDaemon as err:
         print(err, file=sys.stderr)
         return 1
@@ -478,8 +482,7 @@ def _analyze(args: argparse.Namespace) -> int:
     try:
         result = analyze(args.file, load(args.config).audio)
     except ConfigError as err:
-        print("\n".join(err.problems), file=sys.stderr)
-        return BAD_CONFIG
+        return _bad_config(err)
     except AnalyzeError as err:
         print(err, file=sys.stderr)
         return 1
@@ -514,8 +517,7 @@ def _midi_learn(args: argparse.Namespace) -> int:
             learn_once(args.config, args.target, save=save, timeout=args.timeout, on_ready=ready)
         )
     except ConfigError as err:
-        print("\n".join(err.problems), file=sys.stderr)
-        return BAD_CONFIG
+        return _bad_config(err)
     except (BackendUnavailable, ParamError) as err:
         print(err, file=sys.stderr)
         return 1
@@ -557,9 +559,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         config = _load_config(args)
     except ConfigError as err:
-        for problem in err.problems:
-            print(problem, file=sys.stderr)
-        return BAD_CONFIG
+        return _bad_config(err)
     logs.configure(config.log.level, config.log.format)
     from soundscape.video import ndi_env
 
