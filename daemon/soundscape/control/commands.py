@@ -22,9 +22,11 @@ Handler = Callable[..., Any | Awaitable[Any]]
 
 
 class CommandBus:
-    def __init__(self) -> None:
+    def __init__(self, parent: CommandBus | None = None) -> None:
         self._handlers: dict[str, Handler] = {}
         self._docs: dict[str, str] = {}
+        # A screen's bus: its own commands (scene, pause, ...) first, the shared ones after.
+        self.parent = parent
 
     def register(self, name: str, handler: Handler, doc: str = "") -> None:
         """Make ``name`` call ``handler``; a later registration replaces an earlier one."""
@@ -35,11 +37,12 @@ class CommandBus:
         self._handlers.pop(name, None)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._handlers
+        return name in self._handlers or (self.parent is not None and name in self.parent)
 
     def names(self) -> dict[str, str]:
         """Registered commands and their one-line docs."""
-        return dict(sorted(self._docs.items()))
+        inherited = self.parent.names() if self.parent is not None else {}
+        return dict(sorted({**inherited, **self._docs}.items()))
 
     async def call(self, name: str, *args: Any, source: str = "api", **kwargs: Any) -> Any:
         """Run a command; raises ParamError when nobody handles it.
@@ -47,6 +50,8 @@ class CommandBus:
         Handlers take ``source=`` so they can tag the state changes they make.
         """
         handler = self._handlers.get(name)
+        if handler is None and self.parent is not None and name in self.parent:
+            return await self.parent.call(name, *args, source=source, **kwargs)
         if handler is None:
             raise ParamError(f"command {name!r} is not available (feature off or unknown)")
         result = handler(*args, source=source, **kwargs)
