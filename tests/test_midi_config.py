@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from soundscape.control.midi_config import MidiConfig
+from soundscape.control.midi_config import (
+    MidiConfig,
+    MidiMapping,
+    screen_names_used,
+    screen_problems,
+)
 from soundscape.control.midi_docs import render
 from soundscape.control.midi_mapping import MidiMapper
 from soundscape.scope.params import ParameterStore
@@ -62,8 +67,30 @@ def test_every_mistake_is_reported_with_its_path() -> None:
 def test_duplicate_mappings_are_reported() -> None:
     mapping = {"type": "cc", "number": 1, "target": "noise_scale"}
     assert problems_of({"mappings": [mapping, mapping]}) == [
-        "midi.mappings[1]: same control and target as mappings[0]"
+        "midi.mappings[1]: same control, target and screen as mappings[0]"
     ]
+    # The same control and target on two screens is two mappings, not a duplicate.
+    assert problems_of({"mappings": [mapping, {**mapping, "screen": "left"}]}) == []
+
+
+def test_screens_named_by_mappings_are_cross_checked_by_the_root_config() -> None:
+    config = MidiConfig(
+        mappings=[
+            MidiMapping(target="noise_scale", number=1),
+            MidiMapping(target="noise_scale", number=2, screen="left"),
+            MidiMapping(target="noise_scale", number=3, screen="*"),
+            MidiMapping(target="noise_scale", number=4, screen="lft"),
+        ]
+    )
+    assert screen_names_used(config) == {"left", "lft"}
+    assert screen_problems(config, ["main", "left"]) == [
+        (
+            "midi.mappings[3].screen",
+            "no screen 'lft' (screens: 'left', 'main'; \"\" = the main screen, "
+            '"*" = every screen)',
+        )
+    ]
+    assert screen_problems(config, ["main", "left", "lft"]) == []
 
 
 def test_docs_tables_are_generated_from_the_code() -> None:
@@ -77,14 +104,25 @@ def _toml_blocks() -> list[str]:
 
 @pytest.mark.parametrize("block", _toml_blocks())
 def test_docs_examples_are_valid_configs(block: str) -> None:
-    midi = tomllib.loads(block).get("midi", {})
+    data = tomllib.loads(block)
     problems: list[Problem] = []
-    config = build(MidiConfig, midi, "midi", problems)
+    config = build(MidiConfig, data.get("midi", {}), "midi", problems)
     assert problems == []
-    store = ParameterStore(
-        {"prompts": [{"text": "a", "weight": 1.0}, {"text": "b", "weight": 0.0}]},
-        loras={"ink": "/loras/ink.safetensors"},
-    )
-    mapper = MidiMapper(config.mappings, store)
+
+    def store() -> ParameterStore:
+        return ParameterStore(
+            {"prompts": [{"text": "a", "weight": 1.0}, {"text": "b", "weight": 0.0}]},
+            loras={"ink": "/loras/ink.safetensors"},
+        )
+
+    # A multi-screen example lists its screens as [[scope]] entries (the first: main).
+    entries = data.get("scope", [])
+    names = [
+        entry.get("name") or "main"
+        for i, entry in enumerate(entries)
+        if i == 0 or entry.get("role") == "screen"
+    ]
+    assert screen_problems(config, names or ["main"]) == []
+    mapper = MidiMapper(config.mappings, store(), screens={n: store() for n in names[1:]})
     assert mapper.problems == []
-    assert len(mapper.bindings) == len(config.mappings)
+    assert len(mapper.mappings()) == len(config.mappings)

@@ -9,18 +9,25 @@ feedback; realtime messages feed the :class:`~soundscape.control.midi_clock.Midi
 
 Usage (the app)::
 
-    midi = MidiControl(config.midi, store, commands, save=learned.save)
+    midi = MidiControl(config.midi, store, commands, save=learned.save, screens=screens)
     await midi.start()          # registers the "learn" command
     ...
     await midi.stop()
+
+Screens: ``screens`` maps each screen's name to its
+:class:`~soundscape.control.screens.ScreenControls` (the main screen may be
+listed under its own name; ``store`` and ``commands`` are the main screen's). A
+mapping with ``screen = "b"`` sets b's store, runs commands on b's bus and shows
+b's values as feedback; ``screen = "*"`` does so on every screen.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tomllib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +36,13 @@ import structlog
 
 from soundscape.control.commands import CommandBus
 from soundscape.control.midi_clock import MidiClock
-from soundscape.control.midi_config import MAPPING_TYPES, MidiConfig, MidiMapping
+from soundscape.control.midi_config import (
+    EVERY_SCREEN,
+    MAIN_SCREEN,
+    MAPPING_TYPES,
+    MidiConfig,
+    MidiMapping,
+)
 from soundscape.control.midi_feedback import FeedbackPlanner
 from soundscape.control.midi_learn import LearnCapture
 from soundscape.control.midi_mapping import Action, Binding, MidiMapper, RunCommand, SetTarget
@@ -41,6 +54,7 @@ from soundscape.control.midi_ports import (
     match_ports,
 )
 from soundscape.control.midi_takeover import SoftTakeover
+from soundscape.control.screens import ScreenControls
 from soundscape.control.targets import resolve
 from soundscape.errors import BackendUnavailable, ConfigError, ParamError
 from soundscape.scope.params import ParameterStore
@@ -63,10 +77,23 @@ class _Learning:
         capture: LearnCapture,
         future: asyncio.Future[MidiMapping | None],
         timeout: asyncio.TimerHandle,
+        screen: str = MAIN_SCREEN,
     ) -> None:
         self.capture = capture
         self.future = future
         self.timeout = timeout
+        self.screen = screen  # recorded in the learned mapping
+
+
+def _owner(bus: CommandBus, name: str) -> CommandBus | None:
+    """The bus whose own handler runs ``name`` (a screen's, or the shared one it falls
+    back to), or None. CommandBus has no public way to ask, hence its handler table."""
+    node: CommandBus | None = bus
+    while node is not None:
+        if name in node._handlers:
+            return node
+        node = node.parent
+    return None
 
 
 class MidiControl:
@@ -76,7 +103,8 @@ class MidiControl:
     ``learn`` command), ``stop()`` closes everything; ``reload(config)`` takes
     new mappings and port choices live. ``save(mapping)`` keeps a learned
     binding (blocking: it runs in a thread; the daemon saves to the state
-    directory, see :mod:`soundscape.state.learned`).
+    directory, see :mod:`soundscape.state.learned`). ``screens`` (or
+    :meth:`set_screens`): the screens mappings may name; None = the main screen only.
     """
 
     def __init__(
@@ -87,10 +115,12 @@ class MidiControl:
         *,
         save: SaveLearned | None = None,
         clock: MidiClock | None = None,
+        screens: Mapping[str, ScreenControls] | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self.commands = commands
+        self.screens: dict[str, ScreenControls] = dict(screens or {})
         self.save = save
         self.clock = clock or MidiClock()
         self.mapper = self._mapper(config)
@@ -101,7 +131,8 @@ class MidiControl:
         self._saves: set[asyncio.Task[None]] = set()  # awaited, never cancelled, by stop()
         self._poll_handle: asyncio.TimerHandle | None = None
         self._poll_at: float | None = None
-        self._unsubscribe: Callable[[], None] | None = None
+        self._detach: list[Callable[[], None]] = []  # store listeners, learn commands
+        self._attached = False
         self._clock_task: Supervised | None = None
         self._counts: Counter[str] = Counter()
         self._port_listeners: list[PortListener] = []
@@ -138,10 +169,7 @@ class MidiControl:
         self.ports.subscribe(self._on_port_event)
         for listener in self._port_listeners:
             self.ports.subscribe(listener)
-        self._unsubscribe = self.store.subscribe(self._on_store_change)
-        self.commands.register(
-            "learn", self._learn_command, "MIDI learn: bind the next control moved to a target."
-        )
+        self._attach()
         await self.ports.start()
         self._clock_task = supervise("midi-clock-watch", self._watch_clock)
 
@@ -162,10 +190,7 @@ class MidiControl:
             await asyncio.wait(list(self._saves))
         self._clock_task = None
         self._tasks.clear()
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
-            self.commands.unregister("learn")
+        self._detach_all()
         if self.ports is not None:
             await self.ports.stop()
             self.ports = None
@@ -180,18 +205,60 @@ class MidiControl:
         for key in ("enabled", "backend", "client_name"):
             if getattr(config, key) != getattr(self.config, key):
                 log.warning("midi_restart_needed", key=key)
-        kept = self.takeover_positions()
         self.config = config
-        self.mapper = self._mapper(config)
+        self._rebind()
+        if self.ports is not None:
+            self.ports.configure(config.inputs, config.output, self._extra_inputs(config))
+            self._send_feedback(None)
+        log.info("midi_reloaded", mappings=len(self.mapper.bindings))
+
+    def set_screens(self, screens: Mapping[str, ScreenControls] | None) -> None:
+        """The screens mappings may name (None = the main screen only).
+
+        Meant for before :meth:`start`; later it rebinds like a reload (knobs keep
+        their soft-takeover positions on screens still there).
+        """
+        self.screens = dict(screens or {})
+        attached = self._attached
+        if attached:
+            self._detach_all()
+        self._rebind()
+        if attached:
+            self._attach()
+            self._send_feedback(None)
+        log.info("midi_screens", screens=sorted(self.screens), mappings=len(self.mapper.bindings))
+
+    def _rebind(self) -> None:
+        """Compile the mappings again; a knob bound as before keeps its takeover position."""
+        kept = self.takeover_positions()
+        self.mapper = self._mapper(self.config)
         for key, takeover in self.takeover_positions().items():
             if key in kept and kept[key].mode == takeover.mode:
                 takeover.restore(*kept[key].position())
         self.feedback.set_bindings(self.mapper.bindings)
         self.feedback.forget()
-        if self.ports is not None:
-            self.ports.configure(config.inputs, config.output, self._extra_inputs(config))
-            self._send_feedback(None)
-        log.info("midi_reloaded", mappings=len(self.mapper.bindings))
+
+    def _attach(self) -> None:
+        """Listen to every screen's store; register ``learn`` (on each screen's bus too,
+        bound to that screen, so ``learn`` called on screen b learns for b)."""
+        for store in self._stores():
+            self._detach.append(store.subscribe(self._store_listener(store)))
+        doc = "MIDI learn: bind the next control moved to a target."
+        self.commands.register("learn", self._learn_command, doc)
+        self._detach.append(lambda: self.commands.unregister("learn"))
+        for name, screen in self.screens.items():
+            bus = screen.commands
+            if bus is self.commands:
+                continue
+            bus.register("learn", self._screen_learn_command(name), f"{doc} (screen {name})")
+            self._detach.append(lambda bus=bus: bus.unregister("learn"))
+        self._attached = True
+
+    def _detach_all(self) -> None:
+        detach, self._detach = self._detach, []
+        for undo in detach:
+            undo()
+        self._attached = False
 
     # ------------------------------------------------------------------ reading
 
@@ -227,9 +294,11 @@ class MidiControl:
         return list(self.mapper.bindings)
 
     def takeover_positions(self) -> dict[str, SoftTakeover]:
-        """The soft takeover of each knob and fader, by ``control>target`` (saved state)."""
+        """The soft takeover of each knob and fader (saved state), by ``control>target``,
+        with ``@screen`` for a screen other than the main one: one per screen and target."""
         return {
-            f"{b.mapping.control_key()}>{b.mapping.target}": b.takeover
+            f"{b.mapping.control_key()}>{b.mapping.target}"
+            + (f"@{b.screen}" if b.screen else ""): b.takeover
             for b in self.mapper.bindings
             if b.continuous
         }
@@ -243,15 +312,19 @@ class MidiControl:
         kind: str | None = None,
         mode: str | None = None,
         timeout: float | None = None,
+        screen: str = MAIN_SCREEN,
     ) -> asyncio.Future[MidiMapping | None]:
         """Arm learn: the next control moved binds to ``target`` (saved to the config file).
 
         Returns a future with the new mapping, or None on timeout / cancel.
-        Raises ParamError for an unknown target or type. ``kind`` forces the
-        mapping type; ``mode`` the encoding or button mode.
+        Raises ParamError for an unknown target, type or screen. ``kind`` forces the
+        mapping type; ``mode`` the encoding or button mode; ``screen`` is recorded in
+        the mapping ("" = the main screen, a screen's name, or "*").
         """
+        stores = self.mapper.screen_stores(screen)  # raises ParamError naming the screens
         if not target.startswith("command:"):
-            resolve(target, self.store)  # raises ParamError listing the known targets
+            for _, store in stores:
+                resolve(target, store)  # raises ParamError listing the known targets
         if kind is not None and kind not in MAPPING_TYPES:
             raise ParamError(f"learn: type {kind!r} is not one of {', '.join(MAPPING_TYPES)}")
         if self._learning is not None:
@@ -262,8 +335,8 @@ class MidiControl:
         future: asyncio.Future[MidiMapping | None] = loop.create_future()
         handle = loop.call_later(seconds, self._learn_timed_out)
         capture = LearnCapture(target, kind=kind, mode=mode, settle=self.config.learn_settle)
-        self._learning = _Learning(capture, future, handle)
-        log.info("midi_learn_armed", target=target, timeout=seconds)
+        self._learning = _Learning(capture, future, handle, screen)
+        log.info("midi_learn_armed", target=target, screen=screen or None, timeout=seconds)
         return future
 
     def cancel_learn(self) -> bool:
@@ -278,15 +351,33 @@ class MidiControl:
         target: str = "",
         kind: str | None = None,
         mode: str | None = None,
+        screen: str | None = None,
         *,
         source: str = "api",
     ) -> str:
-        """CommandBus ``learn <target> [type] [mode]`` arms learn; ``learn cancel`` stops."""
+        """CommandBus ``learn <target> [type] [mode] [screen]`` arms learn; ``learn cancel``
+        stops. Empty type/mode = decided from the control; empty screen = the main one."""
         if target in ("", "cancel", "stop"):
             return "learn cancelled" if self.cancel_learn() else "no learn was armed"
-        self.learn(target, kind=kind or None, mode=mode or None)
-        log.info("midi_learn_requested", target=target, by=source)
-        return f"learning {target}: move a control"
+        screen = screen or MAIN_SCREEN
+        self.learn(target, kind=kind or None, mode=mode or None, screen=screen)
+        log.info("midi_learn_requested", target=target, screen=screen or None, by=source)
+        where = f" on screen {screen}" if screen else ""
+        return f"learning {target}{where}: move a control"
+
+    def _screen_learn_command(self, name: str) -> Callable[..., Any]:
+        """``learn`` on screen ``name``'s own bus: learns for that screen."""
+
+        async def learn(
+            target: str = "",
+            kind: str | None = None,
+            mode: str | None = None,
+            *,
+            source: str = "api",
+        ) -> str:
+            return await self._learn_command(target, kind, mode, name, source=source)
+
+        return learn
 
     def _learn_timed_out(self) -> None:
         if self._learning is not None:
@@ -306,9 +397,10 @@ class MidiControl:
             learning.future.set_result(mapping)
 
     def _bind_learned(self, mapping: MidiMapping) -> None:
+        assert self._learning is not None
+        mapping = dataclasses.replace(mapping, screen=self._learning.screen)
         self.mapper.remove_control(mapping)
-        binding = self.mapper.add(mapping)
-        if binding is None:
+        if not self.mapper.add(mapping):
             log.warning(
                 "midi_learn_failed", target=mapping.target, problems=self.mapper.problems[-1:]
             )
@@ -323,6 +415,7 @@ class MidiControl:
         log.info(
             "midi_learned",
             target=mapping.target,
+            screen=mapping.screen or None,
             type=mapping.type,
             channel=mapping.channel,
             number=mapping.number,
@@ -385,31 +478,40 @@ class MidiControl:
         return bool(match_ports([port], self.config.inputs, self.config.client_name))
 
     def _apply(self, actions: list[Action]) -> None:
+        ran: set[tuple[int, int]] = set()
         for action in actions:
             if isinstance(action, SetTarget):
                 try:
-                    action.target.set(self.store, action.value, source=action.source)
+                    action.target.set(action.binding.store, action.value, source=action.source)
                 except ParamError as err:
                     self._refused(action.binding, err)
                 else:
                     action.binding.last_error = None
                     self._counts["applied"] += 1
             elif isinstance(action, RunCommand):
-                self._run(action)
+                self._run(action, ran)
 
-    def _run(self, action: RunCommand) -> None:
-        self._counts["commands"] += 1
-        if action.name == "reset_cache" and "reset_cache" not in self.commands:
+    def _run(self, action: RunCommand, ran: set[tuple[int, int]]) -> None:
+        bus = self._bus(action.binding.screen)
+        if action.name == "reset_cache" and "reset_cache" not in bus:
             # A one-shot of the store itself; no component needs to own it.
-            self.store.reset_cache(source=action.source)
+            self._counts["commands"] += 1
+            action.binding.store.reset_cache(source=action.source)
             return
-        task = asyncio.create_task(self._call(action), name=f"midi-command-{action.name}")
+        # A "*" pad runs a screen's own command (scene, panic) on every screen, but a
+        # shared one (tap, mapping) that each screen's bus falls back to only once.
+        key = (id(action.binding.mapping), id(_owner(bus, action.name)))
+        if key in ran:
+            return
+        ran.add(key)
+        self._counts["commands"] += 1
+        task = asyncio.create_task(self._call(action, bus), name=f"midi-command-{action.name}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _call(self, action: RunCommand) -> None:
+    async def _call(self, action: RunCommand, bus: CommandBus) -> None:
         try:
-            await self.commands.call(action.name, *action.args, source=action.source)
+            await bus.call(action.name, *action.args, source=action.source)
         except ParamError as err:
             self._refused(action.binding, err)
         except Exception:  # a broken command must not take MIDI down
@@ -457,13 +559,17 @@ class MidiControl:
 
     # ------------------------------------------------------------------ feedback
 
-    def _on_store_change(self, changes: dict[str, Any], source: str) -> None:
-        self._send_feedback(source)
+    def _store_listener(self, store: ParameterStore) -> Callable[[dict[str, Any], str], None]:
+        def on_change(changes: dict[str, Any], source: str) -> None:
+            self._send_feedback(source, store)
 
-    def _send_feedback(self, source: str | None) -> None:
+        return on_change
+
+    def _send_feedback(self, source: str | None, store: ParameterStore | None = None) -> None:
+        """Bring the controls of ``store`` (None: of every screen) up to date."""
         if self.ports is None or self.ports.output is None:
             return
-        for msg in self.feedback.plan(self.store, source):
+        for msg in self.feedback.plan(store, source):
             if self.ports.send(msg):
                 self._counts["feedback_sent"] += 1
 
@@ -481,10 +587,23 @@ class MidiControl:
         return MidiMapper(
             config.mappings,
             self.store,
+            screens={name: screen.store for name, screen in self.screens.items()},
             takeover=config.takeover,
             threshold=config.takeover_threshold,
             pair_window=config.pair_window,
         )
+
+    def _bus(self, screen: str) -> CommandBus:
+        """The command bus of a binding's screen ("" = the main screen's)."""
+        return self.screens[screen].commands if screen else self.commands
+
+    def _stores(self) -> list[ParameterStore]:
+        """Every screen's store, once each, the main one first."""
+        stores = [self.store]
+        for screen in self.screens.values():
+            if all(screen.store is not s for s in stores):
+                stores.append(screen.store)
+        return stores
 
     @staticmethod
     def _extra_inputs(config: MidiConfig) -> list[str]:
@@ -525,6 +644,7 @@ async def learn_once(
     mode: str | None = None,
     timeout: float | None = None,
     on_ready: Callable[[list[str]], None] | None = None,
+    screen: str = MAIN_SCREEN,
 ) -> MidiMapping | None:
     """``soundscape midi-learn <target>``: open the inputs, bind the next control, save.
 
@@ -532,17 +652,22 @@ async def learn_once(
     its next reload, SIGHUP; to bind live, send it the ``learn`` command over
     OSC instead). ``save(mapping)`` keeps the binding (the CLI: the state
     directory). ``on_ready(open_inputs)`` is called once listening (the CLI
-    prints "move a control now"). Returns the mapping, or None on timeout.
+    prints "move a control now"). ``screen`` is recorded in the mapping (checked
+    against the ``[[scope]]`` screens when the daemon loads it). Returns the
+    mapping, or None on timeout.
     """
     config, loras = read_midi_config(config_path) if config_path else (MidiConfig(), {})
     config.enabled = True
     store = ParameterStore(loras=loras)
-    control = MidiControl(config, store, CommandBus(), save=save)
+    screens = None
+    if screen not in (MAIN_SCREEN, EVERY_SCREEN):  # no daemon: a stand-in with the same LoRAs
+        screens = {screen: ScreenControls(screen, ParameterStore(loras=loras), CommandBus())}
+    control = MidiControl(config, store, CommandBus(), save=save, screens=screens)
     await control.start()
     if control.ports is None:
         raise BackendUnavailable("MIDI is unavailable (see the log line above)")
     try:
-        future = control.learn(target, kind=kind, mode=mode, timeout=timeout)
+        future = control.learn(target, kind=kind, mode=mode, timeout=timeout, screen=screen)
         if on_ready is not None:
             on_ready(control.ports.inputs)
         return await future

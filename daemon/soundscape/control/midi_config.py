@@ -10,6 +10,7 @@ instead of refusing the whole config.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 from soundscape.settings import setting
@@ -50,6 +51,8 @@ TAKEOVER_MODES: dict[str, str] = {
 }
 
 COMMAND_PREFIX = "command:"
+MAIN_SCREEN = ""  # a mapping's screen when it names none
+EVERY_SCREEN = "*"
 
 
 @dataclasses.dataclass
@@ -60,6 +63,11 @@ class MidiMapping:
         "",
         "Target name (noise_scale, lora:ink, prompt_weight:0) "
         "or command:NAME (command:scene, command:panic).",
+    )
+    screen: str = setting(
+        "",
+        "Screen it steers (its parameters and commands): empty = the main screen, the name of "
+        'a [[scope]] screen, or "*" = every screen.',
     )
     type: str = setting("cc", "What the control sends.", choices=tuple(MAPPING_TYPES))
     number: int | None = setting(
@@ -142,7 +150,10 @@ class MidiMapping:
         return f"{kind}:{channel}:{number}"
 
     def label(self) -> str:
-        return self.name or f"{self.type}:{self.channel or '*'}:{self.number}->{self.target}"
+        if self.name:
+            return self.name
+        where = f"@{self.screen}" if self.screen else ""
+        return f"{self.type}:{self.channel or '*'}:{self.number}->{self.target}{where}"
 
     def check(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -232,12 +243,44 @@ class MidiConfig:
 
     def check(self) -> list[tuple[str, str]]:
         problems = []
-        seen: dict[tuple[str, str], int] = {}
+        seen: dict[tuple[str, str, str], int] = {}
         for i, mapping in enumerate(self.mappings):
-            key = (mapping.control_key(), mapping.target)
+            key = (mapping.control_key(), mapping.target, mapping.screen)
             if key in seen:
                 problems.append(
-                    (f"mappings[{i}]", f"same control and target as mappings[{seen[key]}]")
+                    (
+                        f"mappings[{i}]",
+                        f"same control, target and screen as mappings[{seen[key]}]",
+                    )
                 )
             seen[key] = i
         return problems
+
+
+# --------------------------------------------------------------------------- screens
+
+
+def screen_names_used(config: MidiConfig) -> set[str]:
+    """The screen names the mappings refer to (not the main screen's "" nor "*")."""
+    return {m.screen for m in config.mappings} - {MAIN_SCREEN, EVERY_SCREEN}
+
+
+def screen_problems(
+    config: MidiConfig, screens: Iterable[str], prefix: str = "midi"
+) -> list[tuple[str, str]]:
+    """(key path, message) for each mapping naming a screen not in ``screens``.
+
+    The ``[midi]`` section cannot know the ``[[scope]]`` screens; the root config
+    calls this with their names (the main screen's own name included).
+    """
+    known = set(screens)
+    listed = ", ".join(repr(name) for name in sorted(known)) or "none"
+    return [
+        (
+            f"{prefix}.mappings[{i}].screen",
+            f"no screen {mapping.screen!r} (screens: {listed}; "
+            f'"" = the main screen, "*" = every screen)',
+        )
+        for i, mapping in enumerate(config.mappings)
+        if mapping.screen not in (MAIN_SCREEN, EVERY_SCREEN) and mapping.screen not in known
+    ]

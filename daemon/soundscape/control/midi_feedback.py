@@ -8,6 +8,10 @@ nothing (audio moving a parameter 60 times a second sends only real steps).
 A knob or fader's own move is never sent back to it: a motor fader would fight
 the hand moving it. Relative encoders and pads do get their own changes back,
 since the device cannot know the resulting value (ring position, toggle state).
+
+Each binding reads its own screen's store, so a control bound to screen "b"
+shows b's value; a change in one screen's store re-plans only that screen's
+bindings.
 """
 
 from __future__ import annotations
@@ -43,7 +47,9 @@ def feedback_messages(binding: Binding, unit: float) -> list[mido.Message]:
 
 def wants_feedback(binding: Binding) -> bool:
     m = binding.mapping
-    return m.feedback and binding.target is not None and m.type != "program"
+    return (
+        m.feedback and binding.shows_feedback and binding.target is not None and m.type != "program"
+    )
 
 
 class FeedbackPlanner:
@@ -61,15 +67,21 @@ class FeedbackPlanner:
         """Forget what was sent (a new output connection must get everything)."""
         self._sent.clear()
 
-    def plan(self, store: ParameterStore, source: str | None = None) -> list[mido.Message]:
+    def plan(
+        self, store: ParameterStore | None = None, source: str | None = None
+    ) -> list[mido.Message]:
         """Messages for every control whose shown value is out of date.
 
-        ``source`` is who made the change being reported; a continuous control
-        that made it is marked up to date without being sent its own move.
+        ``store`` is the store that changed (only its bindings are looked at;
+        None: every binding, each reading its own screen's store). ``source`` is
+        who made the change being reported; a continuous control that made it is
+        marked up to date without being sent its own move.
         """
         out: list[mido.Message] = []
         for binding in self.bindings:
-            unit = binding.current_unit(store)
+            if store is not None and binding.store is not store:
+                continue
+            unit = binding.current_unit()
             if unit is None:
                 continue
             messages = feedback_messages(binding, unit)

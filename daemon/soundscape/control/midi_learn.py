@@ -176,6 +176,7 @@ def mapping_table(mapping: MidiMapping) -> dict[str, Any]:
         out["number"] = mapping.number
     out["target"] = mapping.target
     for name in (
+        "screen",
         "name",
         "mode",
         "min",

@@ -9,19 +9,24 @@ carries out, so tests drive the whole mapping with synthetic messages.
 Each binding tags its changes with a source ``midi:<kind>:<channel>:<number>``
 (the physical control), so feedback can tell a control's own move from a move
 made anywhere else.
+
+Screens: a mapping with ``screen = "<name>"`` compiles against that screen's
+store; ``screen = "*"`` compiles into one binding per screen (each with its own
+soft takeover, reading its own store), of which only the main screen's copy
+sends feedback (one LED cannot show several values).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import mido
 import structlog
 
-from soundscape.control.midi_config import MidiMapping
+from soundscape.control.midi_config import EVERY_SCREEN, MAIN_SCREEN, MidiMapping
 from soundscape.control.midi_curves import ValueRange
 from soundscape.control.midi_decode import MAX7, Cc14Decoder, button_pressed, relative_steps
 from soundscape.control.midi_takeover import SoftTakeover
@@ -53,12 +58,15 @@ Action = SetTarget | RunCommand
 
 @dataclass(eq=False)
 class Binding:
-    """One compiled mapping: what it listens to, what it moves, and its state."""
+    """One compiled mapping on one screen: what it listens to, what it moves, its state."""
 
     mapping: MidiMapping
     target: Target | None  # None for commands
     range: ValueRange
     takeover: SoftTakeover
+    store: ParameterStore  # the screen's store: values read and set here
+    screen: str = MAIN_SCREEN  # "" = the main screen
+    shows_feedback: bool = True  # False for the extra copies of a "*" mapping
     decoder: Cc14Decoder | None = None
     toggled: bool = False  # a command toggle's own state
     last_error: str | None = field(default=None, repr=False)
@@ -89,15 +97,15 @@ class Binding:
 
     # ----- reading the current value on the knob's scale
 
-    def current_unit(self, store: ParameterStore) -> float | None:
+    def current_unit(self) -> float | None:
         if self.target is None:
             return None
-        value = self.target.get(store)
+        value = self.target.get(self.store)
         return None if value is None else self.range.to_unit(value)
 
     # ----- turning messages into actions
 
-    def handle(self, msg: mido.Message, now: float, store: ParameterStore) -> list[Action]:
+    def handle(self, msg: mido.Message, now: float) -> list[Action]:
         m = self.mapping
         if m.type == "cc14":
             assert self.decoder is not None
@@ -105,39 +113,39 @@ class Binding:
                 unit = self.decoder.feed_msb(msg.value, now)
             else:
                 unit = self.decoder.feed_lsb(msg.value, now)
-            return [] if unit is None else self._absolute(unit, store)
+            return [] if unit is None else self._absolute(unit)
         if m.type == "relative":
-            return self._relative(msg.value, store)
+            return self._relative(msg.value)
         if m.type == "program":
             return self._program(msg.program)
         if m.type == "note":
             pressed = msg.type == "note_on" and msg.velocity > 0
             velocity = msg.velocity if msg.type == "note_on" else 0
-            return self._button(pressed, velocity, store)
+            return self._button(pressed, velocity)
         if m.button_mode is not None:
-            return self._button(button_pressed(msg.value), msg.value, store)
-        return self._absolute(msg.value / MAX7, store)
+            return self._button(button_pressed(msg.value), msg.value)
+        return self._absolute(msg.value / MAX7)
 
-    def poll(self, now: float, store: ParameterStore) -> list[Action]:
+    def poll(self, now: float) -> list[Action]:
         """Flush a 14-bit half that waited too long for its partner."""
         if self.decoder is None:
             return []
         unit = self.decoder.poll(now)
-        return [] if unit is None else self._absolute(unit, store)
+        return [] if unit is None else self._absolute(unit)
 
     def _set(self, unit: float) -> list[Action]:
         assert self.target is not None
         return [SetTarget(self.target, self.range.to_value(unit), self.source, self)]
 
-    def _absolute(self, knob: float, store: ParameterStore) -> list[Action]:
-        unit = self.takeover.feed(knob, self.current_unit(store))
+    def _absolute(self, knob: float) -> list[Action]:
+        unit = self.takeover.feed(knob, self.current_unit())
         return [] if unit is None else self._set(unit)
 
-    def _relative(self, value: int, store: ParameterStore) -> list[Action]:
+    def _relative(self, value: int) -> list[Action]:
         steps = relative_steps(self.mapping.encoding, value)
         if steps == 0:
             return []
-        current = self.current_unit(store)
+        current = self.current_unit()
         unit = (0.0 if current is None else current) + steps * self.mapping.sensitivity / MAX7
         return self._set(min(1.0, max(0.0, unit)))
 
@@ -157,7 +165,7 @@ class Binding:
             return [SetTarget(self.target, m.value, self.source, self)]
         return self._set(velocity / MAX7 if m.velocity else 1.0)
 
-    def _button(self, pressed: bool, velocity: int, store: ParameterStore) -> list[Action]:
+    def _button(self, pressed: bool, velocity: int) -> list[Action]:
         m = self.mapping
         mode = m.button_mode
         if m.command:
@@ -174,7 +182,7 @@ class Binding:
         if mode == "toggle":
             if not pressed:
                 return []
-            current = self.current_unit(store)
+            current = self.current_unit()
             return self._set(0.0 if current is not None and current >= 0.5 else 1.0)
         # momentary
         if pressed:
@@ -186,11 +194,13 @@ def compile_mapping(
     mapping: MidiMapping,
     store: ParameterStore,
     *,
+    screen: str = MAIN_SCREEN,
     takeover: str = "pickup",
     threshold: float = 0.03,
     pair_window: float = 0.02,
 ) -> Binding:
-    """Build a binding; raises ParamError (one clear message) when it cannot work."""
+    """Build a binding on ``store`` (the store of ``screen``); raises ParamError (one
+    clear message) when it cannot work."""
     problems = [f"{key}: {msg}" for key, msg in mapping.check()]
     if problems:
         raise ParamError(f"{mapping.label()}: " + "; ".join(problems))
@@ -219,23 +229,32 @@ def compile_mapping(
         target=target,
         range=value_range,
         takeover=SoftTakeover(mapping.takeover or takeover, threshold),
+        store=store,
+        screen=screen,
         decoder=decoder,
     )
 
 
 class MidiMapper:
-    """All bindings of a config; routes each message to the bindings that match."""
+    """All bindings of a config; routes each message to the bindings that match.
+
+    ``store`` is the main screen's; ``screens`` maps each screen's name to its
+    store (None: the main screen only). The main screen may be listed under its
+    own name: a mapping naming it binds to the main store like ``screen = ""``.
+    """
 
     def __init__(
         self,
         mappings: Iterable[MidiMapping],
         store: ParameterStore,
         *,
+        screens: Mapping[str, ParameterStore] | None = None,
         takeover: str = "pickup",
         threshold: float = 0.03,
         pair_window: float = 0.02,
     ) -> None:
         self.store = store
+        self.screens: dict[str, ParameterStore] = dict(screens or {})
         self.takeover = takeover
         self.threshold = threshold
         self.pair_window = pair_window
@@ -244,22 +263,56 @@ class MidiMapper:
         for mapping in mappings:
             self.add(mapping)
 
-    def add(self, mapping: MidiMapping) -> Binding | None:
-        """Compile and add one mapping; logs and returns None when it cannot work."""
+    def screen_stores(self, screen: str) -> list[tuple[str, ParameterStore]]:
+        """(screen, store) pairs a mapping's ``screen`` reaches, the main one as "".
+
+        Raises ParamError naming the known screens when there is no such screen.
+        """
+        if screen == MAIN_SCREEN:
+            return [(MAIN_SCREEN, self.store)]
+        others = [(name, s) for name, s in self.screens.items() if s is not self.store]
+        if screen == EVERY_SCREEN:
+            return [(MAIN_SCREEN, self.store), *others]
+        store = self.screens.get(screen)
+        if store is None:
+            known = ", ".join(repr(name) for name in self.screens) or "only the main screen"
+            raise ParamError(f"no screen {screen!r} (screens: {known})")
+        return [(MAIN_SCREEN if store is self.store else screen, store)]
+
+    def add(self, mapping: MidiMapping) -> list[Binding]:
+        """Compile and add one mapping (one binding per screen it reaches).
+
+        Logs and skips what cannot work: an unknown screen skips the mapping, a
+        target missing on one screen (a LoRA it has not loaded) skips that copy.
+        """
         try:
-            binding = compile_mapping(
-                mapping,
-                self.store,
-                takeover=self.takeover,
-                threshold=self.threshold,
-                pair_window=self.pair_window,
-            )
+            stores = self.screen_stores(mapping.screen)
         except ParamError as err:
-            self.problems.append(str(err))
-            log.warning("midi_mapping_skipped", problem=str(err))
-            return None
-        self.bindings.append(binding)
-        return binding
+            stores = []
+            self._skip(f"{mapping.label()}: {err}")
+        added: list[Binding] = []
+        for screen, store in stores:
+            try:
+                binding = compile_mapping(
+                    mapping,
+                    store,
+                    screen=screen,
+                    takeover=self.takeover,
+                    threshold=self.threshold,
+                    pair_window=self.pair_window,
+                )
+            except ParamError as err:
+                self._skip(f"{err} (screen {screen!r})" if screen else str(err))
+                continue
+            # One LED shows one value: the first copy (the main screen's) gives feedback.
+            binding.shows_feedback = not added
+            added.append(binding)
+        self.bindings += added
+        return added
+
+    def _skip(self, problem: str) -> None:
+        self.problems.append(problem)
+        log.warning("midi_mapping_skipped", problem=problem)
 
     def remove_control(self, mapping: MidiMapping) -> None:
         """Drop the bindings listening to the same physical control as ``mapping``."""
@@ -267,7 +320,9 @@ class MidiMapper:
         self.bindings = [b for b in self.bindings if b.mapping.control_key() != key]
 
     def mappings(self) -> list[MidiMapping]:
-        return [dataclasses.replace(b.mapping) for b in self.bindings]
+        """The mappings bound, once each (a "*" mapping has a binding per screen)."""
+        unique = {id(b.mapping): b.mapping for b in self.bindings}
+        return [dataclasses.replace(m) for m in unique.values()]
 
     def handle(self, msg: mido.Message, now: float) -> tuple[list[Action], bool]:
         """Actions for one message, and whether any binding listened to it."""
@@ -276,13 +331,13 @@ class MidiMapper:
         for binding in self.bindings:
             if binding.matches(msg):
                 matched = True
-                actions.extend(binding.handle(msg, now, self.store))
+                actions.extend(binding.handle(msg, now))
         return actions, matched
 
     def poll(self, now: float) -> list[Action]:
         actions: list[Action] = []
         for binding in self.bindings:
-            actions.extend(binding.poll(now, self.store))
+            actions.extend(binding.poll(now))
         return actions
 
     @property
