@@ -28,11 +28,12 @@ from soundscape.control.commands import CommandBus
 from soundscape.control.midi import MidiControl
 from soundscape.control.midi_config import MidiConfig
 from soundscape.control.osc_server import OscServer
-from soundscape.errors import BackendUnavailable, StartupError
+from soundscape.errors import BackendUnavailable, ParamError, StartupError
 from soundscape.mapping.engine import MappingEngine
-from soundscape.scope.api import ScopeClient
 from soundscape.scope.params import ParameterStore
-from soundscape.scope.supervisor import FrameSink, SessionSupervisor
+from soundscape.scope.supervisor import FrameSink
+from soundscape.screens.config import ServerEntry
+from soundscape.screens.screen import Screen
 from soundscape.service import Notifier
 from soundscape.state.learned import LearnedMappings, merge
 from soundscape.state.paths import StateFiles, state_files
@@ -76,14 +77,7 @@ class Daemon:
         self.config = config
         self.store = ParameterStore(config.initial_parameters(), loras=config.lora_paths())
         self.commands = CommandBus()
-        self.client = ScopeClient(
-            config.scope.url,
-            token_env=config.scope.token_env,
-            auth_header=config.scope.auth_header,
-            auth_scheme=config.scope.auth_scheme,
-            connect_timeout=config.scope.connect_timeout,
-            request_timeout=config.scope.request_timeout,
-        )
+        entries = config.server_entries()
         self.preview = Preview(config.http.preview_width)  # the operator's page's picture
         self.control: ControlServer | None = None  # started by run() ([http])
         # Outputs live across sessions: an NDI source must never vanish while Scope reconnects.
@@ -93,26 +87,25 @@ class Daemon:
         # Video in: a fresh track for every video-mode session, none in text mode.
         self.video_in: VideoIn | None = None
         self.server_input: ServerInput | None = None  # or Scope reads the source itself
-        if config.video_in.source:
-            spec = parse_spec(config.video_in.source)
-            if spec.kind == "scope":
-                self.server_input = ServerInput(
-                    spec, self.store, self.client, lambda why: self.supervisor.reconnect(why)
-                )
-            else:
-                self.video_in = VideoIn(
-                    config.video_in, (config.pipeline.width, config.pipeline.height)
-                )
-        self.supervisor = SessionSupervisor(
-            self.client,
+        spec = parse_spec(config.video_in.source) if config.video_in.source else None
+        if spec is not None and spec.kind != "scope":
+            size = (config.pipeline.width, config.pipeline.height)
+            self.video_in = VideoIn(config.video_in, size)
+        # The main screen: the primary server, its standbys, the outputs above (soundscape.screens).
+        self.main_screen = self._screen(
+            entries[0],
+            entries,
             self.store,
-            pipeline=config.pipeline,
-            session=config.session,
-            use_server_ice=config.scope.use_server_ice,
-            ice_probe_timeout=config.scope.ice_probe_timeout,
-            frame_sink=FrameTee(frame_sink or self.video, self.preview),
+            FrameTee(frame_sink or self.video, self.preview),
             outgoing=self._outgoing_track if self.video_in is not None else None,
         )
+        self.screens: dict[str, Screen] = {self.main_screen.name: self.main_screen}
+        self.client = self.main_screen.client
+        self.supervisor = self.main_screen.primary
+        if spec is not None and spec.kind == "scope":
+            self.server_input = ServerInput(
+                spec, self.store, self.client, lambda why: self.supervisor.reconnect(why)
+            )
         self.components: list[Component] = []
         self._started: list[Component] = []
         self.required: set[str] = set()  # inputs that must start ("osc"), set by run()
@@ -128,6 +121,7 @@ class Daemon:
             + 2 * max(scope.connect_timeout, scope.request_timeout, session.connect_timeout)
         )
         self._register_commands()
+        self._register_screen_commands(self.commands, self.main_screen)
 
         # Video mode's pipeline chain (preprocessors), kept right for the mode, live.
         self.chain: ChainGuard | None = None
@@ -149,6 +143,15 @@ class Daemon:
             publish=self.osc.send,
         )
         self.supervisor.on_message("tempo_update", self.mapping.tempo_update)
+        self._watch_failover(self.main_screen, "")
+
+        # Further screens: their own store, servers, outputs, scenes and rules; the same
+        # beat clock (the main mapping's), audio and controls (soundscape.screens).
+        self.screen_engines: dict[str, MappingEngine] = {}
+        self._screen_parts: list[Component] = []
+        for entry in entries[1:]:
+            if entry.role == "screen":
+                self._add_screen(entry, entries)
 
         # MIDI learn saves to the state directory (the service's config is read-only);
         # learned bindings are merged over the config's, here and on every reload.
@@ -160,12 +163,12 @@ class Daemon:
             midi, self.store, self.commands, save=self.learned.save if self.learned else None
         )
         self.mapping.attach_midi_clock(self.midi.clock)
-        self.components += [self.osc, self.mapping, self.midi]
+        # A further screen's parts start after the mapping: its engine follows the main clock.
+        self.components += [self.osc, self.mapping, *self._screen_parts, self.midi]
 
         self.audio: AudioEngine | None = None
         if config.audio.enabled:
-            self.audio = AudioEngine(config.audio)
-            self.audio.subscribe(self.mapping.feed)
+            self.audio = self._audio_engine(config.audio)
             self.components.append(self.audio)
 
         # Restored before anything starts, saved from last to first stop.
@@ -183,13 +186,88 @@ class Daemon:
         self._reloads: set[asyncio.Task[bool]] = set()
         self._reload_lock = asyncio.Lock()
 
-    def _outgoing_track(self) -> OutgoingTrack | None:
+    def _outgoing_track(self, server: str) -> OutgoingTrack | None:
         if self.video_in is None or self.store.text_mode:
             return None
-        return self.video_in.track()
+        return self.video_in.track(server)
 
-    def _register_commands(self) -> None:
-        store = self.store
+    # ----- screens
+
+    def _screen(
+        self,
+        primary: ServerEntry,
+        entries: list[ServerEntry],
+        store: ParameterStore,
+        outputs: FrameSink,
+        *,
+        outgoing: Callable[[str], OutgoingTrack | None] | None = None,
+    ) -> Screen:
+        main = primary is entries[0]
+        standbys = [
+            entry
+            for entry in entries
+            if entry.role == "standby"
+            and (entry.standby_for == primary.name or (main and not entry.standby_for))
+        ]
+        return Screen(
+            primary,
+            standbys,
+            store,
+            outputs,
+            pipeline=self.config.pipeline,
+            session=self.config.session,
+            failover=self.config.failover,
+            outgoing=outgoing,
+        )
+
+    def _add_screen(self, entry: ServerEntry, entries: list[ServerEntry]) -> None:
+        """A further screen: its store, outputs, servers, commands and mapping engine."""
+        config = self.config
+        store = ParameterStore(config.screen_parameters(entry), loras=config.lora_paths())
+        outputs = VideoFanout(entry.outputs, size=(config.pipeline.width, config.pipeline.height))
+        screen = self._screen(entry, entries, store, outputs)
+        screen.outputs = outputs
+        bus = CommandBus(parent=self.commands)  # its own scene, pause, ...; the rest shared
+        self._register_screen_commands(bus, screen)
+        screen.commands = bus
+        prefix = f"/screen/{screen.name}"
+        engine = MappingEngine(
+            config.mapping,
+            config.beat,
+            entry.scenes if entry.scenes.list else config.scenes,
+            store,
+            bus,
+            images=screen.primary.assets,
+            publish=lambda address, *args: self.osc.send(prefix + address, *args),
+            runner=self.mapping.runner,  # one beat clock for every screen
+            screen=screen.name,
+            main_screen=False,
+        )
+        self._watch_failover(screen, prefix)
+        self.screens[screen.name] = screen
+        self.screen_engines[screen.name] = engine
+        self._screen_parts += [outputs, screen, engine]
+
+    def _watch_failover(self, screen: Screen, prefix: str) -> None:
+        if screen.failover is None:
+            return
+        screen.failover.bars = self.mapping.runner  # switch back on the next bar line
+
+        def tell(status: dict[str, Any]) -> None:
+            last = status.get("last_switch") or {}
+            self.osc.send(f"{prefix}/soundscape/failover", status["active"], last.get("reason", ""))
+
+        screen.failover.on_change(tell)
+
+    def _audio_engine(self, config: AudioConfig) -> AudioEngine:
+        engine = AudioEngine(config)
+        for mapping in (self.mapping, *self.screen_engines.values()):
+            engine.subscribe(mapping.feed)
+        return engine
+
+    def _register_screen_commands(self, bus: CommandBus, screen: Screen) -> None:
+        """The commands that act on one screen (on its own bus; the main screen's: the root)."""
+        store = screen.store
 
         def pause(value: bool | None = None, *, source: str) -> None:
             """Pause or resume generation (toggle without a value)."""
@@ -202,8 +280,24 @@ class Daemon:
 
         def reconnect(*, source: str) -> None:
             """Drop the Scope session and build a new one now."""
-            log.info("reconnect_requested", source=source)
-            self.supervisor.reconnect(f"requested by {source}")
+            log.info("reconnect_requested", source=source, screen=screen.name)
+            screen.primary.reconnect(f"requested by {source}")
+
+        def failover(server: str | None = None, *, source: str) -> str:
+            """Show this server's frames (a standby, or the primary; none = the next one)."""
+            try:
+                return screen.select(server, source=source)
+            except KeyError as err:
+                raise ParamError(str(err.args[0])) from None
+
+        bus.register("pause", pause)
+        bus.register("reset_cache", reset_cache)
+        bus.register("reconnect", reconnect)
+        if screen.failover is not None:
+            bus.register("failover", failover)
+
+    def _register_commands(self) -> None:
+        store = self.store
 
         def state(*, source: str) -> dict[str, Any]:
             """The whole parameter state and the session status."""
@@ -213,12 +307,22 @@ class Daemon:
                 "mapping": self.mapping.status(),
                 "video": self.video.counters(),
                 "midi": self.midi.counters(),
+                "screens": self.screens_status(),
             }
 
-        self.commands.register("pause", pause)
-        self.commands.register("reset_cache", reset_cache)
-        self.commands.register("reconnect", reconnect)
         self.commands.register("state", state)
+
+    def screens_status(self) -> dict[str, Any]:
+        """Every screen: its servers, which one is shown, its scene and outputs."""
+        out = {}
+        for name, screen in self.screens.items():
+            status = screen.status()
+            engine = self.mapping if screen is self.main_screen else self.screen_engines[name]
+            status["scene"] = engine.status()["scene"]
+            outputs = self.video if screen is self.main_screen else screen.outputs
+            status["outputs"] = outputs.counters() if outputs is not None else {}
+            out[name] = status
+        return out
 
     def healthy(self) -> bool:
         """What WATCHDOG=1 vouches for: the core runs and the session moves on.
@@ -228,7 +332,12 @@ class Daemon:
         """
         if not self.tasks.core_alive():
             return False
-        return time.monotonic() - self.supervisor.progress_at < self.progress_timeout
+        now = time.monotonic()
+        return all(
+            now - supervisor.progress_at < self.progress_timeout
+            for screen in self.screens.values()
+            for supervisor in screen.supervisors.values()
+        )
 
     async def start(self) -> None:
         if self.persistence is not None and not self.fresh:
@@ -242,7 +351,7 @@ class Daemon:
 
     async def _start_components(self) -> None:
         inputs = [p for p in (self.video_in, self.server_input) if p is not None]
-        for component in [self.video, *inputs, self.supervisor, *self.components]:
+        for component in [self.video, *inputs, self.main_screen, *self.components]:
             try:
                 await component.start()
             except BackendUnavailable as err:
@@ -287,8 +396,7 @@ class Daemon:
         if self.audio is not None and audio.enabled:
             await self.audio.reload(audio)
         elif audio.enabled:
-            self.audio = AudioEngine(audio)
-            self.audio.subscribe(self.mapping.feed)
+            self.audio = self._audio_engine(audio)
             self.components.append(self.audio)
             await self.audio.start()
             self._started.append(self.audio)
@@ -308,7 +416,8 @@ class Daemon:
                 await component.stop()
             except Exception:  # one part failing to stop must not keep the others running
                 log.exception("component_stop_failed", component=type(component).__name__)
-        await self.client.aclose()
+        for screen in self.screens.values():
+            await screen.aclose()
 
 
 def install_signal_handlers(stop: asyncio.Event) -> None:

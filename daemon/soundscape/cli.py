@@ -17,6 +17,7 @@ from soundscape.config import Config, load
 from soundscape.control import osc_config
 from soundscape.demo_show import demo_config, generated_loop, with_music
 from soundscape.errors import ConfigError
+from soundscape.screens.config import ServerEntry
 from soundscape.state.paths import StateFiles
 from soundscape.urls import http_url_problem
 from soundscape.video.config import ndi_output
@@ -119,6 +120,21 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--scope-url",
         help="Scope server URL (overrides [scope].url, default http://127.0.0.1:8000)",
+    )
+    run.add_argument(
+        "--standby-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a standby Scope server for the main screen, running the same show; the outputs"
+        " take its frames when the primary stops (repeatable; adds a [[scope]] standby)",
+    )
+    run.add_argument(
+        "--standby-mode",
+        choices=("hot", "warm"),
+        default="hot",
+        help="hot: its session streams all the time, takes over within frames (doubles the"
+        " GPU cost); warm: pipeline loaded, no session, takes over in ~0.3 s (default hot)",
     )
 
     demo = sub.add_parser("demo", help="run the daemon with a built-in Scope emulator")
@@ -252,6 +268,12 @@ def _load_config(args: argparse.Namespace) -> Config:
         config = dataclasses.replace(
             config, scope=dataclasses.replace(config.scope, url=args.scope_url)
         )
+    for url in getattr(args, "standby_url", None) or []:
+        problem = http_url_problem(url)
+        if problem:
+            raise ConfigError([f"--standby-url: {problem}"], "command line")
+        standby = ServerEntry(url=url, role="standby", mode=args.standby_mode)
+        config = dataclasses.replace(config, servers=[*config.servers, standby])
     config = dataclasses.replace(
         config, osc=osc_config.apply_cli(config.osc, args.osc_port, args.osc_feedback)
     )

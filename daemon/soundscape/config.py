@@ -30,6 +30,13 @@ from soundscape.scope.config import (  # noqa: F401  (re-exported: the sections 
     SessionSection,
 )
 from soundscape.scope.params import DEFAULT_PARAMETERS, ParameterStore
+from soundscape.screens.config import (
+    MAIN,
+    FailoverSection,
+    ServerEntry,
+    assign_names,
+)
+from soundscape.screens.config import cross_check as servers_cross_check
 from soundscape.settings import Problem, build, setting
 from soundscape.state.config import StateConfig
 from soundscape.video.config import OutputConfig, validate_outputs
@@ -103,7 +110,13 @@ class EmulatorSection:
 
 @dataclasses.dataclass
 class Config:
-    scope: ScopeSection = setting(factory=ScopeSection)
+    scope: ServerEntry = setting(factory=ServerEntry)
+    servers: list[ServerEntry] = setting(
+        [],
+        "Further Scope servers: written as [[scope]] entries after the first (see [scope]).",
+        hidden=True,
+    )
+    failover: FailoverSection = setting(factory=FailoverSection)
     pipeline: PipelineSection = setting(factory=PipelineSection)
     session: SessionSection = setting(factory=SessionSection)
     parameters: ParametersSection = setting(factory=ParametersSection)
@@ -138,7 +151,36 @@ class Config:
         problems += cross_check(
             self.mapping, self.scenes, loras=self.lora_paths(), bands=self.audio.band_names
         )
+        entries = self.server_entries()
+        problems += servers_cross_check(entries[0], entries[1:])
+        screens = set(self.screen_names())
+        for i, rule in enumerate(self.mapping.rules):
+            if rule.screen not in ("", "*") and rule.screen not in screens:
+                known = ", ".join(sorted(screens))
+                where = f"mapping.rules[{i}].screen"
+                problems.append((where, f"no screen {rule.screen!r} ({known})"))
         return problems
+
+    # ----- several servers ([[scope]])
+
+    @property
+    def main_name(self) -> str:
+        return self.scope.name or MAIN
+
+    def server_entries(self) -> list[ServerEntry]:
+        """Every Scope server, named: the main primary first, then the ``[[scope]]`` rest."""
+        main = dataclasses.replace(self.scope, name=self.main_name)
+        return [main, *assign_names(self.scope, self.servers)]
+
+    def screen_names(self) -> list[str]:
+        return [e.name for e in self.server_entries() if e.role in ("primary", "screen")]
+
+    def screen_parameters(self, entry: ServerEntry) -> dict[str, Any]:
+        """A screen's starting parameters: the main ones with its own prompts."""
+        params = self.initial_parameters()
+        if entry.prompts:
+            params["prompts"] = list(entry.prompts)
+        return params
 
     def initial_parameters(self) -> dict[str, Any]:
         parameters = self.parameters
@@ -193,7 +235,17 @@ def key_line(text: str, path: str) -> int | None:
 def parse(data: Mapping[str, Any], text: str = "", source: str = "config") -> Config:
     """Build a :class:`Config`; raise :class:`ConfigError` listing every problem."""
     problems: list[Problem] = []
+    listed = isinstance(data.get("scope"), list)
+    if listed:  # [[scope]]: the first entry is the main primary, the rest further servers
+        entries = data["scope"]
+        if not entries:
+            raise ConfigError([f"{source}: scope: an empty [[scope]] list"], source)
+        if "servers" in data:
+            raise ConfigError([f"{source}: servers: write further servers as [[scope]]"], source)
+        data = {**data, "scope": entries[0], "servers": entries[1:]}
     config = build(Config, data, "", problems)
+    if listed:
+        problems = [dataclasses.replace(p, path=_listed_path(p.path)) for p in problems]
     if problems:
         lines = []
         for problem in problems:
@@ -202,6 +254,16 @@ def parse(data: Mapping[str, Any], text: str = "", source: str = "config") -> Co
             lines.append(where + str(problem))
         raise ConfigError(lines, source)
     return config
+
+
+def _listed_path(path: str) -> str:
+    """A problem's key path as the user wrote it: ``servers[0].url`` is ``scope[1].url``."""
+    if path.startswith("servers["):
+        index, rest = path[len("servers[") :].split("]", 1)
+        return f"scope[{int(index) + 1}]{rest}"
+    if path == "scope" or path.startswith("scope."):
+        return "scope[0]" + path[len("scope") :]
+    return path
 
 
 def load(path: str | Path | None) -> Config:

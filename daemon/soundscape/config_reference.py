@@ -43,10 +43,14 @@ def render() -> str:
     lines = [INTRO]
     hints = typing.get_type_hints(Config)
     for field in dataclasses.fields(Config):
+        if field.metadata.get("hidden"):
+            continue
         section = hints[field.name]
         is_list = typing.get_origin(section) is list
         cls = typing.get_args(section)[0] if is_list else section
         header = f"[[{field.name}]]" if is_list else f"[{field.name}]"
+        if field.name == "scope":
+            header = "[scope]` or `[[scope]]"
         lines.append(f"\n## `{header}`\n")
         doc = inspect.getdoc(cls) or ""
         if doc and not doc.startswith(cls.__name__ + "("):

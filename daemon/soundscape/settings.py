@@ -30,9 +30,21 @@ def setting(
     choices: tuple[Any, ...] | None = None,
     secret: bool = False,
     factory: Any = dataclasses.MISSING,
+    hidden: bool = False,
 ) -> Any:
-    """A config field: its default, a one-line doc, and optional range or choices."""
-    metadata = {"doc": doc, "low": low, "high": high, "choices": choices, "secret": secret}
+    """A config field: its default, a one-line doc, and optional range or choices.
+
+    ``hidden``: filled from another key (``[[scope]]`` entries after the first fill
+    ``servers``), so the reference documents it there, not under its own name.
+    """
+    metadata = {
+        "doc": doc,
+        "low": low,
+        "high": high,
+        "choices": choices,
+        "secret": secret,
+        "hidden": hidden,
+    }
     if factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     if isinstance(default, list | dict):
@@ -214,6 +226,8 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:
     rows: list[tuple[str, str, Any]] = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.metadata.get("hidden"):
+            continue
         key = _join(prefix, f.name)
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):

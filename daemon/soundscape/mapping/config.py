@@ -102,6 +102,9 @@ class RuleConfig:
     )
     name: str = setting("", "Label for logs (default: source->target).")
     enabled: bool = setting(True, "Off: the rule is skipped.")
+    screen: str = setting(
+        "", "The screen whose parameters it drives ('' = the main one, * = every screen)."
+    )
     lfo: LfoConfig = setting(factory=LfoConfig)
     input: list[float] = setting(
         [0.0, 1.0], "Source values read as 0 and 1 (clamped); [0.2, 0.8] ignores the extremes."

@@ -18,6 +18,11 @@ runs them against the :class:`~soundscape.scope.params.ParameterStore`:
 - scenes change on the ``scene`` command (quantized to the beat clock), PANIC
   on ``panic``; beat, bar, tempo and features go out through ``publish``
   (the OSC feedback's ``send``).
+
+Several screens (``soundscape.screens``): each screen has an engine of its own
+(its store, rules, scenes, commands), and all share the main engine's beat clock
+(``runner=main.runner``), so every screen lands its scene changes on one beat. Only
+the clock's owner starts it, feeds it and publishes beat, tempo and features.
 """
 
 from __future__ import annotations
@@ -72,6 +77,9 @@ class MappingEngine:
         images: ReferenceImages | None = None,  # the supervisor's: re-uploaded after restarts
         publish: Publish | None = None,
         time: Callable[[], float] | None = None,
+        runner: BeatClockRunner | None = None,
+        screen: str = "",
+        main_screen: bool = True,
     ) -> None:
         self.config = mapping
         self.beat_config = beat
@@ -84,18 +92,22 @@ class MappingEngine:
         self.controls = Controls()
         self.controls.register_target()
         denoising.register(mapping.denoising_profiles)
-        self.clock = BeatClock(
-            beat.sources,
-            beats_per_bar=beat.beats_per_bar,
-            default_bpm=beat.default_bpm,
-            timeouts=_timeouts(beat),
-            max_correction=beat.max_correction,
-            catch_up_beats=beat.catch_up_beats,
-        )
-        self.runner = BeatClockRunner(
-            self.clock, _tap_tempo(beat), audio_confidence=beat.audio_confidence
-        )
-        self._link_wanted = beat.link and "link" in beat.sources
+        self.screen, self.main_screen = screen, main_screen
+        self.owns_clock = runner is None  # a further screen's engine follows the main clock
+        if runner is None:
+            clock = BeatClock(
+                beat.sources,
+                beats_per_bar=beat.beats_per_bar,
+                default_bpm=beat.default_bpm,
+                timeouts=_timeouts(beat),
+                max_correction=beat.max_correction,
+                catch_up_beats=beat.catch_up_beats,
+            )
+            confidence = beat.audio_confidence
+            runner = BeatClockRunner(clock, _tap_tempo(beat), audio_confidence=confidence)
+        self.runner = runner
+        self.clock = runner.clock
+        self._link_wanted = self.owns_clock and beat.link and "link" in beat.sources
         self.link: LinkBridge | None = None
         try:
             book = SceneBook.from_config(scenes, mapping.denoising_profiles)
@@ -113,7 +125,7 @@ class MappingEngine:
             images,
             on_applied=self._scene_applied,
         )
-        self.rules = RuleSet.compile(mapping.rules, self._target_range, self._rule_refused)
+        self.rules = RuleSet.compile(self._mine(mapping), self._target_range, self._rule_refused)
         self._spikes = {
             scene.name: self._spike_rules(scene) for scene in book.scenes if scene.spike > 0
         }
@@ -152,16 +164,12 @@ class MappingEngine:
             self._changed_at[name] = now
         self._unsubscribe.append(self.store.subscribe(self._on_store_change))
         self._unsubscribe.append(self.runner.on_beat(self._on_beat))
-        self.runner.on_source(self._on_source)
-        for name, handler, doc in (
-            ("scene", self._cmd_scene, "Change scene by name or number (next, previous)."),
-            ("panic", self._cmd_panic, "Safe scene at once (or pause, per [scenes].panic)."),
-            ("tap", self._cmd_tap, "Tap tempo (the first tap of a series is a bar line)."),
-            ("variation", self._cmd_variation, "Bring in a variation of the current scene."),
-            ("mapping", self._cmd_mapping, "Mapping rules on/off (toggle without a value)."),
-        ):
+        if self.owns_clock:
+            self.runner.on_source(self._on_source)
+        for name, handler, doc in self._command_table():
             self.commands.register(name, handler, doc)
-        await self.runner.start()
+        if self.owns_clock:
+            await self.runner.start()
         if self._link_wanted:
             await self._start_link()
         await self.director.start()
@@ -187,12 +195,36 @@ class MappingEngine:
         if self.link is not None:
             await self.link.stop()
             self.link = None
-        await self.runner.stop()
+        if self.owns_clock:
+            await self.runner.stop()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
-        for name in ("scene", "panic", "tap", "variation", "mapping"):
+        for name, _handler, _doc in self._command_table():
             self.commands.unregister(name)
+
+    def _command_table(self) -> list[tuple[str, Any, str]]:
+        table = [
+            ("scene", self._cmd_scene, "Change scene by name or number (next, previous)."),
+            ("panic", self._cmd_panic, "Safe scene at once (or pause, per [scenes].panic)."),
+            ("variation", self._cmd_variation, "Bring in a variation of the current scene."),
+            ("mapping", self._cmd_mapping, "Mapping rules on/off (toggle without a value)."),
+        ]
+        if self.owns_clock:  # one clock, one tap
+            table.append(
+                ("tap", self._cmd_tap, "Tap tempo (the first tap of a series is a bar line).")
+            )
+        return table
+
+    def _mine(self, mapping: MappingConfig) -> list[RuleConfig]:
+        """The rules for this engine's screen ('' = the main one, * = every screen)."""
+        return [
+            rule
+            for rule in mapping.rules
+            if rule.screen == "*"
+            or (rule.screen == "" and self.main_screen)
+            or (rule.screen and rule.screen == self.screen)
+        ]
 
     def reload(self, mapping: MappingConfig, scenes: ScenesConfig) -> None:
         """New rules, profiles and scenes, without stopping anything.
@@ -209,7 +241,7 @@ class MappingEngine:
         denoising.register(mapping.denoising_profiles)
         self.config = mapping
         self.scenes_config = scenes
-        self.rules = RuleSet.compile(mapping.rules, self._target_range, self._rule_refused)
+        self.rules = RuleSet.compile(self._mine(mapping), self._target_range, self._rule_refused)
         self._spikes = {s.name: self._spike_rules(s) for s in book.scenes if s.spike > 0}
         known = dict(self._targets)
         self._targets = {}
@@ -291,6 +323,9 @@ class MappingEngine:
         """One block's audio features (connect the audio analyzer's output here)."""
         self._features = features
         self._fed_at = self.now()
+        if not self.owns_clock:
+            self._onset = self._onset or bool(features.onset)
+            return  # the clock's owner feeds it and publishes the onsets
         if features.onset:
             self._onset = True
             self._onsets += 1
@@ -502,8 +537,9 @@ class MappingEngine:
         self._send("/soundscape/scene", scene.name, self.director.current or 0)
 
     def _on_beat(self, event: BeatEvent) -> None:
-        for address, args in feedback.beat_messages(event):
-            self._send(address, *args)
+        if self.owns_clock:
+            for address, args in feedback.beat_messages(event):
+                self._send(address, *args)
         self.director.on_beat(event)
 
     def _on_source(self, source: str | None, bpm: float) -> None:
@@ -513,7 +549,7 @@ class MappingEngine:
 
     def _publish_features(self, now: float, features: Any) -> None:
         rate = self.config.feedback_rate
-        if self.publish is None or rate <= 0 or now < self._feedback_due:
+        if self.publish is None or not self.owns_clock or rate <= 0 or now < self._feedback_due:
             return
         self._feedback_due = max(self._feedback_due + 1.0 / rate, now - 1.0 / rate)
         for address, args in feedback.feature_messages(features):

@@ -26,6 +26,13 @@ retry after a loss is immediate, then ``backoff_initial`` doubling up to
 delivers a frame, backs off like any failure — or when the server comes back
 after being away (a new process).
 
+**Standbys** (``soundscape.screens``): a supervisor of a standby server shares the
+primary's parameter store, so every change goes to both, but never writes to it
+(``writes_store=False``: the primary's ``parameters_updated`` and asset paths rule).
+A *warm* standby (``warm=True``) keeps its server healthy and the pipeline loaded but
+offers no session until :meth:`SessionSupervisor.set_active` asks for one; it goes
+back to warm, closing the session, when asked to.
+
 **Health for the systemd watchdog:** :attr:`SessionSupervisor.alive` is true
 while the supervisor's task runs; :attr:`SessionSupervisor.progress_at` is the
 monotonic time of the last frame or the last step of a reconnect (a health
@@ -74,6 +81,7 @@ SERVER_MESSAGES = (
     "change_scheduled",
     "change_applied",
 )
+WARM_CHECK_INTERVAL = 2.0  # s between checks of a warm standby's server and pipeline
 PAUSED_PROBE_INTERVAL = 2.0  # s between probes of a session offered paused (no frame to watch)
 DELETE_TIMEOUT = 30.0  # s a lost session's DELETE may wait (a SIGSTOPped server gets it on waking)
 
@@ -93,7 +101,8 @@ class FrameSink(Protocol):
 class Status:
     """What the supervisor is doing now; sent to listeners on every change."""
 
-    state: str = "starting"  # starting|checking|loading|connecting|streaming|reconnecting|stopped
+    # starting|checking|loading|connecting|streaming|reconnecting|warm|stopped
+    state: str = "starting"
     reason: str = ""
     attempt: int = 0
     session_id: str | None = None
@@ -127,6 +136,9 @@ class SessionSupervisor:
         frame_sink: FrameSink | None = None,
         outgoing: MediaStreamTrack | Callable[[], MediaStreamTrack | None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        warm: bool = False,
+        writes_store: bool = True,
+        assets: ReferenceImages | None = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -140,7 +152,11 @@ class SessionSupervisor:
         self._outgoing = outgoing
         self._clock = clock
         self.sender = ParameterSender(store, rate=session.max_messages_per_second, clock=clock)
-        self.assets = ReferenceImages(client.upload_asset, client.assets)
+        self.assets = assets or ReferenceImages(client.upload_asset, client.assets)
+        self._writes_store = writes_store
+        self._active = asyncio.Event()  # a warm standby offers only while this is set
+        if not warm:
+            self._active.set()
         self.backoff = Backoff(session.backoff_initial, session.backoff_max, session.backoff_jitter)
         self.status = Status()
         self.progress_at = clock()
@@ -207,6 +223,27 @@ class SessionSupervisor:
         self._retry_at = 0.0
         self._kick.set()
 
+    @property
+    def active(self) -> bool:
+        """False while a warm standby waits without a session."""
+        return self._active.is_set()
+
+    def set_active(self, on: bool, reason: str = "") -> None:
+        """A warm standby: start a session now (``True``) or go back to warm (``False``)."""
+        if on == self._active.is_set():
+            return
+        if on:
+            self._active.set()
+            self._retry_at = 0.0  # no backoff wait stands between a takeover and its offer
+            self._kick.set()
+            log.info("standby_activated", reason=reason)
+        else:
+            self._active.clear()
+            log.info("standby_back_to_warm", reason=reason)
+            if self._session is not None:
+                self._rebuild = True  # on purpose, not a failure: no backoff
+                self.reconnect(reason or "back to warm standby")
+
     def update_pipeline(self, pipeline: PipelineSection) -> None:
         """A new ``[pipeline]`` (a config reload): the next session checks and loads it.
 
@@ -245,7 +282,12 @@ class SessionSupervisor:
             return  # check the server again before the heavy steps
         load_failed = False
         try:
-            await self._connect(health)
+            checked = None
+            if not self._active.is_set():
+                checked = await self._stand_by(health)
+                if checked is None:
+                    return  # still warm: check the server again
+            await self._connect(health, checked=checked)
             reason = await self._watch()
         except PipelineLoadError as err:
             reason, load_failed = str(err), True
@@ -338,11 +380,32 @@ class SessionSupervisor:
             self.backoff.reset()
             self._retry_at = 0.0
 
-    async def _connect(self, health: Health) -> None:
-        self._set_status("checking", attempt=self.backoff.failures + 1)
+    async def _stand_by(self, health: Health) -> list[Any] | None:
+        """A warm standby: pipeline loaded and assets there, no session, until activated.
+
+        Returns the ICE servers when activated within this check (the offer follows at
+        once, without checking again: a takeover costs one session start), else None.
+        """
         await self._ensure_pipeline(health)
         await self._refresh_assets()
         ice = await self._ice_servers()
+        self._mark_progress()
+        self._set_status("warm", "pipeline loaded, no session (takes over in one session start)")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(WARM_CHECK_INTERVAL):
+                await self._active.wait()
+                return ice
+        return None
+
+    async def _connect(self, health: Health, *, checked: list[Any] | None = None) -> None:
+        """Pipeline, assets, offer; ``checked``: a warm standby's ICE servers, all checked."""
+        if checked is None:
+            self._set_status("checking", attempt=self.backoff.failures + 1)
+            await self._ensure_pipeline(health)
+            await self._refresh_assets()
+            ice = await self._ice_servers()
+        else:
+            ice = checked
         self._mark_progress()
         self._set_status("connecting", attempt=self.backoff.failures + 1)
         self._lost = asyncio.get_running_loop().create_future()
@@ -384,7 +447,7 @@ class SessionSupervisor:
             log.warning("assets_check_failed", error=str(err))
             return
         current = self._store.get("vace_ref_images")
-        if moved and isinstance(current, list):
+        if moved and isinstance(current, list) and self._writes_store:
             updated = [moved.get(path, path) for path in current]
             if updated != current:
                 self._store.set("vace_ref_images", updated, source="assets")
@@ -557,7 +620,7 @@ class SessionSupervisor:
             self._session_lost("stream_stopped" + (f": {detail}" if detail else ""))
         elif kind == "parameters_updated":
             params = message.get("parameters")
-            if isinstance(params, dict):
+            if isinstance(params, dict) and self._writes_store:
                 applied = self._store.merge_from_server(params)
                 log.debug("parameters_updated", keys=sorted(applied))
         elif kind in SERVER_MESSAGES:

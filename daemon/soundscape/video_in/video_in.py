@@ -38,7 +38,9 @@ class VideoIn:
         self._reader = reader or reader_for(self.spec, self.size, config.fps, loop=config.loop)
         self._stop = threading.Event()
         self._part: Supervised | None = None
-        self._track: OutgoingTrack | None = None
+        self._track: OutgoingTrack | None = None  # the main server's (counters)
+        self._tracks: dict[str, OutgoingTrack] = {}  # each server's current track
+        self._main = ""
 
     def _put(self, frame: av.VideoFrame) -> None:
         # On the reader's thread: the scaling stays off the event loop.
@@ -58,18 +60,22 @@ class VideoIn:
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._track is not None:
-            self._track.stop()
+        for track in self._tracks.values():
+            track.stop()
         if self._part is not None:
             await self._part.stop(grace=STOP_GRACE)
             self._part = None
 
-    def track(self) -> OutgoingTrack:
-        """A fresh track for a new session; the previous session's track ends."""
-        if self._track is not None:
-            self._track.stop()
-        self._track = OutgoingTrack(self.feed, self.config.fps)
-        return self._track
+    def track(self, server: str = "") -> OutgoingTrack:
+        """A fresh track for a new session; the previous session's track (to the same
+        ``server``: a standby has its own) ends."""
+        previous = self._tracks.pop(server, None)
+        if previous is not None:
+            previous.stop()
+        track = self._tracks[server] = OutgoingTrack(self.feed, self.config.fps)
+        if server == self._main or self._track is None:
+            self._main, self._track = server, track
+        return track
 
     def counters(self) -> dict[str, object]:
         track = self._track

@@ -1,0 +1,138 @@
+"""Which server's frames a screen's outputs show: the frame watchdog of a failover.
+
+Pure logic, the time passed in. Each input is one Scope server's session (the
+primary first, then its standbys). The watchdog counts in *frame intervals*,
+not seconds: the active input is late once it has sent nothing for
+``watchdog_frames`` of its own recent intervals (the median of the last ones),
+so a 30 fps stream is given up after ~133 ms at the default of 4, whatever the
+frame rate. A late active input is replaced by the first other input whose
+frame arrives while it is live; with hot standbys that frame is already there,
+so the outputs freeze for the watchdog time plus at most one frame.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+DEFAULT_INTERVAL = 1 / 30  # s, assumed until an input has shown its own rate
+SHORTEST_INTERVAL = 1 / 120
+LONGEST_INTERVAL = 0.5  # a slow pipeline (a few fps) still counts as streaming
+INTERVALS_KEPT = 31
+
+SwitchListener = Callable[[str, str, str], None]  # (from, to, reason)
+
+
+@dataclass
+class Input:
+    """One server's frames as the switch sees them."""
+
+    name: str
+    streaming: bool = False  # the session says frames flow (FrameSink.on_stream_state)
+    last_frame: float = -math.inf
+    live_since: float | None = None  # first frame of the current unbroken run
+    frames: int = 0
+    intervals: deque[float] = field(default_factory=lambda: deque(maxlen=INTERVALS_KEPT))
+
+    def interval(self) -> float:
+        """This input's frame interval: the median of the recent ones."""
+        if len(self.intervals) < 3:
+            return DEFAULT_INTERVAL
+        return min(LONGEST_INTERVAL, max(SHORTEST_INTERVAL, statistics.median(self.intervals)))
+
+    def late(self, now: float, watchdog_frames: float) -> bool:
+        return not self.streaming or now - self.last_frame > watchdog_frames * self.interval()
+
+    def record(self, now: float, watchdog_frames: float) -> None:
+        gap = now - self.last_frame
+        if self.late(now, watchdog_frames):
+            self.live_since = now  # a new run starts (after a gap, or the first frame)
+        elif gap <= LONGEST_INTERVAL:  # a gap across an outage says nothing of the rate
+            self.intervals.append(gap)
+        self.last_frame = now
+        self.frames += 1
+        self.streaming = True  # a frame proves it, whatever the session said last
+
+    def live_for(self, now: float, watchdog_frames: float) -> float:
+        """Seconds this input has delivered without a break (0 when it is late)."""
+        if self.live_since is None or self.late(now, watchdog_frames):
+            return 0.0
+        return now - self.live_since
+
+
+class FrameSwitch:
+    """Decides, frame by frame, which input the outputs show."""
+
+    def __init__(self, names: Sequence[str], *, watchdog_frames: float = 4.0) -> None:
+        if not names:
+            raise ValueError("a switch needs at least one input")
+        self.inputs = {name: Input(name) for name in names}
+        self.preferred = names[0]  # the primary: what the outputs come back to
+        self.active = names[0]
+        self.watchdog_frames = watchdog_frames
+        self.switches = 0
+        self._listeners: list[SwitchListener] = []
+
+    def on_switch(self, listener: SwitchListener) -> None:
+        self._listeners.append(listener)
+
+    # ----- what happens to the inputs
+
+    def frame(self, name: str, now: float) -> bool:
+        """A frame of ``name`` arrived at ``now``; True when the outputs should show it."""
+        source = self.inputs[name]
+        source.record(now, self.watchdog_frames)
+        if name == self.active:
+            return True
+        active = self.inputs[self.active]
+        if active.late(now, self.watchdog_frames):
+            silent = now - active.last_frame
+            why = (
+                "session lost"
+                if not active.streaming
+                else f"no frame for {silent * 1000:.0f} ms"
+                f" ({silent / active.interval():.1f} frame intervals)"
+            )
+            self._switch(name, f"{self.active}: {why}")
+            return True
+        return False
+
+    def stream_state(self, name: str, streaming: bool) -> None:
+        self.inputs[name].streaming = streaming
+        if not streaming:
+            self.inputs[name].live_since = None
+
+    # ----- reading
+
+    def active_late(self, now: float) -> bool:
+        return self.inputs[self.active].late(now, self.watchdog_frames)
+
+    def live(self, name: str, now: float) -> bool:
+        return not self.inputs[name].late(now, self.watchdog_frames)
+
+    def live_for(self, name: str, now: float) -> float:
+        return self.inputs[name].live_for(now, self.watchdog_frames)
+
+    def streaming(self, now: float) -> bool:
+        """Whether the outputs get live frames (the active input streams)."""
+        return self.inputs[self.active].streaming
+
+    # ----- choices
+
+    def select(self, name: str, reason: str) -> bool:
+        """Show ``name`` from now on (a manual switch, a switch back); False if already."""
+        if name not in self.inputs:
+            raise KeyError(name)
+        if name == self.active:
+            return False
+        self._switch(name, reason)
+        return True
+
+    def _switch(self, name: str, reason: str) -> None:
+        previous, self.active = self.active, name
+        self.switches += 1
+        for listener in list(self._listeners):
+            listener(previous, name, reason)
