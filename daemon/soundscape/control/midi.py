@@ -129,6 +129,8 @@ class MidiControl:
         self._learning: _Learning | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._saves: set[asyncio.Task[None]] = set()  # awaited, never cancelled, by stop()
+        # save() reads, merges and rewrites the file: two at once would lose one binding.
+        self._save_lock = asyncio.Lock()
         self._poll_handle: asyncio.TimerHandle | None = None
         self._poll_at: float | None = None
         self._detach: list[Callable[[], None]] = []  # store listeners, learn commands
@@ -431,12 +433,13 @@ class MidiControl:
     async def _save(self, mapping: MidiMapping) -> None:
         assert self.save is not None
         try:
-            # A file write (with fsync) must never hold up the event loop.
-            await asyncio.to_thread(self.save, mapping)
+            async with self._save_lock:
+                # A file write (with fsync) must never hold up the event loop.
+                await asyncio.to_thread(self.save, mapping)
         except Exception as err:  # the binding works anyway; say it will not survive a restart
             log.warning("midi_learn_not_saved", target=mapping.target, error=str(err))
         else:
-            log.info("midi_learn_saved", target=mapping.target)
+            log.info("midi_learn_saved", target=mapping.target, screen=mapping.screen or None)
 
     # ------------------------------------------------------------------ messages
 
