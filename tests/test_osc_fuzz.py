@@ -82,6 +82,12 @@ WRONG: dict[str, list[tuple[Any, ...]]] = {
     "/soundscape/{noise,vace}": [(5.0,)],
     "/scope/*_scale": [(5.0,)],
     "/nowhere": [(1,)],
+    # A single-screen server: every screen address is refused, patterns included.
+    "/screen/left/scope/noise_scale": [(0.1,)],
+    "/screen/*/soundscape/panic": [()],
+    "/screen/[/scope/noise_scale": [(0.1,)],
+    "/screen//soundscape/pause": [()],
+    "/screen/left": [(1,)],
 }
 
 

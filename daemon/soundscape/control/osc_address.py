@@ -13,6 +13,10 @@ Two trees:
 - ``/soundscape/...`` — the daemon's own: prompts by index, LoRAs by name,
   normalised 0..1 targets, scenes, panic, tap, learn, query.
 
+A daemon with several screens takes every address of both trees under
+``/screen/<name>`` too (:func:`split_screen`); the table itself knows nothing
+of screens.
+
 Ranges and enums are checked by :class:`~soundscape.scope.params.ParameterStore`
 (the one place that knows them); this module checks only OSC types and
 argument counts.
@@ -699,3 +703,33 @@ class AddressTable:
 
 
 TABLE = AddressTable()
+
+
+# --------------------------------------------------------------------------- screens
+
+SCREEN_ROOT = "/screen/"
+# Characters OSC 1.0 forbids in an address part (patterns use most of them).
+SCREEN_NAME_FORBIDDEN = frozenset(" #*,/?[]{}")
+
+
+def screen_prefix(name: str) -> str:
+    return f"{SCREEN_ROOT}{name}"
+
+
+def split_screen(address: str) -> tuple[str, str] | None:
+    """``/screen/<name>/<rest>`` → ``(name, "/<rest>")``; None for any other address.
+
+    ``/screen/<name>`` alone gives an empty rest (no such address).
+    """
+    if not address.startswith(SCREEN_ROOT):
+        return None
+    name, sep, rest = address[len(SCREEN_ROOT) :].partition("/")
+    return name, sep + rest
+
+
+def check_screen_name(name: str) -> None:
+    """Raises ValueError when ``name`` cannot be one part of an OSC address."""
+    bad = sorted(SCREEN_NAME_FORBIDDEN.intersection(name))
+    if not name or bad or not name.isprintable():
+        shown = f" (it holds {' '.join(repr(c) for c in bad)})" if bad else ""
+        raise ValueError(f"screen name {name!r} cannot be part of an OSC address{shown}")

@@ -17,6 +17,7 @@ from soundscape import docgen
 from soundscape.control.osc_address import (
     OUTBOUND_ROUTES,
     SCOPE_ROUTES,
+    SCREEN_ROOT,
     SOUNDSCAPE_ROUTES,
     Route,
 )
@@ -54,8 +55,31 @@ def render_reference() -> str:
             _table(SOUNDSCAPE_ROUTES),
             "### Sent by the daemon only",
             _table(OUTBOUND_ROUTES, feedback_column=False),
+            f"### Screens (`{SCREEN_ROOT}<name>/…`)",
+            _screens_table(),
         ]
     )
+
+
+def _screens_table() -> str:
+    # Not routes of the table: the server strips the prefix and looks the rest up.
+    rows = [
+        (
+            f"`{SCREEN_ROOT}<name>/<address>`",
+            "those of `<address>`",
+            "Any address above (in or out) for screen `name` of a multi-screen daemon: "
+            "its own parameters, prompts and commands. See *Screens*.",
+            "yes, prefixed",
+        ),
+        (
+            f"`{SCREEN_ROOT}*/<address>`",
+            "those of `<address>`",
+            "Every screen at once (any OSC pattern in the name part; the main screen included).",
+            "yes, prefixed",
+        ),
+    ]
+    head = ["| Address | Arguments | What it does | Feedback |", "| --- | --- | --- | --- |"]
+    return "\n".join(head + [f"| {' | '.join(_cell(c) for c in row)} |" for row in rows])
 
 
 def render_config() -> str:
