@@ -387,7 +387,9 @@ class ParameterStore:
         self._wakeups: list[Callable[[], None]] = []
         self._clock = clock
         self._echo_window = echo_window
-        self.outbox = Outbox(clock=clock)
+        self.outbox = Outbox(clock=clock)  # the primary server's (its echoes are checked)
+        # One more per standby server (soundscape.screens): every change goes to each.
+        self._outboxes: list[Outbox] = [self.outbox]
         self.loras: dict[str, str] = dict(loras or {})
         self.refused = 0
         self.listener_errors = 0
@@ -414,13 +416,21 @@ class ParameterStore:
     def text_mode(self) -> bool:
         return self._state.get("input_mode") == "text"
 
-    def initial_parameters(self) -> dict[str, Any]:
+    def initial_parameters(self, outbox: Outbox | None = None) -> dict[str, Any]:
         """What a new session's offer carries: the complete state, as Scope should take it.
 
-        Clears the outbox: the new session gets everything at once.
+        Clears the session's outbox (the primary's unless another is given): the new
+        session gets everything at once.
         """
-        self.outbox.clear()
+        (self.outbox if outbox is None else outbox).clear()  # (an empty Outbox is falsy)
         return self.wire_view()
+
+    def add_outbox(self) -> Outbox:
+        """An outbox of its own for another server's sender (a standby): every change
+        queued from now on goes to it as well."""
+        outbox = Outbox(clock=self._clock)
+        self._outboxes.append(outbox)
+        return outbox
 
     def wire_view(self) -> dict[str, Any]:
         """The complete state as Scope should hold it (what the server would echo back)."""
@@ -476,7 +486,8 @@ class ParameterStore:
             self._queue(key, value)
         if "input_mode" in applied and not self.text_mode:
             for key in VIDEO_ONLY_KEYS & self._state.keys():
-                self.outbox.put(key, copy.deepcopy(self._state[key]))
+                for outbox in self._outboxes:
+                    outbox.put(key, copy.deepcopy(self._state[key]))
         if applied:
             self._notify(applied, source)
         return applied
@@ -576,8 +587,10 @@ class ParameterStore:
         if self._state.get("prompt_interpolation_method") == "slerp" and len(target) != 2:
             self._state["prompt_interpolation_method"] = "linear"
             applied["prompt_interpolation_method"] = "linear"
-            self.outbox.put("prompt_interpolation_method", "linear")
-        self.outbox.seal_with("transition", transition, supersedes=("prompts",))
+            for outbox in self._outboxes:
+                outbox.put("prompt_interpolation_method", "linear")
+        for outbox in self._outboxes:
+            outbox.seal_with("transition", copy.deepcopy(transition), supersedes=("prompts",))
         self._wake()
         self._notify(applied, source)
         return applied
@@ -648,7 +661,8 @@ class ParameterStore:
     def _queue(self, key: str, value: Any) -> None:
         if key in VIDEO_ONLY_KEYS and self.text_mode:
             return
-        self.outbox.put(key, copy.deepcopy(value))
+        for outbox in self._outboxes:
+            outbox.put(key, copy.deepcopy(value))
         self._wake()
 
     def _wake(self) -> None:

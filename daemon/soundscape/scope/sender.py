@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from soundscape.scope.params import ParameterStore
+from soundscape.scope.params import Outbox, ParameterStore
 from soundscape.tasks import Supervised, supervise
 
 log = structlog.get_logger(__name__)
@@ -32,8 +32,11 @@ class ParameterSender:
         *,
         rate: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        outbox: Outbox | None = None,
     ) -> None:
         self._store = store
+        # A standby server's sender has an outbox of its own (ParameterStore.add_outbox).
+        self.outbox = outbox if outbox is not None else store.outbox
         self._interval = 1.0 / rate
         self._clock = clock
         self._wake = asyncio.Event()
@@ -63,14 +66,14 @@ class ParameterSender:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._store.outbox and self._channel is not None:
+            while self.outbox and self._channel is not None:
                 wait = self._last_send + self._interval - self._clock()
                 if wait > 0:
                     # Rate limiting: the wait is the point, not a stand-in for an event.
                     await asyncio.sleep(wait)
                     continue
                 channel = self._channel
-                message = self._store.outbox.take()
+                message = self.outbox.take()
                 if not message:
                     break
                 if not channel.send(message):

@@ -151,7 +151,11 @@ class SessionSupervisor:
         # aiortc track cannot move to a new peer connection. None (or a None made): text mode.
         self._outgoing = outgoing
         self._clock = clock
-        self.sender = ParameterSender(store, rate=session.max_messages_per_second, clock=clock)
+        # A standby's sender has its own outbox: every change goes to every server.
+        outbox = store.outbox if writes_store else store.add_outbox()
+        self.sender = ParameterSender(
+            store, rate=session.max_messages_per_second, clock=clock, outbox=outbox
+        )
         self.assets = assets or ReferenceImages(client.upload_asset, client.assets)
         self._writes_store = writes_store
         self._active = asyncio.Event()  # a warm standby offers only while this is set
@@ -420,7 +424,8 @@ class SessionSupervisor:
         self.offers += 1
         # Reset before the offer: the first frame can arrive before open() returns.
         self._first_frame, self._stable = None, False
-        await session.open(self._store.initial_parameters(), timeout=self._cfg.connect_timeout)
+        initial = self._store.initial_parameters(self.sender.outbox)
+        await session.open(initial, timeout=self._cfg.connect_timeout)
         self._mark_progress()
         self._last_frame = self._clock()
         self._window_start, self._frames_window = self._last_frame, 0

@@ -5,15 +5,21 @@ primary first, then its standbys). The watchdog counts in *frame intervals*,
 not seconds: the active input is late once it has sent nothing for
 ``watchdog_frames`` of its own recent intervals (the median of the last ones),
 so a 30 fps stream is given up after ~133 ms at the default of 4, whatever the
-frame rate. A late active input is replaced by the first other input whose
-frame arrives while it is live; with hot standbys that frame is already there,
-so the outputs freeze for the watchdog time plus at most one frame.
+frame rate. The interval is the mean over the last frames (frames over time),
+not a median of gaps: WebRTC decoders often hand over frames in bursts, whose
+near-zero gaps would make a median meaningless.
+
+A late active input is replaced by another input whose frame arrives while it
+streams *steadily* (without a break for as long as the watchdog's window), or by
+any live input once the active one has been silent twice that long or has lost
+its session. With a hot standby that frame is already on its way, so the outputs
+freeze for the watchdog time plus at most one frame; and two servers that are
+both jittery (a loaded machine) do not make the outputs cut back and forth.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 DEFAULT_INTERVAL = 1 / 30  # s, assumed until an input has shown its own rate
 SHORTEST_INTERVAL = 1 / 120
 LONGEST_INTERVAL = 0.5  # a slow pipeline (a few fps) still counts as streaming
-INTERVALS_KEPT = 31
+FRAMES_KEPT = 31
 
 SwitchListener = Callable[[str, str, str], None]  # (from, to, reason)
 
@@ -35,23 +41,24 @@ class Input:
     last_frame: float = -math.inf
     live_since: float | None = None  # first frame of the current unbroken run
     frames: int = 0
-    intervals: deque[float] = field(default_factory=lambda: deque(maxlen=INTERVALS_KEPT))
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=FRAMES_KEPT))
 
     def interval(self) -> float:
-        """This input's frame interval: the median of the recent ones."""
-        if len(self.intervals) < 3:
+        """This input's frame interval: the mean over its recent frames of this run."""
+        if len(self.times) < 3:
             return DEFAULT_INTERVAL
-        return min(LONGEST_INTERVAL, max(SHORTEST_INTERVAL, statistics.median(self.intervals)))
+        mean = (self.times[-1] - self.times[0]) / (len(self.times) - 1)
+        return min(LONGEST_INTERVAL, max(SHORTEST_INTERVAL, mean))
 
     def late(self, now: float, watchdog_frames: float) -> bool:
         return not self.streaming or now - self.last_frame > watchdog_frames * self.interval()
 
     def record(self, now: float, watchdog_frames: float) -> None:
-        gap = now - self.last_frame
         if self.late(now, watchdog_frames):
             self.live_since = now  # a new run starts (after a gap, or the first frame)
-        elif gap <= LONGEST_INTERVAL:  # a gap across an outage says nothing of the rate
-            self.intervals.append(gap)
+            if now - self.last_frame > LONGEST_INTERVAL:
+                self.times.clear()  # an outage says nothing of the frame rate
+        self.times.append(now)
         self.last_frame = now
         self.frames += 1
         self.streaming = True  # a frame proves it, whatever the session said last
@@ -88,7 +95,7 @@ class FrameSwitch:
         if name == self.active:
             return True
         active = self.inputs[self.active]
-        if active.late(now, self.watchdog_frames):
+        if self._may_take_over(source, active, now):
             silent = now - active.last_frame
             why = (
                 "session lost"
@@ -99,6 +106,16 @@ class FrameSwitch:
             self._switch(name, f"{self.active}: {why}")
             return True
         return False
+
+    def _may_take_over(self, source: Input, active: Input, now: float) -> bool:
+        if not active.late(now, self.watchdog_frames):
+            return False
+        if not active.streaming:
+            return True  # its session is lost: any live frame is better than none
+        window = self.watchdog_frames
+        steady = source.live_for(now, window) >= window * source.interval()
+        gone = now - active.last_frame > 2 * window * active.interval()
+        return steady or gone
 
     def stream_state(self, name: str, streaming: bool) -> None:
         self.inputs[name].streaming = streaming
