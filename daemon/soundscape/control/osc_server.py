@@ -497,8 +497,13 @@ class OscServer:
             return [screen_prefix(n) + split[1] for n in self._screens if regex.fullmatch(n)]
         regex = compile_pattern(pattern)
         names = [a for a in self.table.concrete(self.store) if regex.fullmatch(a)]
+        # Wildcards never cross a '/': the pattern's first two parts tell which screens
+        # it can name, so the others' addresses are not listed (half the cost at 3 screens).
+        head = compile_pattern("/".join(pattern.split("/", 3)[:3]))
         for name, screen in self._screens.items():
             prefix = screen_prefix(name)
+            if not head.fullmatch(prefix):
+                continue
             names += [
                 prefix + a for a in self.table.concrete(screen.store) if regex.fullmatch(prefix + a)
             ]
