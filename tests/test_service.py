@@ -237,7 +237,7 @@ async def test_watchdog_stops_when_the_supervisor_is_wedged(tmp_path, monkeypatc
     """A supervisor stuck forever in one step (alive, but no progress) gets no pings."""
     wedged = asyncio.Event()
 
-    async def stuck(self: SessionSupervisor, *args: Any) -> None:
+    async def stuck(self: SessionSupervisor, *args: Any, **kwargs: Any) -> None:
         wedged.set()
         await asyncio.Event().wait()  # the bug: an await that never ends, no timeout
 

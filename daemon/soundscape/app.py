@@ -28,6 +28,7 @@ from soundscape.control.commands import CommandBus
 from soundscape.control.midi import MidiControl
 from soundscape.control.midi_config import MidiConfig
 from soundscape.control.osc_server import OscServer
+from soundscape.control.screens import ScreenControls
 from soundscape.errors import BackendUnavailable, ParamError, StartupError
 from soundscape.mapping.engine import MappingEngine
 from soundscape.scope.params import ParameterStore
@@ -165,6 +166,10 @@ class Daemon:
         self.mapping.attach_midi_clock(self.midi.clock)
         # A further screen's parts start after the mapping: its engine follows the main clock.
         self.components += [self.osc, self.mapping, *self._screen_parts, self.midi]
+        if len(self.screens) > 1:  # OSC /screen/<name>/..., MIDI screen = "<name>"
+            controls = self.screen_controls()
+            self.osc.set_screens(controls)
+            self.midi.set_screens(controls)
 
         self.audio: AudioEngine | None = None
         if config.audio.enabled:
@@ -244,9 +249,21 @@ class Daemon:
             main_screen=False,
         )
         self._watch_failover(screen, prefix)
+        screen.primary.on_status(lambda status: self.osc.on_screen_status(screen.name, status))
         self.screens[screen.name] = screen
         self.screen_engines[screen.name] = engine
         self._screen_parts += [outputs, screen, engine]
+
+    def screen_controls(self) -> dict[str, ScreenControls]:
+        """Each screen as OSC and MIDI steer it (the main one on the shared bus)."""
+        return {
+            name: ScreenControls(
+                name,
+                screen.store,
+                self.commands if screen is self.main_screen else screen.commands,
+            )
+            for name, screen in self.screens.items()
+        }
 
     def _watch_failover(self, screen: Screen, prefix: str) -> None:
         if screen.failover is None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from soundscape.audio.config import AudioConfig
 from soundscape.control.midi_config import MidiConfig
+from soundscape.control.midi_config import screen_problems as midi_screen_problems
 from soundscape.control.osc_config import OscConfig
 from soundscape.errors import ConfigError, ParamError
 from soundscape.mapping.config import BeatConfig, MappingConfig, ScenesConfig, cross_check
@@ -154,6 +155,7 @@ class Config:
         entries = self.server_entries()
         problems += servers_cross_check(entries[0], entries[1:])
         screens = set(self.screen_names())
+        problems += midi_screen_problems(self.midi, screens)
         for i, rule in enumerate(self.mapping.rules):
             if rule.screen not in ("", "*") and rule.screen not in screens:
                 known = ", ".join(sorted(screens))

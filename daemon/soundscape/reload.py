@@ -12,8 +12,9 @@ and the running config stays. A good file is compared with the running one
   itself; outputs whose config did not change keep running untouched;
 - ``[pipeline]``: the new pipeline is loaded and the session rebuilt (Scope has
   no renegotiation); everything else never touches the Scope session;
-- ``[scope]``, ``[session]``, ``[log]``, ``[emulator]``, ``[state]``: logged as
-  needing a restart, and kept as they run, so the next reload says so again.
+- ``[scope]`` (and ``[[scope]]``, ``[failover]``), ``[session]``, ``[log]``,
+  ``[emulator]``, ``[state]``: logged as needing a restart, and kept as they run, so
+  the next reload says so again.
 """
 
 from __future__ import annotations
@@ -38,7 +39,18 @@ log = structlog.get_logger(__name__)
 # (and keeps running on the old values) rather than pretending it applied them.
 # [ndi] is written into the NDI runtime's config before the library loads; [http] owns the
 # control endpoint that `soundscape status` and the operator's page talk to.
-RESTART_SECTIONS = ("scope", "session", "log", "emulator", "state", "ndi", "http", "video_in")
+RESTART_SECTIONS = (
+    "scope",
+    "servers",  # [[scope]] entries after the first: servers, screens and their outputs
+    "failover",
+    "session",
+    "log",
+    "emulator",
+    "state",
+    "ndi",
+    "http",
+    "video_in",
+)
 SESSION_KEYS = frozenset({"input_mode", "pipeline_ids"})
 
 
@@ -99,13 +111,18 @@ async def apply(daemon: Daemon, new: Config) -> ReloadPlan:
     changed = set(todo.sections)
 
     if "pipeline" in changed:
-        daemon.store.loras = new.lora_paths()
+        for screen in daemon.screens.values():
+            screen.store.loras = new.lora_paths()
     if todo.parameters:
         await _step("parameters", _set_parameters, daemon, todo.parameters)
     if "osc" in changed:
         await _step("osc", daemon.osc.reload, new.osc)
     if changed & {"mapping", "scenes"}:
         await _step("mapping", _sync(daemon.mapping.reload), new.mapping, new.scenes)
+        for name, engine in daemon.screen_engines.items():  # a screen's own book stays
+            own = daemon.screens[name].entry.scenes
+            scenes = own if own.list else new.scenes
+            await _step(f"mapping:{name}", _sync(engine.reload), new.mapping, scenes)
     if "beat" in changed:
         await _step("beat", _sync(daemon.mapping.reload_beat), new.beat)
     if "audio" in changed:
@@ -113,9 +130,11 @@ async def apply(daemon: Daemon, new: Config) -> ReloadPlan:
     size = (new.pipeline.width, new.pipeline.height)
     if "outputs" in changed or size != (old.pipeline.width, old.pipeline.height):
         await _step("outputs", daemon.video.reload, new.outputs, size=size)
-    if todo.pipeline:
-        daemon.supervisor.update_pipeline(new.pipeline)
-        daemon.supervisor.reconnect("the pipeline changed in the config")
+    if todo.pipeline:  # every server of every screen runs the one pipeline
+        for screen in daemon.screens.values():
+            for supervisor in screen.supervisors.values():
+                supervisor.update_pipeline(new.pipeline)
+                supervisor.reconnect("the pipeline changed in the config")
     log.info(
         "config_reloaded",
         sections=todo.sections,

@@ -56,6 +56,7 @@ class Screen:
         outgoing: Outgoing | None = None,
     ) -> None:
         self.name = primary.name
+        self.entry = primary
         self.store = store
         self.entries = {entry.name: entry for entry in (primary, *standbys)}
         self.clients = {name: client_for(entry) for name, entry in self.entries.items()}
