@@ -367,7 +367,7 @@ class BeatTracker:
         shift = round(math.log(1.5) / GRID_STEP)
         width = max(int(0.02 / GRID_STEP), 1)
         out = list(peaks)
-        for i in peaks:
+        for i in peaks[:2]:  # the two strongest (each check costs two folds)
             j = int(i) - shift
             if j < 0:
                 continue
