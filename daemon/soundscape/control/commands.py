@@ -36,6 +36,12 @@ class CommandBus:
     def unregister(self, name: str) -> None:
         self._handlers.pop(name, None)
 
+    def owner(self, name: str) -> CommandBus | None:
+        """The bus whose own handler runs ``name``: this one, a parent, or None."""
+        if name in self._handlers:
+            return self
+        return self.parent.owner(name) if self.parent is not None else None
+
     def __contains__(self, name: str) -> bool:
         return name in self._handlers or (self.parent is not None and name in self.parent)
 

@@ -87,13 +87,8 @@ class _Learning:
 
 def _owner(bus: CommandBus, name: str) -> CommandBus | None:
     """The bus whose own handler runs ``name`` (a screen's, or the shared one it falls
-    back to), or None. CommandBus has no public way to ask, hence its handler table."""
-    node: CommandBus | None = bus
-    while node is not None:
-        if name in node._handlers:
-            return node
-        node = node.parent
-    return None
+    back to), or None."""
+    return bus.owner(name)
 
 
 class MidiControl:

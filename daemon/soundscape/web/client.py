@@ -74,6 +74,7 @@ def format_status(data: dict[str, Any]) -> str:
         )
         reason = f" ({out['reason']})" if out.get("reason") else ""
         lines.append(f"output    {label} {out.get('state')}{reason}: {counts}")
+    lines += _screen_lines(data.get("screens") or {})
     inputs = data.get("inputs") or {}
     osc = inputs.get("osc") or {}
     if osc.get("enabled"):
@@ -101,3 +102,25 @@ def format_status(data: dict[str, Any]) -> str:
             f"{video_in.get('sent', 0)} frames sent to Scope"
         )
     return "\n".join(lines)
+
+
+def _screen_lines(screens: dict[str, Any]) -> list[str]:
+    """A line per server when there is more than one (standbys, screens)."""
+    servers = [(n, sn, sv) for n, s in screens.items() for sn, sv in s["servers"].items()]
+    if len(servers) < 2:
+        return []
+    lines = []
+    for name, screen in screens.items():
+        failover = screen.get("failover") or {}
+        last = failover.get("last_switch") or {}
+        why = f" (switched: {last['reason']})" if last else ""
+        lines.append(
+            f"screen    {name}: shows {screen['shown']}, scene {screen.get('scene') or '-'}{why}"
+        )
+        for server, info in screen["servers"].items():
+            role = info["role"] + (f" {info['mode']}" if info.get("mode") else "")
+            lines.append(
+                f"          {server} ({role}) {info['state']} at {info['url']}: "
+                f"{info.get('frames', 0)} frames, {info.get('reconnects', 0)} reconnects"
+            )
+    return lines

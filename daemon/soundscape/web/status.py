@@ -99,6 +99,8 @@ def collect(daemon: Daemon, book: StatusBook) -> dict[str, Any]:
             "phase": _beat_phase(daemon),
         },
         "outputs": daemon.video.counters(),
+        # Every screen and its servers: which one the outputs show (soundscape.screens).
+        "screens": daemon.screens_status(),
         "inputs": inputs(daemon),
         "log": RING.events(),
     }
