@@ -386,3 +386,54 @@ async def test_an_osc_fader_reaches_a_control_channel_over_udp():
     finally:
         await engine.stop()
         await osc.stop()
+
+
+async def test_screens_take_their_own_rules_and_share_one_beat_clock():
+    """A rule with screen = "left" drives left's store only; "*" every screen; "" the main.
+    A further screen's engine follows the main engine's clock and never starts its own."""
+    time = FakeTime()
+    rules = [
+        RuleConfig(source="energy", target="lora:ink", min=0.0, max=1.0),  # main only
+        RuleConfig(source="energy", target="lora:glass", min=0.0, max=1.0, screen="left"),
+        RuleConfig(source="energy", target="kv_cache_attention_bias", min=0.1, max=0.9,
+                   screen="*"),
+    ]  # fmt: skip
+    stores = {}
+    for name in ("main", "left"):
+        stores[name] = ParameterStore(
+            {"lora_scales": [{"path": p, "scale": 0.5} for p in LORAS.values()]}, loras=LORAS
+        )
+    shared = CommandBus()
+    main = MappingEngine(
+        MappingConfig(rules=rules), BeatConfig(), ScenesConfig(), stores["main"], shared, time=time
+    )
+    left = MappingEngine(
+        MappingConfig(rules=rules),
+        BeatConfig(),
+        ScenesConfig(),
+        stores["left"],
+        CommandBus(parent=shared),
+        time=time,
+        runner=main.runner,
+        screen="left",
+        main_screen=False,
+    )
+    await main.start(ticking=False)
+    await left.start(ticking=False)
+    try:
+        assert left.clock is main.clock and not left.owns_clock
+        assert "tap" in left.commands and left.commands.owner("tap") is shared  # one tap
+        time.t += DT
+        for engine in (main, left):
+            engine.feed(feats(time.t, 1.0))
+            engine.tick(time.t)
+        assert stores["main"].lora_scale("ink") == pytest.approx(1.0)
+        assert stores["main"].lora_scale("glass") == 0.5
+        assert stores["left"].lora_scale("glass") == pytest.approx(1.0)
+        assert stores["left"].lora_scale("ink") == 0.5
+        for store in stores.values():
+            assert store.get("kv_cache_attention_bias") == pytest.approx(0.9)
+    finally:
+        await left.stop()
+        await main.stop()
+        assert "tap" not in shared  # the main engine took its own commands away
