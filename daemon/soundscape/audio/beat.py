@@ -27,7 +27,8 @@ Every ``update_interval`` seconds:
    belief, blurred by a small tempo drift and a rare jump, times the new
    evidence. A competing octave must win for a second or more to take over;
    a true tempo change does. The reported tempo is the filter's peak,
-   refined between grid points.
+   refined between grid points, and on a steady ramp read two seconds
+   ahead along a line fitted to the last four seconds (the window lags).
 4. **Phase.** Each band is folded at the beat period (squared, recent beats
    weighted most) and standardised; the weighted sum scores every phase.
    The best phase near the predicted beat corrects it by half the error
@@ -48,6 +49,7 @@ first hits of the drop pull the phase back within a beat or two.
 
 from __future__ import annotations
 
+import collections
 import math
 
 import numpy as np
@@ -65,6 +67,8 @@ PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
 PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
 PLL_PHASE_GAIN = 0.5  # share of the phase error corrected per update
 JUMP_CONFIRM = 1.0  # s a far-away phase must persist before the clock jumps to it
+RAMP_SPAN = 4.0  # s of tempo readings a ramp is fitted on
+RAMP_LEAD = 2.0  # s ahead on a steady ramp the tempo is read (about the window's lag)
 RESEED = 0.04  # filter tempo this far from the loop's: re-seed the loop
 SILENCE_BEATS = 4.0  # no onset for this many beats: confidence starts to fall
 FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on meanwhile)
@@ -125,6 +129,7 @@ class BeatTracker:
         self._drift = drift / drift.sum()
         self._drift_mass = np.convolve(np.ones(steps), self._drift, mode="same")
         self._belief = np.full(steps, 1.0 / steps)
+        self._tempo_hist: collections.deque[tuple[float, float]] = collections.deque()
         self._meter_low = {b: np.zeros(b) for b in (2, 3, 4)}  # by beat count mod b
         self._meter_mid = {b: np.zeros(b) for b in (2, 3, 4)}
         self._beat_count = 0
@@ -244,6 +249,7 @@ class BeatTracker:
         self._pending_since = 0.0
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
+            self._tempo_hist.clear()
             for acc in (*self._meter_low.values(), *self._meter_mid.values()):
                 acc[:] = 0.0
 
@@ -291,10 +297,38 @@ class BeatTracker:
             if den < 0:
                 bpm *= math.exp(GRID_STEP * 0.5 * (a - c) / den)
         self.tempo_score = float(salience[best])
+        bpm = self._lead(bpm)
         self._track_phase(bpm, phase_env)
         silent_beats = (self._t_newest - self.last_onset) / max(self.period, 1e-3)
         fade = min(max((silent_beats - SILENCE_BEATS) / (FLY_BEATS - SILENCE_BEATS), 0.0), 1.0)
         self.confidence = min(max(self.tempo_score * 2.0, 0.0), 1.0) * (1.0 - fade)
+
+    def _lead(self, bpm: float) -> float:
+        """The filter's tempo moved ahead along a steady ramp, which the window lags.
+
+        The log tempo of the last ``RAMP_SPAN`` seconds is fitted with a line;
+        when the slope clearly stands out of the scatter (a ramp, not the
+        wobble of a steady or live-played tempo) the tempo is read
+        ``RAMP_LEAD`` seconds ahead on it. A jump is left to the phase re-seed.
+        """
+        hist = self._tempo_hist
+        now = self._t_newest
+        hist.append((now, math.log(bpm)))
+        while hist[0][0] < now - RAMP_SPAN:
+            hist.popleft()
+        if len(hist) < 6:
+            return bpm
+        t = np.array([h[0] for h in hist])
+        b = np.array([h[1] for h in hist])
+        if float(b.max() - b.min()) > RESEED:
+            return bpm
+        t -= t.mean()
+        b -= b.mean()
+        slope = float(np.dot(t, b) / np.dot(t, t))  # log tempo per second
+        scatter = float((b - slope * t).std())
+        if abs(slope) * RAMP_SPAN < 3.0 * scatter + 1e-3:
+            return bpm
+        return bpm * math.exp(slope * RAMP_LEAD)
 
     def _salience(self, env: np.ndarray) -> np.ndarray | None:
         """Comb score of the envelope's autocorrelation for every tempo of the grid."""
