@@ -43,6 +43,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._docs import write_section
@@ -53,6 +55,7 @@ GOAL_FREEZE = 0.25  # s, hot: the longest freeze at any kill
 GOAL_FPS = 25.0  # received at the NDI output, throughout
 TAIL = 1.0  # s of pictures after the daemon is back on the primary, inside the episode
 START_TIMEOUT = 60.0
+STATUS_POLL = 0.1  # s between status reads while waiting for a precondition
 RECOVERY_TIMEOUT = 30.0  # s from a kill to the daemon back on the primary: failed beyond
 STOP_TIMEOUT = 15.0
 # Both clocks of one machine: log timestamps (local wall time) become CLOCK_MONOTONIC,
@@ -110,7 +113,8 @@ class Child:
     async def _read(self, stream: asyncio.StreamReader) -> None:
         async for raw in stream:
             line = raw.decode(errors="replace")
-            self._log.write(line)
+            if not self._log.closed:
+                self._log.write(line)
             with contextlib.suppress(ValueError):
                 record = json.loads(line)
                 if isinstance(record, dict):
@@ -166,9 +170,10 @@ class Child:
         assert self._proc is not None
         await self._proc.wait()
         await asyncio.wait(self._readers, timeout=5)
-        self._log.flush()
 
     def close(self) -> None:
+        for reader in self._readers:
+            reader.cancel()  # only after reap(), unless the run is being torn down
         self._log.close()
 
 
@@ -205,6 +210,7 @@ class Emulator:
         self._log = run_dir / f"{name}.log"
         self.child: Child | None = None
         self.lives: list[Child] = []
+        self._restart: asyncio.Task[float] | None = None
 
     async def start(self) -> float:
         """Start the process; return when it listens (monotonic time)."""
@@ -221,15 +227,19 @@ class Emulator:
 
         Returns the kill time and a task that ends when the new server listens.
         """
-        assert self.child is not None
-        old = self.child
+        old, self.child = self.child, None
+        assert old is not None
         t_kill = time.monotonic()
         old.kill()
         await old.reap()  # the port is free once the process is gone
         old.close()
-        return t_kill, asyncio.create_task(self.start())
+        self._restart = asyncio.create_task(self.start())
+        return t_kill, self._restart
 
     async def stop(self) -> None:
+        if self._restart is not None and not self._restart.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._restart, START_TIMEOUT)
         if self.child is not None:
             await self.child.stop()
             self.child.close()
@@ -250,28 +260,65 @@ def daemon_config(folder: Path, http_port: int) -> Path:
 # --------------------------------------------------------------------------- events per mode
 
 
+Record = dict[str, Any]
+
+
 @dataclasses.dataclass(frozen=True)
 class Events:
-    """The daemon's log events a mode waits on (predicates over one JSON log record)."""
+    """What a mode waits for: a state (from the daemon's status) and log events."""
 
-    ready: Callable[[dict[str, Any]], bool]  # streaming from the primary, standby ready
-    failed_over: Callable[[dict[str, Any]], bool] | None  # outputs on the standby
-    back: Callable[[dict[str, Any]], bool]  # outputs on the primary again, streaming
+    ready: Callable[[Record], bool]  # status: a kill now meets the set-up under test
+    failed_over: Callable[[Record], bool] | None  # log: the outputs take the standby
+    back: Callable[[Record], bool]  # log: the outputs show the primary again, streaming
 
 
-def _event(name: str, **fields: Any) -> Callable[[dict[str, Any]], bool]:
+def _event(name: str, **fields: Any) -> Callable[[Record], bool]:
     return lambda r: r.get("event") == name and all(r.get(k) == v for k, v in fields.items())
 
 
-SINGLE = Events(
-    ready=_event("session_streaming"), failed_over=None, back=_event("session_streaming")
-)
+def _standby_ready(mode: str) -> Callable[[Record], bool]:
+    """Main shown and streaming; the standby streaming (hot) or waiting loaded (warm)."""
+
+    def ready(status: Record) -> bool:
+        screen = (status.get("screens") or {}).get("main") or {}
+        servers = screen.get("servers") or {}
+        failover = screen.get("failover") or {}
+        live = {name: s.get("live") for name, s in (failover.get("servers") or {}).items()}
+        standby = servers.get("standby") or {}
+        return (
+            failover.get("active") == "main"
+            and (servers.get("main") or {}).get("state") == "streaming"
+            and bool(live.get("main"))
+            and standby.get("state") == ("streaming" if mode == "hot" else "warm")
+            and (bool(live.get("standby")) if mode == "hot" else True)
+        )
+
+    return ready
 
 
 def events_for(mode: str) -> Events:
     if mode == "single":
-        return SINGLE
-    raise NotImplementedError(f"{mode}: the daemon's standby events are not wired in yet")
+        streaming = _event("session_streaming")
+        return Events(
+            lambda s: (s.get("session") or {}).get("state") == "streaming", None, streaming
+        )
+    # The daemon names the primary "main" and the one standby "standby".
+    return Events(
+        _standby_ready(mode),
+        _event("failover_switched", shown="standby"),
+        _event("failover_switched", shown="main"),
+    )
+
+
+async def wait_status(url: str, predicate: Callable[[Record], bool], timeout: float) -> Record:
+    """Poll the daemon's status until ``predicate`` holds: a precondition, not a timing."""
+    async with httpx.AsyncClient(timeout=2) as http, asyncio.timeout(timeout):
+        while True:
+            with contextlib.suppress(httpx.HTTPError, ValueError):
+                status = (await http.get(f"{url}/api/status")).json()
+                if predicate(status):
+                    return dict(status)
+            await asyncio.sleep(STATUS_POLL)
 
 
 def daemon_argv(mode: str, config: Path, primary: str, standby: str, ndi_name: str) -> list[str]:
@@ -314,6 +361,7 @@ class ModeResult:
     picture_fps: float = float("nan")  # of those, new pictures per second
     quiet_freeze: float = float("nan")  # longest stillness between kills (no fault)
     unreadable: int = 0  # frames whose counter could not be read
+    switches: tuple[int, int] = (0, 0)  # output switches during kills / between them
     load: tuple[float, float] = (float("nan"), float("nan"))  # 1-min load before / after
     error: str = ""
 
@@ -341,7 +389,9 @@ async def run_mode(mode: str, args: argparse.Namespace, run_dir: Path) -> ModeRe
     standby = Emulator("standby", free_port(), args.load_time, folder)
     servers = [primary] if mode == "single" else [primary, standby]
     ndi_name = f"failover-{mode}-{uuid.uuid4().hex[:6]}"
-    config = daemon_config(folder, free_port())
+    http_port = free_port()
+    status_url = f"http://127.0.0.1:{http_port}"
+    config = daemon_config(folder, http_port)
     daemon = Child("daemon", daemon_argv(mode, config, primary.url, standby.url, ndi_name),
                    folder / "daemon.log")  # fmt: skip
     probe = Child(
@@ -356,7 +406,7 @@ async def run_mode(mode: str, args: argparse.Namespace, run_dir: Path) -> ModeRe
     try:
         await asyncio.gather(*(s.start() for s in servers))
         await daemon.start(env)
-        await daemon.wait_for(events.ready, START_TIMEOUT)
+        await wait_status(status_url, events.ready, START_TIMEOUT)
         await probe.start()
         first = await probe.wait_for(lambda r: r.get("counter") is not None, START_TIMEOUT)
         t_first = float(first["t"])
@@ -365,15 +415,14 @@ async def run_mode(mode: str, args: argparse.Namespace, run_dir: Path) -> ModeRe
             # Stream a while, into a random phase of frames and bars, past the daemon's
             # stability window (its backoff starts over), then kill mid-stream.
             await asyncio.sleep(args.settle + rng.random())
+            await wait_status(status_url, events.ready, RECOVERY_TIMEOUT)
             kill = await one_kill(primary, daemon, probe, events)
             result.kills.append(kill)
             print(f"  {mode} kill {n + 1:2d}: {describe(kill)}", flush=True)
-            if kill.failed:
-                # Stay on only if the daemon finds its way back; else the mode is over.
-                await daemon.wait_for(events.back, RECOVERY_TIMEOUT, len(daemon.records))
         t_last = time.monotonic()
         await pictures_after(probe, t_last, 5)
         measure_run(result, probe, t_first, t_last)
+        result.switches = switches(daemon, result.kills, t_first, t_last)
     except (TimeoutError, ChildExited) as err:
         result.error = f"{type(err).__name__}: {err}"
         print(f"{mode}: stopped: {result.error}; logs in {folder}", flush=True)
@@ -453,6 +502,17 @@ def measure_run(result: ModeResult, probe: Child, t_first: float, t_last: float)
     result.quiet_freeze = max(quiet, default=float("nan"))
 
 
+def switches(daemon: Child, kills: Sequence[Kill], start: float, end: float) -> tuple[int, int]:
+    """The daemon's output switches within the kills' episodes, and outside them (none
+    is expected there: a switch without a fault is a false alarm of the watchdog)."""
+    times = [
+        float(r["t"]) for r in daemon.records
+        if r.get("event") == "failover_switched" and start <= r["t"] <= end
+    ]  # fmt: skip
+    inside = sum(1 for t in times if any(k.t_kill <= t <= (k.t_end or end) for k in kills))
+    return inside, len(times) - inside
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -500,23 +560,32 @@ def verdict(result: ModeResult) -> str:
 
 def table(results: Sequence[ModeResult]) -> str:
     lines = [
-        "| mode | kills | failed | freeze at the kill (s) | freeze at switch back (s) | "
-        "worst freeze per kill (s) | kill → back on primary (s) | received fps (run / worst 1 s) "
-        "| new pictures/s | longest freeze between kills (s) | goal |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| mode | kills | failed | freeze at the kill (s) | freeze at switch back (s) "
+        "| worst freeze per kill (s) | kill → outputs on standby (s) "
+        "| kill → server listening again (s) | kill → back on primary (s) "
+        "| received fps (run / worst 1 s) | new pictures/s | longest freeze between kills (s) "
+        "| switches (in kills / between) | goal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         kills = r.done
-        backs = [k.t_back - k.t_kill for k in kills if k.t_back is not None]
+
+        def after_kill(times: list[float | None], kills: list[Kill] = kills) -> list[float]:
+            return [t - k.t_kill for t, k in zip(times, kills, strict=True) if t is not None]
+
         lowest = min((k.lowest_fps for k in kills), default=float("nan"))
         failed = str(len(r.kills) - len(kills)) + (f" ({r.error})" if r.error else "")
+        single = r.mode == "single"
         lines.append(
             f"| {r.mode} | {len(r.kills)} | {failed} | "
             f"{_mm([k.freeze.seconds for k in kills if k.freeze])} | "
             f"{_mm([k.freeze_back.seconds for k in kills if k.freeze_back])} | "
-            f"{_mm([k.worst for k in kills])} | {_mm(backs, 2)} | "
+            f"{_mm([k.worst for k in kills])} | "
+            f"{_mm(after_kill([k.t_failed_over for k in kills]))} | "
+            f"{_mm(after_kill([k.t_listening for k in kills]), 2)} | "
+            f"{_mm(after_kill([k.t_back for k in kills]), 2)} | "
             f"{r.fps:.1f} / {lowest:.1f} | {r.picture_fps:.1f} | {r.quiet_freeze:.3f} | "
-            f"{verdict(r)} |"
+            f"{'—' if single else '{} / {}'.format(*r.switches)} | {verdict(r)} |"
         )
     return "\n".join(lines)
 
