@@ -336,3 +336,36 @@ async def test_three_screens_each_with_its_own_scene_all_on_one_beat(
         assert scenes == {"main": "noon", "left": "calm", "right": "desert"}
     finally:
         await daemon.stop()
+
+
+async def test_the_standby_gets_every_reference_image_the_primary_gets(
+    hot: Show, servers: tuple[EmulatorProcess, EmulatorProcess], tmp_path: Path
+) -> None:
+    import httpx
+    from PIL import Image
+
+    image = tmp_path / "ref.png"
+    Image.new("RGB", (16, 16), (0, 90, 200)).save(image)
+    path = await hot.daemon.supervisor.assets.path_for(image)  # what a scene's image does
+    assert path is not None
+    a, b = servers
+    standby = hot.screen.supervisors["standby"]
+    async with asyncio.timeout(WAIT):
+        await hot.daemon.supervisor.assets.settled()  # the standby's upload runs in the background
+    (own,) = standby.assets.server_paths
+    async with httpx.AsyncClient() as client:
+        for server, expected in ((a, path), (b, own)):
+            response = await client.get(f"{server.url}/api/v1/assets", timeout=5.0)
+            assert expected in [asset["path"] for asset in response.json()["assets"]]
+
+    # Each server's session is sent the path its own server gave the image.
+    hot.daemon.store.set("vace_ref_images", [path], source="scene")
+
+    def shows(expected: str) -> Any:
+        def check(state: dict[str, Any]) -> bool:
+            live = [s for s in state["sessions"] if s["open"]]
+            return bool(live) and live[-1]["parameters"].get("vace_ref_images") == [expected]
+
+        return check
+
+    await asyncio.gather(a.wait_for(shows(path)), b.wait_for(shows(own)))

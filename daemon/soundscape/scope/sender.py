@@ -33,10 +33,12 @@ class ParameterSender:
         rate: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         outbox: Outbox | None = None,
+        transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self._store = store
         # A standby server's sender has an outbox of its own (ParameterStore.add_outbox).
         self.outbox = outbox if outbox is not None else store.outbox
+        self._transform = transform  # a standby's own asset paths
         self._interval = 1.0 / rate
         self._clock = clock
         self._wake = asyncio.Event()
@@ -76,6 +78,8 @@ class ParameterSender:
                 message = self.outbox.take()
                 if not message:
                     break
+                if self._transform is not None:
+                    message = self._transform(message)
                 if not channel.send(message):
                     # The session went away between wake-up and send; the next
                     # session starts from the full state, so nothing is lost.

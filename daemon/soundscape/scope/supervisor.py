@@ -153,10 +153,14 @@ class SessionSupervisor:
         self._clock = clock
         # A standby's sender has its own outbox: every change goes to every server.
         outbox = store.outbox if writes_store else store.add_outbox()
-        self.sender = ParameterSender(
-            store, rate=session.max_messages_per_second, clock=clock, outbox=outbox
-        )
         self.assets = assets or ReferenceImages(client.upload_asset, client.assets)
+        self.sender = ParameterSender(
+            store,
+            rate=session.max_messages_per_second,
+            clock=clock,
+            outbox=outbox,
+            transform=None if writes_store else self.assets.translate,
+        )
         self._writes_store = writes_store
         self._active = asyncio.Event()  # a warm standby offers only while this is set
         if not warm:
@@ -425,6 +429,8 @@ class SessionSupervisor:
         # Reset before the offer: the first frame can arrive before open() returns.
         self._first_frame, self._stable = None, False
         initial = self._store.initial_parameters(self.sender.outbox)
+        if not self._writes_store:
+            initial = self.assets.translate(initial)
         await session.open(initial, timeout=self._cfg.connect_timeout)
         self._mark_progress()
         self._last_frame = self._clock()

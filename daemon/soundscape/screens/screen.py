@@ -79,6 +79,8 @@ class Screen:
                 warm=not is_primary and entry.mode == "warm",
                 writes_store=is_primary,
             )
+            if not is_primary:  # the standby gets every reference image the primary uploads
+                supervisor.assets.follow(self.supervisors[primary.name].assets)
             if self.failover is not None and not is_primary and entry.mode == "warm":
                 self.failover.add_warm(name, supervisor)
             self.supervisors[name] = supervisor
