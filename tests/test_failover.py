@@ -11,6 +11,7 @@ same at a real NDI receiver, from picture content.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -195,6 +196,53 @@ async def test_a_manual_switch_over_the_command_bus(hot: Show) -> None:
         await hot.daemon.commands.call("failover", "nobody", source="osc-command:test")
     if target == "standby":  # switch_back = now: the live primary comes back after back_after
         await hot.switched_to("main", "main streams again")
+
+
+async def test_a_manual_switch_over_osc_with_feedback(
+    servers: tuple[EmulatorProcess, EmulatorProcess],
+) -> None:
+    """/soundscape/failover over real UDP; the switch comes back as OSC feedback."""
+    from pythonosc.osc_message import OscMessage
+    from pythonosc.udp_client import SimpleUDPClient
+
+    a, b = servers
+    await asyncio.gather(a.start(), b.start())
+    loop = asyncio.get_running_loop()
+    heard: asyncio.Queue[OscMessage] = asyncio.Queue()
+
+    class Listener(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            if data.startswith(b"/soundscape/failover"):
+                heard.put_nowait(OscMessage(data))
+
+    transport, _ = await loop.create_datagram_endpoint(Listener, local_addr=("127.0.0.1", 0))
+    feedback_port = transport.get_extra_info("sockname")[1]
+    cfg = config(a.url, b.url, switch_back="never")
+    cfg = dataclasses.replace(
+        cfg,
+        osc=dataclasses.replace(
+            cfg.osc, enabled=True, port=0, feedback=[f"127.0.0.1:{feedback_port}"]
+        ),
+    )
+    show = Show(cfg)
+    await show.daemon.start()
+    try:
+        await show.streaming("main", "standby")
+        assert show.daemon.osc.address is not None
+        controller = SimpleUDPClient(*show.daemon.osc.address)
+        assert show.screen.failover is not None
+        target = "standby" if show.screen.failover.active == "main" else "main"
+        controller.send_message("/soundscape/failover", [target])
+        await show.switched_to(target)
+        async with asyncio.timeout(WAIT):
+            while True:
+                message = await heard.get()
+                if message.params[0] == target:
+                    break
+        assert message.params[1].startswith("asked by osc-command:127.0.0.1:")
+    finally:
+        await show.daemon.stop()
+        transport.close()
 
 
 async def test_a_warm_standby_has_no_session_until_the_primary_dies(

@@ -608,6 +608,17 @@ SOUNDSCAPE_ROUTES: tuple[Route, ...] = (
         by_pattern=False,
     ),
     Route(
+        "/soundscape/failover",
+        (Arg("server", "str", optional=True),),
+        "command",
+        "Show this server's frames on the outputs: a standby, or the primary; without an"
+        " argument, the next server (command `failover`; a screen with standbys only). The"
+        " daemon sends `/soundscape/failover s server s reason` on every switch. Only the"
+        " literal address, never a pattern.",
+        "failover",
+        by_pattern=False,
+    ),
+    Route(
         "/soundscape/query",
         (Arg("pattern", "str", optional=True),),
         "query",
