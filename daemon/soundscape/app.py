@@ -223,6 +223,7 @@ class Daemon:
             session=self.config.session,
             failover=self.config.failover,
             outgoing=outgoing,
+            label_logs=len(entries) > 1,  # which server a log line is about
         )
 
     def _add_screen(self, entry: ServerEntry, entries: list[ServerEntry]) -> None:

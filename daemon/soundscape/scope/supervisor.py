@@ -139,7 +139,9 @@ class SessionSupervisor:
         warm: bool = False,
         writes_store: bool = True,
         assets: ReferenceImages | None = None,
+        name: str = "",
     ) -> None:
+        self.name = name  # the server's name in logs, when the daemon has several
         self._client = client
         self._store = store
         self._pipeline = pipeline
@@ -244,10 +246,10 @@ class SessionSupervisor:
             self._active.set()
             self._retry_at = 0.0  # no backoff wait stands between a takeover and its offer
             self._kick.set()
-            log.info("standby_activated", reason=reason)
+            log.info("standby_activated", server=self.name, reason=reason)
         else:
             self._active.clear()
-            log.info("standby_back_to_warm", reason=reason)
+            log.info("standby_back_to_warm", server=self.name, reason=reason)
             if self._session is not None:
                 self._rebuild = True  # on purpose, not a failure: no backoff
                 self.reconnect(reason or "back to warm standby")
@@ -271,6 +273,8 @@ class SessionSupervisor:
     # ----- main loop
 
     async def _run(self) -> None:
+        if self.name:  # every line this task (and the session's) logs says which server
+            structlog.contextvars.bind_contextvars(server=self.name)
         while True:
             try:
                 await self._cycle()

@@ -54,6 +54,7 @@ class Screen:
         session: SessionSection,
         failover: FailoverSection,
         outgoing: Outgoing | None = None,
+        label_logs: bool = False,
     ) -> None:
         self.name = primary.name
         self.entry = primary
@@ -78,6 +79,7 @@ class Screen:
                 outgoing=_outgoing_for(outgoing, name),
                 warm=not is_primary and entry.mode == "warm",
                 writes_store=is_primary,
+                name=name if label_logs else "",
             )
             if not is_primary:  # the standby gets every reference image the primary uploads
                 supervisor.assets.follow(self.supervisors[primary.name].assets)
