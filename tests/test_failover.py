@@ -172,6 +172,42 @@ async def test_a_killed_primary_is_replaced_by_the_hot_standby_within_the_goal(
     await both_show(a, b, "a lighthouse at dusk")  # the new session got the whole state
 
 
+async def test_both_servers_hold_the_same_state_after_every_change(
+    hot: Show, servers: tuple[EmulatorProcess, EmulatorProcess]
+) -> None:
+    """Every kind of change, one after the other: each time both sessions hold the same."""
+    a, b = servers
+    store = hot.daemon.store
+    changes = [
+        lambda: store.set("kv_cache_attention_bias", 0.55, source="osc:test"),
+        lambda: store.set_prompts(["a glass forest"], source="midi:test"),
+        lambda: store.transition(
+            [{"text": "a glass desert", "weight": 1.0}], num_steps=4, source="osc:test"
+        ),
+        lambda: store.set("denoising_step_list", [1000, 500], source="mapping"),
+        lambda: store.set("manage_cache", False, source="osc:test"),
+    ]
+    for change in changes:
+        change()
+        want = store.wire_view()
+        want_prompt = want.pop("prompts")[0]["text"]  # (a transition's target)
+
+        def holds(
+            state: dict[str, Any], want: dict[str, Any] = want, text: str = want_prompt
+        ) -> bool:
+            live = [s for s in state["sessions"] if s["open"]]
+            if not live:
+                return False
+            got = live[-1]["parameters"]
+            same = all(got.get(k) == v for k, v in want.items())
+            return same and prompt_of(live[-1]) == text
+
+        await asyncio.gather(a.wait_for(holds), b.wait_for(holds))
+    (last_a,) = a.open_sessions(await a.state())
+    (last_b,) = b.open_sessions(await b.state())
+    assert last_a["parameters"] == last_b["parameters"]
+
+
 async def test_a_stalled_primary_is_replaced_too(
     hot: Show, servers: tuple[EmulatorProcess, EmulatorProcess]
 ) -> None:
