@@ -208,17 +208,26 @@ async def test_both_servers_hold_the_same_state_after_every_change(
     assert last_a["parameters"] == last_b["parameters"]
 
 
-async def test_a_stalled_primary_is_replaced_too(
-    hot: Show, servers: tuple[EmulatorProcess, EmulatorProcess]
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "/_emulator/stall",  # frames stop; the server answers everything else
+        "/api/v1/restart",  # the real server's restart: frames stop, /health refused ~4 s
+    ],
+)
+async def test_a_stalled_or_restarted_primary_is_replaced_too(
+    hot: Show, servers: tuple[EmulatorProcess, EmulatorProcess], fault: str
 ) -> None:
     a, _b = servers
     await hot.recorder.frames_after(time.monotonic(), 30)
-    stalled = time.monotonic()
-    await a.post("/_emulator/stall")  # frames stop; the server answers everything else
+    began = time.monotonic()
+    await a.post(fault)
     await hot.switched_to("standby")
     await hot.recorder.frames_after(time.monotonic(), 15)
-    gap = hot.recorder.longest_gap(stalled - 0.5)
-    assert gap <= GOAL, f"the outputs froze for {gap * 1000:.0f} ms on a stall"
+    gap = hot.recorder.longest_gap(began - 0.5)
+    assert gap <= GOAL, f"the outputs froze for {gap * 1000:.0f} ms ({fault})"
+    if fault == "/api/v1/restart":  # back on the same process: the primary is shown again
+        await hot.switched_to("main", "main streams again")
 
 
 async def test_a_manual_switch_over_the_command_bus(hot: Show) -> None:
