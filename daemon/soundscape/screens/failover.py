@@ -168,7 +168,8 @@ class Failover:
             self._plan_back(now)
         else:
             self._cancel_back()
-            if switch.live(preferred, now):
+            # A blip of the primary must not start and stop the standby's session each time.
+            if switch.live_for(preferred, now) >= self.config.back_after:
                 for standby in self._warm.values():
                     if standby.active:
                         standby.set_active(False, f"{preferred} shown again")
