@@ -121,8 +121,11 @@ class Show:
                 out.append(json.loads(line))
         return out
 
-    async def new_session(self, known: set[str]) -> dict[str, Any]:
-        """The first session not in ``known`` that streams."""
+    async def new_session(
+        self, known: set[str], emulator: Emulator | None = None
+    ) -> dict[str, Any]:
+        """The first session not in ``known`` that streams (on ``emulator``, default the main)."""
+        emulator = emulator or self.emulator
 
         def fresh(state: dict[str, Any]) -> bool:
             return any(
@@ -130,20 +133,22 @@ class Show:
                 for s in state["sessions"]
             )
 
-        state = await self.emulator.wait_for(fresh, timeout=WAIT)
+        state = await emulator.wait_for(fresh, timeout=WAIT)
         return next(s for s in state["sessions"] if s["open"] and s["id"] not in known)
 
-    def session_ids(self) -> set[str]:
-        return {s["id"] for s in self.emulator.state()["sessions"]}
+    def session_ids(self, emulator: Emulator | None = None) -> set[str]:
+        return {s["id"] for s in (emulator or self.emulator).state()["sessions"]}
 
-    async def session_shows(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
+    async def session_shows(
+        self, predicate: Callable[[dict[str, Any]], bool], emulator: Emulator | None = None
+    ) -> None:
         """Until the newest open session's parameters satisfy ``predicate``."""
 
         def check(state: dict[str, Any]) -> bool:
             live = [s for s in state["sessions"] if s["open"]]
             return bool(live) and predicate(live[-1]["parameters"])
 
-        await self.emulator.wait_for(check, timeout=WAIT)
+        await (emulator or self.emulator).wait_for(check, timeout=WAIT)
 
     async def saved(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
         """Until the state file on disk satisfies ``predicate`` (the daemon writes it)."""
@@ -180,6 +185,20 @@ async def emulator() -> AsyncIterator[Emulator]:
         yield emu
     finally:
         await emu.stop()
+
+
+@pytest.fixture
+async def two_more() -> AsyncIterator[list[Emulator]]:
+    """A standby server and a further screen's server, beside ``emulator``."""
+    emulators = [Emulator(EmulatorConfig(width=320, height=192, fps=30, load_time=0.1))]
+    emulators.append(Emulator(EmulatorConfig(width=320, height=192, fps=30, load_time=0.1)))
+    for emu in emulators:
+        await emu.start(host="127.0.0.1", port=0)
+    try:
+        yield emulators
+    finally:
+        for emu in emulators:
+            await emu.stop()
 
 
 @pytest.fixture
@@ -269,6 +288,151 @@ async def test_fresh_starts_from_the_config_and_a_corrupt_file_is_one_line(show:
     assert [e["event"] for e in complaints if "state" in e["event"]] == ["state_ignored"]
     assert "not JSON" in next(e["reason"] for e in complaints if e["event"] == "state_ignored")
     json.loads(show.show_file.read_text())  # replaced by a good file
+
+
+# --------------------------------------------------------------------------- several screens
+
+SCREENS = """\
+[[scope]]
+url = "{main}"
+
+[[scope]]
+role = "standby"
+url = "{standby}"
+
+[[scope]]
+name = "left"
+role = "screen"
+url = "{left}"
+prompts = ["left's own prompt"]
+
+[scope.scenes]
+start = "storm"
+quantize = "none"
+
+[[scope.scenes.list]]
+name = "storm"
+prompts = ["left: storm"]
+
+[[scope.scenes.list]]
+name = "calm"
+prompts = ["left: calm"]
+
+[pipeline]
+width = 320
+height = 192
+
+[osc]
+port = {osc_port}
+
+[parameters]
+kv_cache_attention_bias = 0.3
+
+[scenes]
+start = "dawn"
+quantize = "none"
+
+[[scenes.list]]
+name = "dawn"
+prompts = ["dawn over the sea"]
+
+[[scenes.list]]
+name = "night"
+prompts = ["a city at night"]
+"""
+
+
+def main_moved(p: dict[str, Any]) -> bool:
+    return p.get("kv_cache_attention_bias") == 0.66 and prompt_text(p) == "a city at night"
+
+
+def left_moved(p: dict[str, Any]) -> bool:
+    return p.get("kv_cache_attention_bias") == 0.22 and prompt_text(p) == "left: calm"
+
+
+async def play_both_screens(show: Show, standby: Emulator, left: Emulator) -> None:
+    """The main screen and the left one, each its own moves, over real UDP."""
+
+    async def poke() -> None:
+        while True:  # UDP: send again until the pictures show it
+            show.osc.send_message("/soundscape/cache/bias", 0.66)
+            show.osc.send_message("/soundscape/scene", "night")
+            show.osc.send_message("/screen/left/soundscape/cache/bias", 0.22)
+            show.osc.send_message("/screen/left/soundscape/scene", "calm")
+            await asyncio.sleep(0.5)
+
+    sender = asyncio.create_task(poke())
+    try:
+        await show.session_shows(main_moved)
+        await show.session_shows(main_moved, standby)  # the standby runs the same show
+        await show.session_shows(left_moved, left)
+    finally:
+        sender.cancel()
+
+
+async def test_kill_9_brings_every_screen_and_every_server_back(
+    tmp_path: Path, emulator: Emulator, two_more: list[Emulator]
+) -> None:
+    standby, left = two_more
+    servers = {"main": emulator, "standby": standby, "left": left}
+    show = Show(tmp_path, emulator)
+    show.config.write_text(
+        SCREENS.format(
+            main=emulator.url, standby=standby.url, left=left.url, osc_port=show.osc_port
+        )
+    )
+    try:
+        first = show.start()
+        for server in servers.values():
+            await show.new_session(set(), server)
+        await play_both_screens(show, standby, left)
+        await show.saved(
+            lambda d: (
+                d["scene"] == "night"
+                and d["screens"].get("left", {}).get("scene") == "calm"
+                and d["screens"]["left"]["parameters"]["kv_cache_attention_bias"] == 0.22
+            )
+        )
+        known = {name: show.session_ids(server) for name, server in servers.items()}
+        left_behind = {
+            name: {s["id"] for s in server.state()["sessions"] if s["open"]}
+            for name, server in servers.items()
+        }
+        assert all(len(ids) == 1 for ids in left_behind.values()), left_behind
+        show.kill9(first)
+
+        second = show.start()
+        sessions = {
+            name: await show.new_session(known[name], server) for name, server in servers.items()
+        }
+        # Each server's new session is offered its screen's show, not the config's.
+        assert main_moved(sessions["main"]["parameters"])
+        assert main_moved(sessions["standby"]["parameters"])
+        assert left_moved(sessions["left"]["parameters"])
+        assert all("transition" not in s["parameters"] for s in sessions.values())
+        # Each server DELETEs the very session the killed process left on it.
+        for name, server in servers.items():
+            await server.wait_for(
+                lambda st, ids=left_behind[name]: ids <= {d["session_id"] for d in st["deletes"]},
+                timeout=WAIT,
+            )
+        [restored] = [e for e in show.events() if e["event"] == "state_restored"]
+        assert restored["screens"] == ["main", "left"]
+        show.stop(second)
+        saved = json.loads(show.show_file.read_text())
+        assert saved["version"] == 2 and saved["screens"]["left"]["scene"] == "calm"
+
+        # --fresh: every screen from its config.
+        known = {name: show.session_ids(server) for name, server in servers.items()}
+        fresh = show.start("--fresh")
+        session = await show.new_session(known["left"], left)
+        assert session["parameters"]["kv_cache_attention_bias"] == 0.3
+        await show.session_shows(lambda p: prompt_text(p) == "left: storm", left)
+        await show.session_shows(lambda p: prompt_text(p) == "dawn over the sea")
+        show.stop(fresh)
+        assert "state_restored" not in [e["event"] for e in show.events()]
+    finally:
+        show.close()
 
 
 # --------------------------------------------------------------------------- MIDI learn

@@ -14,6 +14,12 @@ What comes back, and what the config keeps:
 - the manual value of each mapping-rule target (not a modulated value caught
   mid-swing), the scene and variation (marked as playing, not applied again),
   rules on/off, soft-takeover positions, the tempo and a tapped beat source.
+
+Every screen keeps its own parameters, scene and mapping, by name (a further
+screen the config no longer has is ignored; one the file lacks starts from its
+config); the tempo and the MIDI takeover positions are shared. Every server
+(primary or standby, of every screen) has its last session DELETEd after a
+``kill -9``.
 """
 
 from __future__ import annotations
@@ -26,7 +32,15 @@ from typing import Any, Protocol
 import structlog
 
 from soundscape.errors import ParamError
-from soundscape.state.snapshot import NOT_RESTORED, ShowState, StateFileError, Takeover, decode
+from soundscape.state.snapshot import (
+    MAIN_PRIMARY,
+    NOT_RESTORED,
+    ScreenState,
+    ShowState,
+    StateFileError,
+    Takeover,
+    decode,
+)
 from soundscape.state.snapshot import encode as encode_state
 from soundscape.state.writer import StateWriter
 
@@ -38,21 +52,19 @@ IDLE_CHECK = 5.0  # seconds between checks for changes the store does not see (t
 class ShowParts(Protocol):
     """What the state is read from and restored to (the :class:`~soundscape.app.Daemon`)."""
 
-    store: Any  # ParameterStore
-    mapping: Any  # MappingEngine
-    midi: Any  # MidiControl
-    supervisor: Any  # SessionSupervisor
+    config: Any  # Config: a further screen's own config parameters
+    store: Any  # ParameterStore (the main screen's)
+    mapping: Any  # MappingEngine (the main screen's; owns the beat clock)
+    midi: Any  # MidiControl (every screen's bindings)
+    main_screen: Any  # Screen
+    screens: dict[str, Any]  # name → Screen, the main one first
+    screen_engines: dict[str, Any]  # a further screen's name → its MappingEngine
 
 
 def capture(parts: ShowParts, config_parameters: Mapping[str, Any]) -> ShowState:
-    scene = parts.mapping.director.scene
+    main = _capture_screen(parts.store, parts.mapping, config_parameters)
     return ShowState(
-        parameters=parts.store.snapshot(),
-        config_parameters=dict(config_parameters),
-        manual=parts.mapping.manual_values(),
-        scene=None if scene is None else scene.name,
-        variation=parts.mapping.director.variation,
-        mapping_enabled=parts.mapping.enabled,
+        **vars(main),
         takeover={
             key: Takeover(*takeover.position())
             for key, takeover in parts.midi.takeover_positions().items()
@@ -60,41 +72,100 @@ def capture(parts: ShowParts, config_parameters: Mapping[str, Any]) -> ShowState
         # Rounded: an audio tracker's tempo wanders in the last digits; not worth a write.
         bpm=round(parts.mapping.clock.bpm, 2),
         beat_source=parts.mapping.clock.active,
-        scope_session=parts.supervisor.session_ref(),
+        scope_sessions={
+            name: ref
+            for screen in parts.screens.values()
+            for name, supervisor in screen.supervisors.items()
+            if (ref := supervisor.session_ref()) is not None
+        },
+        screens={
+            name: _capture_screen(
+                parts.screens[name].store, engine, _screen_config_parameters(parts, name)
+            )
+            for name, engine in parts.screen_engines.items()
+        },
     )
 
 
-def restore(state: ShowState, parts: ShowParts, config_parameters: Mapping[str, Any]) -> None:
-    """Give the saved show back to the parts (before they start)."""
-    parameters = _parameters_to_restore(state, config_parameters, parts.store.loras)
-    try:
-        parts.store.update(parameters, source="state")
-    except ParamError:
-        # A value this version no longer takes: keep every other one.
-        skipped = []
-        for key, value in parameters.items():
-            try:
-                parts.store.update({key: value}, source="state")
-            except ParamError:
-                skipped.append(key)
-        log.warning("saved_parameters_skipped", keys=skipped)
-    parts.mapping.restore(
-        scene=state.scene,
-        variation=state.variation,
-        manual=state.manual,
-        enabled=state.mapping_enabled,
+def _capture_screen(store: Any, engine: Any, config_parameters: Mapping[str, Any]) -> ScreenState:
+    scene = engine.director.scene
+    return ScreenState(
+        parameters=store.snapshot(),
+        config_parameters=dict(config_parameters),
+        manual=engine.manual_values(),
+        scene=None if scene is None else scene.name,
+        variation=engine.director.variation,
+        mapping_enabled=engine.enabled,
+    )
+
+
+def _screen_config_parameters(parts: ShowParts, name: str) -> dict[str, Any]:
+    """A further screen's parameters as its config starts it (its own prompts)."""
+    return dict(parts.config.screen_parameters(parts.screens[name].entry))
+
+
+def restore_main(state: ShowState, parts: ShowParts, config_parameters: Mapping[str, Any]) -> None:
+    """Give the main screen and the shared parts (tempo, MIDI takeover) their saved state."""
+    restore_screen(
+        state,
+        parts.store,
+        parts.mapping,
+        config_parameters,
         bpm=state.bpm,
         beat_source=state.beat_source,
     )
-    parts.supervisor.forget_leftover(state.scope_session)
     positions = parts.midi.takeover_positions()
     for key, saved in state.takeover.items():
         if key in positions:
             positions[key].restore(saved.knob, saved.set, saved.synced)
 
 
+def restore_screen(
+    saved: ScreenState,
+    store: Any,
+    engine: Any,
+    config_parameters: Mapping[str, Any],
+    *,
+    bpm: float | None = None,
+    beat_source: str | None = None,
+) -> None:
+    """One screen's parameters, then its scene and mapping (before they start); the tempo
+    only for the engine that owns the beat clock."""
+    parameters = _parameters_to_restore(saved, config_parameters, store.loras)
+    try:
+        store.update(parameters, source="state")
+    except ParamError:
+        # A value this version no longer takes: keep every other one.
+        skipped = []
+        for key, value in parameters.items():
+            try:
+                store.update({key: value}, source="state")
+            except ParamError:
+                skipped.append(key)
+        log.warning("saved_parameters_skipped", keys=skipped, screen=engine.screen or None)
+    engine.restore(
+        scene=saved.scene,
+        variation=saved.variation,
+        manual=saved.manual,
+        enabled=saved.mapping_enabled,
+        bpm=bpm,
+        beat_source=beat_source,
+    )
+
+
+def forget_leftovers(state: ShowState, parts: ShowParts) -> None:
+    """Each server gets the DELETE of the session it had (by name, and only at the same URL)."""
+    primary = parts.main_screen.primary
+    for screen in parts.screens.values():
+        for name, supervisor in screen.supervisors.items():
+            ref = state.scope_sessions.get(name)
+            if ref is None and supervisor is primary:  # a version-1 file's one session
+                ref = state.scope_sessions.get(MAIN_PRIMARY)
+            supervisor.forget_leftover(ref)
+
+
 def _parameters_to_restore(
-    state: ShowState, config_parameters: Mapping[str, Any], loras: Mapping[str, str]
+    state: ScreenState, config_parameters: Mapping[str, Any], loras: Mapping[str, str]
 ) -> dict[str, Any]:
     out = {}
     for key, value in state.parameters.items():
@@ -128,7 +199,7 @@ class ShowPersistence:
         self.parts = parts
         self.config_parameters = config_parameters
         self.writer = StateWriter(path, self._collect, debounce=debounce, idle=idle_check)
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
 
     async def load(self) -> ShowState | None:
         """The saved show, or None (no file yet; a broken file is reported in one line)."""
@@ -147,28 +218,55 @@ class ShowPersistence:
             return None
 
     def restore(self, state: ShowState) -> None:
-        try:
-            restore(state, self.parts, self.config_parameters())
-        except Exception:  # a saved show must never keep the daemon from starting (a crash loop)
-            log.exception("state_restore_failed", path=str(self.path))
-            return
-        log.info(
-            "state_restored",
-            path=str(self.path),
-            scene=state.scene,
-            parameters=len(state.parameters),
-            bpm=state.bpm,
-        )
+        """Each screen on its own: one that fails to take its state costs only itself."""
+        parts = self.parts
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("scope_sessions", lambda: forget_leftovers(state, parts)),
+            (parts.main_screen.name, lambda: restore_main(state, parts, self.config_parameters())),
+        ]
+        for name, saved in state.screens.items():
+            if name not in parts.screen_engines:
+                log.info("state_screen_ignored", screen=name, reason="no such screen in the config")
+                continue
+            steps.append((name, lambda n=name, s=saved: self._restore_screen(n, s)))
+        restored = []
+        for name, step in steps:
+            # A saved show must never keep the daemon from starting (a crash loop).
+            try:
+                step()
+            except Exception:
+                log.exception("state_restore_failed", path=str(self.path), part=name)
+                continue
+            restored.append(name)
+        screens = [name for name in restored if name in parts.screens]
+        if screens:
+            log.info(
+                "state_restored",
+                path=str(self.path),
+                scene=state.scene,
+                parameters=len(state.parameters),
+                bpm=state.bpm,
+                screens=screens,
+            )
+
+    def _restore_screen(self, name: str, saved: ScreenState) -> None:
+        parts = self.parts
+        config = _screen_config_parameters(parts, name)
+        restore_screen(saved, parts.screens[name].store, parts.screen_engines[name], config)
 
     async def start(self) -> None:
-        self._unsubscribe = self.parts.store.subscribe(lambda changes, source: self.writer.mark())
+        # A change on any screen's store schedules a save (the main screen's is parts.store).
+        self._unsubscribe = [
+            screen.store.subscribe(lambda changes, source: self.writer.mark())
+            for screen in self.parts.screens.values()
+        ]
         await self.writer.start()
         self.writer.mark()
 
     async def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         await self.writer.stop()
 
     def _collect(self) -> bytes:

@@ -2,7 +2,12 @@
 
 ``version`` names the format. A file from a newer daemon, or one that is not
 this format at all, raises :class:`StateFileError` with a one-line reason; the
-caller logs it and starts from the config.
+caller logs it and starts from the config. An older version is read through
+:func:`_migrate` and saved in the current one at the next write.
+
+Versions: 1, the main screen only, one Scope session (``scope_session``); 2,
+further screens under ``screens`` (by name) and every server's session under
+``scope_sessions`` (by server name).
 """
 
 from __future__ import annotations
@@ -12,7 +17,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-VERSION = 1
+VERSION = 2
+READS = (1, 2)
+
+# The key of a version-1 file's one session: the main screen's primary (unnamed then).
+MAIN_PRIMARY = ""
 
 # Parameters the config owns, never restored: what is loaded on the server and
 # how it is fed (pipeline_ids, input_mode), and server-side paths that may not
@@ -34,40 +43,58 @@ class Takeover:
 
 
 @dataclass
-class ShowState:
+class ScreenState:
+    """What one screen keeps: its parameters, scene and mapping (the tempo is global)."""
+
     parameters: dict[str, Any] = field(default_factory=dict)
-    # The config's [parameters] when this was saved: a value the file has changed
+    # The screen's config parameters when this was saved: a value the file has changed
     # since wins over the saved one (the same rule as a reload).
     config_parameters: dict[str, Any] = field(default_factory=dict)
     manual: dict[str, float] = field(default_factory=dict)  # target → value under the rules
     scene: str | None = None
     variation: int = 0
     mapping_enabled: bool | None = None
-    takeover: dict[str, Takeover] = field(default_factory=dict)  # "control>target" → position
+
+
+@dataclass
+class ShowState(ScreenState):
+    """The main screen's state (inherited fields), the global parts, and further screens."""
+
+    # "control>target[@screen]" → position (MIDI's bindings of every screen)
+    takeover: dict[str, Takeover] = field(default_factory=dict)
     bpm: float | None = None
     beat_source: str | None = None
-    # Our Scope session at the time ({"url", "id"}): a kill -9 leaves it on the server.
-    scope_session: dict[str, str] | None = None
+    # Each server's Scope session at the time (server name → {"url", "id"}): a kill -9
+    # leaves them on the servers.
+    scope_sessions: dict[str, dict[str, str]] = field(default_factory=dict)
+    screens: dict[str, ScreenState] = field(default_factory=dict)  # further screens by name
 
 
 def encode(state: ShowState) -> bytes:
     """The file's bytes (no timestamp: unchanged state, unchanged bytes, no write)."""
     data: dict[str, Any] = {
         "version": VERSION,
+        **_encode_screen(state),
+        "takeover": {
+            key: {"knob": t.knob, "set": t.set, "synced": t.synced}
+            for key, t in state.takeover.items()
+        },
+        "tempo": {"bpm": state.bpm, "source": state.beat_source},
+        "scope_sessions": state.scope_sessions,
+        "screens": {name: _encode_screen(screen) for name, screen in state.screens.items()},
+    }
+    return json.dumps(data, indent=1, sort_keys=True).encode() + b"\n"
+
+
+def _encode_screen(state: ScreenState) -> dict[str, Any]:
+    return {
         "parameters": {k: v for k, v in state.parameters.items() if k not in NOT_RESTORED},
         "config_parameters": state.config_parameters,
         "manual": state.manual,
         "scene": state.scene,
         "variation": state.variation,
         "mapping_enabled": state.mapping_enabled,
-        "takeover": {
-            key: {"knob": t.knob, "set": t.set, "synced": t.synced}
-            for key, t in state.takeover.items()
-        },
-        "tempo": {"bpm": state.bpm, "source": state.beat_source},
-        "scope_session": state.scope_session,
     }
-    return json.dumps(data, indent=1, sort_keys=True).encode() + b"\n"
 
 
 def decode(raw: bytes) -> ShowState:
@@ -79,18 +106,15 @@ def decode(raw: bytes) -> ShowState:
     if not isinstance(data, dict):
         raise StateFileError("not a JSON object")
     version = data.get("version")
-    if version != VERSION:
-        raise StateFileError(f"format version {version!r}, this daemon reads {VERSION}")
+    if isinstance(version, bool) or version not in READS:
+        raise StateFileError(
+            f"format version {version!r}, this daemon reads {', '.join(map(str, READS))}"
+        )
     try:
+        data = _migrate(data)
+        main = _decode_screen(data)
         return ShowState(
-            parameters={
-                k: v for k, v in _table(data, "parameters").items() if k not in NOT_RESTORED
-            },
-            config_parameters=_table(data, "config_parameters"),
-            manual={str(k): _number(v) for k, v in _table(data, "manual").items()},
-            scene=_optional_str(data.get("scene")),
-            variation=int(data.get("variation") or 0),
-            mapping_enabled=_optional_bool(data.get("mapping_enabled")),
+            **vars(main),
             takeover={
                 str(k): Takeover(
                     knob=_optional_unit(v.get("knob")),
@@ -101,19 +125,55 @@ def decode(raw: bytes) -> ShowState:
             },
             bpm=_optional_bpm(_table(data, "tempo").get("bpm")),
             beat_source=_optional_str(_table(data, "tempo").get("source")),
-            scope_session={
-                str(k): v for k, v in _table(data, "scope_session").items() if isinstance(v, str)
-            }
-            or None,
+            scope_sessions=_session_refs(_table(data, "scope_sessions")),
+            screens={
+                str(name): _decode_screen(_as_table(screen, f"screens.{name}"))
+                for name, screen in _table(data, "screens").items()
+            },
         )
     except (TypeError, ValueError, AttributeError) as err:
         raise StateFileError(f"malformed ({err})") from None
 
 
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """An older file's data in the current form (the file itself is rewritten at the next save)."""
+    if data["version"] == 1:
+        data = dict(data)
+        # One session, the main screen's primary, whose name the file did not say.
+        session = _table(data, "scope_session")
+        data["scope_sessions"] = {MAIN_PRIMARY: session} if session else {}
+        data["screens"] = {}
+    return data
+
+
+def _decode_screen(data: dict[str, Any]) -> ScreenState:
+    return ScreenState(
+        parameters={k: v for k, v in _table(data, "parameters").items() if k not in NOT_RESTORED},
+        config_parameters=_table(data, "config_parameters"),
+        manual={str(k): _number(v) for k, v in _table(data, "manual").items()},
+        scene=_optional_str(data.get("scene")),
+        variation=int(data.get("variation") or 0),
+        mapping_enabled=_optional_bool(data.get("mapping_enabled")),
+    )
+
+
+def _session_refs(table: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Server name → ``{"url", "id"}``; a ref without both is of no use and left out."""
+    out = {}
+    for name, ref in table.items():
+        ref = _as_table(ref, f"scope_sessions.{name}")
+        kept = {k: ref[k] for k in ("url", "id") if isinstance(ref.get(k), str)}
+        if len(kept) == 2:
+            out[str(name)] = kept
+    return out
+
+
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
     value = data.get(key)
-    if value is None:
-        return {}
+    return {} if value is None else _as_table(value, key)
+
+
+def _as_table(value: Any, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{key} is not a table")
     return value
