@@ -109,6 +109,9 @@ class BeatTracker:
         self.hop = hop
         self._len = n = max(math.ceil(cfg.window / hop), 16)
         self._bands = np.zeros((3, 2 * n))  # written twice so the last n frames are one slice
+        # Frames are written one float at a time: through a flat memoryview
+        # that costs a third of a numpy item assignment.
+        self._bands_flat = memoryview(self._bands).cast("B").cast("d")
         self._pos = 0
         self._count = 0
         self._band_mean = [0.0, 0.0, 0.0]
@@ -130,8 +133,9 @@ class BeatTracker:
         self._drift_mass = np.convolve(np.ones(steps), self._drift, mode="same")
         self._belief = np.full(steps, 1.0 / steps)
         self._tempo_hist: collections.deque[tuple[float, float]] = collections.deque()
-        self._meter_low = {b: np.zeros(b) for b in (2, 3, 4)}  # by beat count mod b
-        self._meter_mid = {b: np.zeros(b) for b in (2, 3, 4)}
+        # By beat count mod b; plain lists (a few floats, updated every frame near a beat).
+        self._meter_low = {b: [0.0] * b for b in (2, 3, 4)}
+        self._meter_mid = {b: [0.0] * b for b in (2, 3, 4)}
         self._beat_count = 0
         self._bar_k = 1.0 - math.exp(-hop / BAR_TAU)
 
@@ -145,6 +149,14 @@ class BeatTracker:
         audio timeline (already corrected for analysis delay); ``now`` is the
         end of the audio received so far.
         """
+        if isinstance(value, float | int):
+            return self.update_bands(value, value, value, t, now, dt, onset)
+        return self.update_bands(value[0], value[1], value[2], t, now, dt, onset)
+
+    def update_bands(
+        self, lo: float, mid: float, hi: float, t: float, now: float, dt: float, onset: bool
+    ) -> bool:
+        """:meth:`update` with the three bands as floats (the analyzer's path, per hop)."""
         if dt != self._in_dt:
             self._in_dt = dt
             # Frames are summed to about FRAME_TARGET (pairs at 48 kHz): the
@@ -158,14 +170,9 @@ class BeatTracker:
         if onset:
             self.last_onset = t
         acc = self._acc
-        if isinstance(value, float | int):
-            acc[0] += value
-            acc[1] += value
-            acc[2] += value
-        else:
-            acc[0] += value[0]
-            acc[1] += value[1]
-            acc[2] += value[2]
+        acc[0] += lo
+        acc[1] += mid
+        acc[2] += hi
         self._acc_t += t
         self._acc_n += 1
         if self._acc_n >= self._decimate:
@@ -173,6 +180,9 @@ class BeatTracker:
             acc[0] = acc[1] = acc[2] = 0.0
             self._acc_t = 0.0
             self._acc_n = 0
+        nb = self.next_beat
+        if nb is None or now <= nb:  # the common case, without a call
+            return False
         return self._emit(now)
 
     def _frame(self, t: float, now: float) -> None:
@@ -187,10 +197,10 @@ class BeatTracker:
         m[2] += (hi - m[2]) * k
         lo, mid, hi = lo / (m[0] + 1e-9), mid / (m[1] + 1e-9), hi / (m[2] + 1e-9)
         n, p = self._len, self._pos
-        bands = self._bands
-        bands[0, p] = bands[0, p + n] = lo
-        bands[1, p] = bands[1, p + n] = mid
-        bands[2, p] = bands[2, p + n] = hi
+        flat = self._bands_flat  # rows of 2n: band b's frame p at b * 2n + p and + n
+        flat[p] = flat[p + n] = lo
+        flat[p + 2 * n] = flat[p + 3 * n] = mid
+        flat[p + 4 * n] = flat[p + 5 * n] = hi
         self._pos = p + 1 if p + 1 < n else 0
         self._t_newest = t
         if self.last_beat is not None and abs(t - self.last_beat) < 0.12 * self.period:
@@ -251,7 +261,7 @@ class BeatTracker:
             self._belief[:] = 1.0 / len(self._belief)
             self._tempo_hist.clear()
             for acc in (*self._meter_low.values(), *self._meter_mid.values()):
-                acc[:] = 0.0
+                acc[:] = [0.0] * len(acc)
 
     def _min_history(self) -> float:
         # A first guess early (the filter and the phase loop correct it), at most the window.
@@ -522,24 +532,29 @@ class BeatTracker:
 
     def _bar_frame(self, lo: float, mid: float) -> None:
         """Add a frame near the last beat to that beat's statistics, for each bar length."""
-        k = self._bar_k
-        for b, acc in self._meter_low.items():
-            j = self._beat_count % b
-            acc *= 1.0 - k
-            acc[j] += lo
-            mids = self._meter_mid[b]
-            mids *= 1.0 - k
-            mids[j] += mid
+        keep = 1.0 - self._bar_k
+        count = self._beat_count
+        mids = self._meter_mid
+        for b, lows in self._meter_low.items():
+            j = count % b
+            mb = mids[b]
+            for i in range(b):
+                lows[i] *= keep
+                mb[i] *= keep
+            lows[j] += lo
+            mb[j] += mid
 
     def _decide_bar(self) -> None:
         """At a bar line: choose the bar length (if automatic) and which beat is the one."""
         beats = self.config.beats_per_bar
         if not beats:
             contrast = {
-                b: _contrast(self._meter_low[b]) + _contrast(self._meter_mid[b]) for b in (3, 4)
+                b: _contrast(np.array(self._meter_low[b])) + _contrast(np.array(self._meter_mid[b]))
+                for b in (3, 4)
             }
             beats = 3 if contrast[3] > 1.5 * contrast[4] else 4
-        lows, mids = _unit(self._meter_low[beats]), _unit(self._meter_mid[beats])
+        lows = _unit(np.array(self._meter_low[beats]))
+        mids = _unit(np.array(self._meter_mid[beats]))
         tl, tm = TEMPLATES[beats]
         # The rotation r: beat count c is beat (c - r) % beats of the bar.
         scores = [

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import structlog
@@ -39,6 +40,35 @@ ONSET_DELAY_WINDOWS = 0.125
 BEAT_LAG = 0.009
 # Edges (Hz) of the beat tracker's low / mid / high onset bands.
 BEAT_BANDS = (150.0, 3000.0)
+# Hops the sample stream and the log spectra are kept for before they are
+# compacted (a copy every RING_HOPS hops instead of every block).
+RING_HOPS = 64
+
+
+def _fast_rfft() -> Callable[[np.ndarray, np.ndarray], object] | None:
+    """numpy's own rfft kernel for even lengths, called without its Python wrapper.
+
+    ``np.fft.rfft`` spends more time checking arguments and allocating than
+    transforming two 1024-sample frames; numpy >= 2 runs it as a ufunc that
+    writes into a preallocated array. That ufunc is internal, so it is used
+    only when it exists and gives exactly what ``np.fft.rfft`` gives.
+    """
+    try:
+        from numpy.fft import _pocketfft_umath  # type: ignore[attr-defined]
+
+        kernel = _pocketfft_umath.rfft_n_even
+        x = np.random.default_rng(0).standard_normal((2, 16))
+        out = np.empty((2, 9), dtype=complex)
+        kernel(x, 1, out=out)
+        if np.array_equal(out, np.fft.rfft(x)):
+            return lambda frames, spec: kernel(frames, 1, out=spec)
+    except Exception:  # any failure: the public call
+        pass
+    return None
+
+
+_RFFT = _fast_rfft()
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -115,35 +145,40 @@ class AudioAnalyzer:
         self.fft_size = n = config.fft_size
         self.hop = hop = min(self.HOP, n)
         self.band_names = tuple(config.band_names)
-        self._buf = np.zeros(n)
         self._win = np.hanning(n + 1)[:n]  # periodic Hann
-        self._mag = np.zeros(n // 2 + 1)
-        self._power = np.empty(n // 2 + 1)
-        self._prev_logmag = np.zeros(n // 2 + 1)
-        self._tmp = np.empty(n // 2 + 1)
-        self._pending = np.zeros(hop)  # samples waiting for a full hop
-        self._fill = 0
-        self._have_spectrum = False
+        self._fill = 0  # samples of an unfinished hop, at the end of the stream
+        # The sample stream and the log magnitudes of past frames live in long
+        # buffers that are appended to and compacted only when full: frames
+        # are slices of a strided view, and no per-block copies are made.
+        # Every per-block array is preallocated per hop count (_hop_buffers):
+        # per-call overhead, not arithmetic, is what costs in a 512-frame block.
+        self._hop_cache: dict[int, tuple[np.ndarray, ...]] = {}
+        self._alloc_stream(RING_HOPS * hop, RING_HOPS)
+        self._stats: list[float] = []  # band powers, total, centroid numerator of the last frame
         freqs = np.fft.rfftfreq(n, 1.0 / sr)
         # Raw FFT magnitudes times this read ~1 at the peak bin of a full-scale sine.
         self._mag_scale = mag_scale = 2.0 / self._win.sum()
-        # One matrix product gives every band's power, the total and the
-        # centroid numerator: columns = band masks, in-range mask, frequency.
+        # One matrix product over the block's flux rows and the last frame's
+        # power gives every per-block sum (see _analyse_hops). Flux columns:
+        # all bins (onsets), then the beat tracker's low (kick, bass), mid
+        # (snare, clap, chords) and high (hats) bands, so each instrument
+        # plays its own role in the tracker (see beat.py).
+        lo_hz, hi_hz = BEAT_BANDS
+        cols = [(freqs > 20) & (freqs < lo_hz), (freqs >= lo_hz) & (freqs < hi_hz), freqs >= hi_hz]
+        flux_cols = [np.ones(len(freqs)), *(c.astype(float) / max(c.sum(), 1) for c in cols)]
+        # Power columns: each band, the in-range total and the centroid
+        # numerator; the magnitude scale is folded in (a pass over the spectrum less).
         edges = config.bands
         in_range = (freqs >= edges[0]) & (freqs < edges[-1])
         cols = [((freqs >= a) & (freqs < b)).astype(float) for a, b in itertools.pairwise(edges)]
         cols += [in_range.astype(float), np.where(in_range, freqs, 0.0)]
-        # Folding the magnitude scale in here saves a pass over the spectrum.
-        self._stats_matrix = np.stack(cols, axis=1) * mag_scale**2
+        self._weights = np.stack(flux_cols + [c * mag_scale**2 for c in cols], axis=1)
         self._n_bands = len(edges) - 1
-        self._flat_mask = in_range
-        self._flat_count = max(int(in_range.sum()), 1)
-        # Beat envelopes: flux in three bands — low (kick), mid (snare, clap,
-        # chords), high (hats) — so each instrument plays its own role in the
-        # tracker (see beat.py). One matrix product gives all three.
-        lo_hz, hi_hz = BEAT_BANDS
-        cols = [(freqs > 20) & (freqs < lo_hz), (freqs >= lo_hz) & (freqs < hi_hz), freqs >= hi_hz]
-        self._beat_weights = np.stack([c.astype(float) / max(c.sum(), 1) for c in cols], axis=1)
+        # Flatness is taken over the in-range bins, a contiguous run.
+        inside = np.flatnonzero(in_range)
+        self._flat_bins = slice(int(inside[0]), int(inside[-1]) + 1) if len(inside) else slice(0)
+        self._flat_count = max(len(inside), 1)
+        self._tmp = np.empty(max(len(inside), 1))
         b_lo, b_hi = config.brightness_range
         self._bright_lo = math.log(b_lo)
         self._bright_span = math.log(b_hi) - self._bright_lo
@@ -160,6 +195,9 @@ class AudioAnalyzer:
         self._bright_smooth = AttackRelease(sm.brightness.attack, sm.brightness.release)
         self._texture_smooth = AttackRelease(sm.texture.attack, sm.texture.release)
         self._strength_smooth = AttackRelease(sm.onset_strength.attack, sm.onset_strength.release)
+        self._band_state = list(
+            zip(self.band_names, self._band_ranges, self._band_smooth, strict=True)
+        )
         on = config.onset
         self.onsets = OnsetDetector(on.threshold, on.sensitivity, on.min_gap)
         self.beats = BeatTracker(config.beat)
@@ -173,46 +211,91 @@ class AudioAnalyzer:
         self._strength = 0.0
         self.latest: Features = silent_features(0.0, self.band_names)
 
-    def _analyse_hops(self, hops: list[np.ndarray], t_ends: list[float]) -> None:
-        """Slide the hops into the window: spectra, flux, onsets, beats.
+    def _alloc_stream(self, room: int, rows: int) -> None:
+        """(Re)allocate the stream with ``room`` samples after the window, and ``rows`` log rows.
 
-        All the hops of a block are transformed together (one ``rfft`` over a
-        frames x window matrix): per-call overhead, not arithmetic, is what
-        costs here.
+        The window is ``stream[start : start + n]``; the samples of an
+        unfinished hop follow it. ``frames[i]`` is ``stream[i * hop : i * hop + n]``.
+        The log magnitudes of the last frame analysed are ``logmag[row]``.
         """
         n, hop = self.fft_size, self.hop
-        k = len(hops)
-        stream = np.concatenate([self._buf, *hops])
-        frames = np.empty((k, n))
-        for j in range(k):
-            np.multiply(stream[(j + 1) * hop : (j + 1) * hop + n], self._win, out=frames[j])
-        self._buf = stream[-n:]
-        mag = np.abs(np.fft.rfft(frames))
+        old = getattr(self, "_stream", None)
+        stream = np.zeros(n + room)
+        logmag = np.zeros((rows + 1, n // 2 + 1))
+        if old is not None:  # a longer block than the buffers hold: keep the state
+            keep = n + self._fill
+            stream[:keep] = old[self._start : self._start + keep]
+            logmag[0] = self._logmag[self._row]
+        self._stream, self._logmag = stream, logmag
+        self._start = self._row = 0
+        step = stream.strides[0]
+        self._frames = np.lib.stride_tricks.as_strided(
+            stream, shape=(room // hop + 1, n), strides=(hop * step, step), writeable=False
+        )
+
+    def _hop_buffers(self, k: int) -> tuple[np.ndarray, ...]:
+        """Windowed frames, spectra, magnitudes, flux rows for ``k`` hops."""
+        bufs = self._hop_cache.get(k)
+        if bufs is None:
+            n = self.fft_size
+            m = n // 2 + 1
+            # Rows: the flux of each hop, then the power of the last frame.
+            rows = np.empty((k + 1, m))
+            spec = np.empty((k, m), dtype=complex)
+            bufs = (np.empty((k, n)), spec, np.empty((k, m)), rows)
+            self._hop_cache[k] = bufs
+        return bufs
+
+    def _analyse_hops(self, k: int, t: float, fill: int) -> None:
+        """Analyse the ``k`` hops waiting in the stream: spectra, flux, onsets, beats.
+
+        All the hops of a block are transformed together (one ``rfft`` over a
+        frames x window matrix), and one matrix product gives every sum:
+        per-call overhead, not arithmetic, is what costs here. ``t`` is the
+        time of the block's first sample, ``fill`` how many samples of the
+        first hop came before it.
+        """
+        hop, sr = self.hop, self.sample_rate
+        frames, spec, mag, rows = self._hop_buffers(k)
+        first = self._start // hop + 1  # the frame that ends with the first new hop
+        np.multiply(self._frames[first : first + k], self._win, out=frames)
+        if _RFFT is not None:  # fft_size is even (512, 1024 or 2048)
+            _RFFT(frames, spec)
+        else:
+            spec[:] = np.fft.rfft(frames)
+        np.abs(spec, out=mag)
         # Flux on log magnitudes relative to the running level: a quiet set
         # gives the same onset shapes as a loud one.
         peak_amp = 10 ** (self._energy_range.peak / 20)
-        logmag = np.log1p(mag * (LOG_GAIN * self._mag_scale / peak_amp))
-        diff = np.empty_like(logmag)
-        np.subtract(logmag[0], self._prev_logmag, out=diff[0])
-        if k > 1:
-            np.subtract(logmag[1:], logmag[:-1], out=diff[1:])
-        np.maximum(diff, 0.0, out=diff)
-        fluxes = diff.sum(axis=1).tolist()
-        beat_fluxes = (diff @ self._beat_weights).tolist()
-        self._prev_logmag = logmag[-1]
-        self._mag = mag[-1]
+        row = self._row
+        logmag = self._logmag[row : row + k + 1]  # the previous frame's, then these
+        new_logmag = logmag[1:]
+        np.multiply(mag, LOG_GAIN * self._mag_scale / peak_amp, out=new_logmag)
+        np.log1p(new_logmag, out=new_logmag)
+        self._row = row + k
+        flux = rows[:k]
+        np.subtract(new_logmag, logmag[:-1], out=flux)
+        np.maximum(flux, 0.0, out=flux)
+        last = mag[-1]
+        power = np.multiply(last, last, out=rows[k])
+        sums = np.dot(rows, self._weights).tolist()
+        self._stats = sums[k][4:]
+        self._power = power
         dt = self._hop_dt
         beats = self.beats
-        for flux, beat_flux, t_end in zip(fluxes, beat_fluxes, t_ends, strict=True):
-            frame_t = t_end - self._onset_delay
-            onset = self.onsets.update(flux, frame_t, dt)
+        onsets = self.onsets
+        delay = self._onset_delay
+        for j in range(k):
+            total, lo, mid, hi = sums[j][:4]
+            end = t + ((j + 1) * hop - fill) / sr
+            frame_t = end - delay
+            onset = onsets.update(total, frame_t, dt)
             if onset:
                 self._onset_time = frame_t
-            if self.onsets.strength > self._strength:
-                self._strength = self.onsets.strength
-            if beats.update(beat_flux, frame_t - BEAT_LAG, t_end, dt, onset):
+            if onsets.strength > self._strength:
+                self._strength = onsets.strength
+            if beats.update_bands(lo, mid, hi, frame_t - BEAT_LAG, end, dt, onset):
                 self._beat = True
-        self._have_spectrum = True
 
     def _mono(self, block: np.ndarray) -> np.ndarray:
         x = block
@@ -228,12 +311,11 @@ class AudioAnalyzer:
         Samples are floats in -1..1; a 2-D block (frames x channels) is mixed
         down. Non-finite samples are replaced by silence (logged once).
         """
-        x = self._mono(block)
+        x = block if block.ndim == 1 and block.dtype in _FLOATS else self._mono(block)
         k = len(x)
         if k == 0:
             return self.latest
-        sr = self.sample_rate
-        dt = k / sr
+        dt = k / self.sample_rate
         energy_sum = float(np.dot(x, x))
         if not math.isfinite(energy_sum):
             x = np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
@@ -245,94 +327,87 @@ class AudioAnalyzer:
         # --- energy (dB, adaptively normalised, smoothed)
         mean_square = energy_sum / k
         level_db = 10.0 * math.log10(mean_square + 1e-20)
-        energy = self._energy_range.update(level_db, dt)
-        energy = self._energy_smooth.update(energy, dt)
+        energy = self._energy_smooth.update(self._energy_range.update(level_db, dt), dt)
 
         # --- hops: spectrum, flux, onsets, beats
         self._onset_time = None
         self._beat = False
         self._strength = 0.0
-        self._have_spectrum = False
-        hop = self.hop
-        pos = 0
+        hop, n = self.hop, self.fft_size
         fill = self._fill
-        hops: list[np.ndarray] = []
-        t_ends: list[float] = []
-        if fill:
-            need = hop - fill
-            if k < need:
-                self._pending[fill : fill + k] = x
-                self._fill = fill + k
-                pos = k
+        total = fill + k
+        hops = total // hop
+        # New samples go after the window and the samples of an unfinished
+        # hop; when the buffers are full, what is still needed moves to the front.
+        start = self._start
+        if start + n + total > len(self._stream) or self._row + hops >= len(self._logmag):
+            if n + total > len(self._stream) or hops >= len(self._logmag):
+                self._alloc_stream(max(2 * total, RING_HOPS * hop), max(2 * hops, RING_HOPS))
             else:
-                self._pending[fill:] = x[:need]
-                hops.append(self._pending.copy())
-                t_ends.append(t + need / sr)
-                self._fill = 0
-                pos = need
-        while pos + hop <= k:
-            hops.append(x[pos : pos + hop])
-            t_ends.append(t + (pos + hop) / sr)
-            pos += hop
-        if pos < k:
-            rest = k - pos
-            self._pending[:rest] = x[pos:]
-            self._fill = rest
-        if hops:
-            self._analyse_hops(hops, t_ends)
-
-        # --- bands, brightness, texture from the latest spectrum
+                stream = self._stream
+                stream[: n + fill] = stream[start : start + n + fill]
+                self._logmag[0] = self._logmag[self._row]
+                self._start = self._row = start = 0
+        self._stream[start + n + fill : start + n + total] = x
         last = self.latest
-        if self._have_spectrum:
-            mag = self._mag
-            power = np.multiply(mag, mag, out=self._power)
-            stats = power @ self._stats_matrix
-            nb = self._n_bands
-            bands = {}
-            for i in range(nb):
-                # The band's share of the mean square, in dB.
-                b_db = 10.0 * math.log10(float(stats[i]) * 0.5 + 1e-20)
-                v = self._band_ranges[i].update(b_db, dt)
-                bands[self.band_names[i]] = self._band_smooth[i].update(v, dt)
-            total = float(stats[nb])
-            if mean_square > self._floor_power and total > 0.0:
-                centroid = float(stats[nb + 1]) / total
-                b = (math.log(centroid) - self._bright_lo) / self._bright_span
-                brightness = self._bright_smooth.update(min(max(b, 0.0), 1.0), dt)
-                tmp = self._tmp
-                # Flatness = geometric / arithmetic mean of the power spectrum.
-                np.add(power, total / self._flat_count * 1e-9, out=tmp)
-                np.log(tmp, out=tmp)
-                log_geo = float(tmp[self._flat_mask].sum()) / self._flat_count
-                flat_db = 4.342944819 * (log_geo - math.log(total / self._flat_count))
-                texture = self._texture_smooth.update(min(max(1.0 + flat_db / 40.0, 0.0), 1.0), dt)
-            else:  # silence: hold the last colour rather than report noise
-                brightness = last.brightness
-                texture = last.texture
+        if hops:
+            self._analyse_hops(hops, t, fill)
+            self._start = start + hops * hop
+            bands, brightness, texture = self._timbre(mean_square, dt, last)
         else:
             bands, brightness, texture = last.bands, last.brightness, last.texture
+        self._fill = total - hops * hop
 
         strength = self._strength_smooth.update(min(self._strength, 1.0), dt)
         bt = self.beats
-        features = Features(
-            t=t,
-            energy=energy,
-            bands=bands,
-            brightness=brightness,
-            texture=texture,
-            onset=self._onset_time is not None,
-            onset_strength=strength,
-            onset_time=self._onset_time,
-            beat=self._beat,
-            beat_time=bt.last_beat if self._beat else None,
-            bpm=bt.bpm,
-            beat_phase=bt.phase_at(t),
-            next_beat=bt.next_beat,
-            confidence=bt.confidence,
-            level_db=level_db,
-            downbeat=self._beat and bt.beat_in_bar == 0,
-            bar_phase=bt.bar_phase_at(t),
-            beats_per_bar=bt.beats_per_bar,
+        beat = self._beat
+        features = Features(  # positional, in field order: keywords cost a microsecond
+            t,
+            energy,
+            bands,
+            brightness,
+            texture,
+            self._onset_time is not None,
+            strength,
+            self._onset_time,
+            beat,
+            bt.last_beat if beat else None,
+            bt.bpm,
+            bt.phase_at(t),
+            bt.next_beat,
+            bt.confidence,
+            level_db,
+            beat and bt.beat_in_bar == 0,
+            bt.bar_phase_at(t),
+            bt.beats_per_bar,
         )
         self.latest = features
         return features
+
+    def _timbre(
+        self, mean_square: float, dt: float, last: Features
+    ) -> tuple[dict[str, float], float, float]:
+        """Bands, brightness, texture of the last frame (from the sums of _analyse_hops)."""
+        stats = self._stats
+        bands = {}
+        for i, (name, rng, smooth) in enumerate(self._band_state):
+            # The band's share of the mean square, in dB.
+            b_db = 10.0 * math.log10(stats[i] * 0.5 + 1e-20)
+            bands[name] = smooth.update(rng.update(b_db, dt), dt)
+        nb = self._n_bands
+        total = stats[nb]
+        if mean_square <= self._floor_power or total <= 0.0:
+            # Silence: hold the last colour rather than report noise.
+            return bands, last.brightness, last.texture
+        centroid = stats[nb + 1] / total
+        b = (math.log(centroid) - self._bright_lo) / self._bright_span
+        brightness = self._bright_smooth.update(min(max(b, 0.0), 1.0), dt)
+        # Flatness = geometric / arithmetic mean of the power spectrum (the
+        # scale folded into the sums cancels out).
+        tmp = self._tmp
+        np.add(self._power[self._flat_bins], total / self._flat_count * 1e-9, out=tmp)
+        np.log(tmp, out=tmp)
+        log_geo = float(tmp.sum()) / self._flat_count
+        flat_db = 4.342944819 * (log_geo - math.log(total / self._flat_count))
+        texture = self._texture_smooth.update(min(max(1.0 + flat_db / 40.0, 0.0), 1.0), dt)
+        return bands, brightness, texture
