@@ -55,6 +55,7 @@ import math
 import numpy as np
 
 from soundscape.audio.config import BeatSection
+from soundscape.audio.fft import irfft_into, rfft_into
 
 HARMONICS = 4  # comb teeth per tempo candidate
 GRID_STEP = 0.003  # relative spacing of the tempo grid (0.3 %)
@@ -123,7 +124,21 @@ class BeatTracker:
         ext = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps + self._octave))
         self._lags = (60.0 / ext / hop)[:, None] * np.arange(1, HARMONICS + 1)[None, :]
         self._recency = np.exp((np.arange(n) - n + 1) * hop / RECENCY)
-        self._kernel = np.ones(max(round(SPREAD / hop) + 1, 1))
+        self._taps = max(round(SPREAD / hop) + 1, 1)  # frames an onset spreads over
+        self._comb: tuple | None = None  # see _make_comb
+        self._grid_combs: dict[tuple[float, float], tuple] = {}  # see _grid_folds
+        self._phase_w = np.array(PHASE_W)[:, None]
+        # Reversed envelopes for the folds: one buffer per shape, each with a
+        # strided view whose row o starts o frames back (see _reversed).
+        width = math.ceil(2.0 * 60.0 / cfg.min_bpm / hop) + 1  # the longest comb period
+        self._rev = {}
+        for ndim, shape in ((1, (n + width,)), (2, (3, n + width))):
+            buf = np.zeros(shape)
+            step = buf.strides[-1]
+            view = np.lib.stride_tricks.as_strided(
+                buf, shape=(*shape[:-1], n + 1, width), strides=(*buf.strides[:-1], step, step)
+            )
+            self._rev[ndim] = (buf, view)
         octaves = np.log2(self._bpms / cfg.prior_bpm) / cfg.prior_octaves
         self._prior = np.exp(-0.5 * octaves**2)
         sigma = DRIFT / GRID_STEP
@@ -278,12 +293,9 @@ class BeatTracker:
     def _estimate(self) -> None:
         n, p = self._len, self._pos
         m = min(self._count, n)
-        k = self._kernel
-        phase_env = np.stack(
-            [np.convolve(b, k, mode="same") for b in self._bands[:, p + n - m : p + n]]
-        )
-        pulse = phase_env[0] + phase_env[1] + 0.5 * phase_env[2]
+        phase_env = self._spread(self._bands[:, p + n - m : p + n])
         back = phase_env[0] + phase_env[1]
+        pulse = back + 0.5 * phase_env[2]
         salience = self._salience(pulse)
         if salience is None:
             return
@@ -313,6 +325,17 @@ class BeatTracker:
         fade = min(max((silent_beats - SILENCE_BEATS) / (FLY_BEATS - SILENCE_BEATS), 0.0), 1.0)
         self.confidence = min(max(self.tempo_score * 2.0, 0.0), 1.0) * (1.0 - fade)
 
+    def _spread(self, bands: np.ndarray) -> np.ndarray:
+        """Each band box-summed over ``SPREAD`` (centred, zero beyond the ends)."""
+        taps = self._taps
+        m = bands.shape[1]
+        padded = np.zeros((3, m + taps - 1))
+        padded[:, taps // 2 : taps // 2 + m] = bands
+        out = padded[:, :m].copy()
+        for j in range(1, taps):
+            out += padded[:, j : j + m]
+        return out
+
     def _lead(self, bpm: float) -> float:
         """The filter's tempo moved ahead along a steady ramp, which the window lags.
 
@@ -320,22 +343,28 @@ class BeatTracker:
         when the slope clearly stands out of the scatter (a ramp, not the
         wobble of a steady or live-played tempo) the tempo is read
         ``RAMP_LEAD`` seconds ahead on it. A jump is left to the phase re-seed.
+        A few dozen points: plain floats are faster than arrays here.
         """
         hist = self._tempo_hist
         now = self._t_newest
         hist.append((now, math.log(bpm)))
         while hist[0][0] < now - RAMP_SPAN:
             hist.popleft()
-        if len(hist) < 6:
+        count = len(hist)
+        if count < 6:
             return bpm
-        t = np.array([h[0] for h in hist])
-        b = np.array([h[1] for h in hist])
-        if float(b.max() - b.min()) > RESEED:
+        ts = [h[0] for h in hist]
+        bs = [h[1] for h in hist]
+        if max(bs) - min(bs) > RESEED:
             return bpm
-        t -= t.mean()
-        b -= b.mean()
-        slope = float(np.dot(t, b) / np.dot(t, t))  # log tempo per second
-        scatter = float((b - slope * t).std())
+        t_mean = sum(ts) / count
+        b_mean = sum(bs) / count
+        ts = [t - t_mean for t in ts]
+        bs = [b - b_mean for b in bs]
+        slope = sum(t * b for t, b in zip(ts, bs, strict=True)) / sum(t * t for t in ts)
+        resid = [b - slope * t for t, b in zip(ts, bs, strict=True)]
+        r_mean = sum(resid) / count
+        scatter = math.sqrt(sum((r - r_mean) ** 2 for r in resid) / count)
         if abs(slope) * RAMP_SPAN < 3.0 * scatter + 1e-3:
             return bpm
         return bpm * math.exp(slope * RAMP_LEAD)
@@ -343,23 +372,57 @@ class BeatTracker:
     def _salience(self, env: np.ndarray) -> np.ndarray | None:
         """Comb score of the envelope's autocorrelation for every tempo of the grid."""
         m = len(env)
+        comb = self._comb if self._comb is not None and self._comb[0] == m else self._make_comb(m)
+        _, recency, unbias, taps, weights, empty, frame, spec, power, acf = comb
         # Recent frames weigh more, so a ramp is followed rather than averaged.
-        x = (env - env.mean()) * self._recency[-m:]
-        nfft = 1 << math.ceil(math.log2(2 * m))
-        spec = np.fft.rfft(x, nfft)
-        acf = np.fft.irfft(spec.real**2 + spec.imag**2, nfft)[:m]
+        x = frame[:m]  # the rest stays zero (padding)
+        np.subtract(env, np.add.reduce(env) / m, out=x)
+        x *= recency
+        rfft_into(frame, spec)
+        np.multiply(spec.real, spec.real, out=power)
+        power += spec.imag * spec.imag
+        irfft_into(power, acf)
         if acf[0] <= 0:
             return None
-        acf = acf / (acf[0] * (m - np.arange(m)) / m)  # unbiased, 1 at lag 0
+        unbiased = acf[:m] / (acf[0] * unbias / m)  # unbiased, 1 at lag 0
+        # Each tempo: the mean of its comb teeth, read between lags (linear);
+        # teeth x tempi, so the sum runs over whole rows.
+        out = np.add.reduce(unbiased[taps] * weights, axis=0)
+        out[empty] = -1.0
+        return out
+
+    def _make_comb(self, m: int) -> tuple:
+        """What the salience needs for an envelope of ``m`` frames (cached while m holds)."""
+        # Zero-padded to at least 2m - 1 (a linear, not circular,
+        # autocorrelation), to a length pocketfft is quick at.
+        nfft = min(
+            size
+            for size in (1 << math.ceil(math.log2(2 * m)), 3 << math.ceil(math.log2(2 * m / 3)))
+            if size >= 2 * m - 1
+        )
         max_lag = m - 1.0 / self.hop  # keep at least one second of overlap
         lags = self._lags
         valid = lags < max_lag
         li = np.minimum(lags, m - 2)
         i0 = li.astype(np.intp)
         frac = li - i0
-        teeth = acf[i0] * (1 - frac) + acf[i0 + 1] * frac
         counts = valid.sum(axis=1)
-        return np.where(counts > 0, (teeth * valid).sum(axis=1) / np.maximum(counts, 1), -1.0)
+        share = valid / np.maximum(counts, 1)[:, None]
+        taps = np.ascontiguousarray(np.concatenate([i0, i0 + 1], axis=1).T)
+        weights = np.ascontiguousarray(np.concatenate([(1 - frac) * share, frac * share], axis=1).T)
+        self._comb = (
+            m,
+            self._recency[-m:],
+            m - np.arange(m, dtype=float),
+            taps,
+            weights,
+            counts == 0,
+            np.zeros(nfft),
+            np.empty(nfft // 2 + 1, dtype=complex),
+            np.empty(nfft // 2 + 1),
+            np.empty(nfft),
+        )
+        return self._comb
 
     def _metrical(self, salience: np.ndarray, back: np.ndarray) -> np.ndarray:
         """Evidence per tempo, judged at the strongest salience peaks.
@@ -391,11 +454,11 @@ class BeatTracker:
         floor = 0.1**cfg.accent_weight
         metre = np.full(n, floor)
         width = max(int(0.03 / GRID_STEP), 1)
-        for i in sorted(peaks, key=lambda i: weighted[i]):
-            period = 60.0 / self._bpms[i] / self.hop
-            factor = max(self._alternation(back, period), 0.1) ** cfg.accent_weight
+        order = sorted(peaks.tolist(), key=lambda i: weighted[i])
+        alternation = self._alternation(back, np.array(order, dtype=np.intp))
+        for i, alt in zip(order, alternation.tolist(), strict=True):
             lo, hi = max(i - width, 0), i + width + 1
-            metre[lo:hi] = factor
+            metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight
         return (weighted * metre) ** 2 + 1e-6
 
     def _three_two(self, peaks: np.ndarray, weighted: np.ndarray, back: np.ndarray) -> np.ndarray:
@@ -410,13 +473,18 @@ class BeatTracker:
         """
         shift = round(math.log(1.5) / GRID_STEP)
         width = max(int(0.02 / GRID_STEP), 1)
-        out = list(peaks)
-        for i in peaks[:2]:  # the two strongest (each check costs two folds)
-            j = int(i) - shift
-            if j < 0:
-                continue
-            ci = self._concentration(back, 60.0 / self._bpms[i] / self.hop)
-            cj = self._concentration(back, 60.0 / self._bpms[j] / self.hop)
+        out = peaks.tolist()
+        pairs = [(i, i - shift) for i in out[:2] if i >= shift]  # the two strongest
+        if not pairs:
+            return peaks
+        # How sharply the accents gather on one phase of each period: the
+        # fold's peak over its mean (all four folds at once).
+        folds, valid, _ = self._grid_folds(back * back, np.array(pairs).ravel(), 1.0, 0.85)
+        means = np.where(valid, folds, 0.0).sum(axis=1) / valid.sum(axis=1)
+        peaks_ = np.where(valid, folds, -np.inf).max(axis=1)
+        conc = np.divide(peaks_, means, out=np.ones_like(means), where=means > 0).tolist()
+        for k, (i, j) in enumerate(pairs):
+            ci, cj = conc[2 * k], conc[2 * k + 1]
             if cj > CONC_32 * ci:
                 lo, hi = max(j - width, 0), j + width + 1
                 gain = min(cj / (CONC_32 * ci), 2.0)
@@ -424,49 +492,80 @@ class BeatTracker:
                 out.append(j)
         return np.asarray(out, dtype=np.intp)
 
-    def _concentration(self, back: np.ndarray, period: float) -> float:
-        """How sharply the accents gather on one phase of ``period`` (peak / mean of the fold)."""
-        scores = self._fold(back * back, period, 0.85)
-        mean = float(scores.mean())
-        return float(scores.max()) / mean if mean > 0 else 1.0
-
     def _phase_scores(self, bands: np.ndarray, period: float, decay: float) -> np.ndarray:
         """Phase scores from the three bands, each standardised over the phases.
 
         Each band votes with the shape of its own fold, not its loudness: a
         soft kick on the beat counts against loud hats or a bass off it.
         """
-        out = 0.0
-        for w, env in zip(PHASE_W, bands, strict=True):
-            if w:
-                out = out + w * _standard(self._fold(env**PHASE_POWER, period, decay))
-        return np.asarray(out)
+        m = bands.shape[-1]
+        view = self._reversed(bands**PHASE_POWER)
+        folds = _folds(view, m, np.array([period]), decay)[0][:, 0, :]
+        # Standardised per band, as np.mean and np.std compute it.
+        count = folds.shape[1]
+        dev = folds - np.add.reduce(folds, axis=1, keepdims=True) / count
+        sd = np.sqrt(np.add.reduce(dev * dev, axis=1, keepdims=True) / count)
+        sd[sd <= 0] = 1.0
+        return np.add.reduce(dev / sd * self._phase_w, axis=0)
 
-    def _fold(self, env: np.ndarray, period: float, decay: float) -> np.ndarray:
-        """Scores per phase (index = frames back from the newest) along a comb of ``period``."""
+    def _grid_folds(
+        self, env: np.ndarray, tempi: np.ndarray, scale: float, decay: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:func:`_folds` at ``scale`` times the periods of grid tempi (indices), from a table.
+
+        The combs of every grid tempo are computed once per envelope length
+        (which only changes while the window fills). Returns the folds, the
+        valid phases and the periods in frames.
+        """
         m = env.shape[-1]
-        n_beats = max(int((m - 1) / period), 1)
-        phases = np.arange(math.ceil(period))
-        back = phases[:, None] + period * np.arange(n_beats)[None, :]
-        idx = (m - 1 - np.rint(back)).astype(np.intp)
-        ok = idx >= 0
-        weights = decay ** np.arange(n_beats)
-        vals = np.where(ok, env[np.maximum(idx, 0)], 0.0) * weights
-        return vals.sum(axis=1) / np.maximum((ok * weights).sum(axis=1), 1e-9)
+        key = (scale, decay)
+        table = self._grid_combs.get(key)
+        if table is None or table[0] != m:
+            periods = scale * 60.0 / self._bpms / self.hop
+            beats = np.maximum(((m - 1) / periods).astype(np.intp), 1)
+            ks = np.arange(int(beats.max()))
+            inside = ks < beats[:, None]
+            weights = np.where(inside, decay**ks, 0.0)
+            offsets = np.where(inside, np.rint(periods[:, None] * ks), 0).astype(np.intp)
+            ceil = np.ceil(periods).astype(np.intp)
+            table = (m, periods, beats, offsets, weights, weights.sum(axis=1), ceil)
+            self._grid_combs[key] = table
+        _, periods, beats, offsets, weights, mass, ceil = table
+        used = int(beats[tempi].max())
+        width = int(ceil[tempi].max())
+        w = weights[tempi, :used]
+        rows = self._reversed(env)[..., offsets[tempi, :used], :width]
+        total = np.matmul(w[:, None, :], rows)[..., 0, :]
+        valid = np.arange(width) < ceil[tempi][:, None]
+        return total / mass[tempi][:, None], valid, periods[tempi]
 
-    def _alternation(self, back: np.ndarray, period: float) -> float:
+    def _reversed(self, env: np.ndarray) -> np.ndarray:
+        """``env`` (frames, or bands x frames) newest first, zero beyond, as overlapping rows.
+
+        Row ``o`` of the result (a view) starts ``o`` frames before the newest
+        frame: a comb is a gather of rows (see :func:`_folds`).
+        """
+        m = env.shape[-1]
+        buf, rows = self._rev[env.ndim]
+        buf[..., :m] = env[..., ::-1]
+        buf[..., m:] = 0.0
+        return rows
+
+    def _alternation(self, back: np.ndarray, tempi: np.ndarray) -> np.ndarray:
         """How strong the weaker of alternate beats is, relative to the stronger (0..1).
 
-        Measured above the fold's quietest phase (the floor between hits), so
-        steady noise does not pull the ratio toward 1.
+        For each tempo (index in the grid). Measured above the fold's quietest
+        phase (the floor between hits), so steady noise does not pull the
+        ratio toward 1.
         """
-        scores = self._fold(back, 2.0 * period, 1.0)
-        floor = float(scores.min())
-        i = int(np.argmax(scores))
-        on = float(scores[i]) - floor
-        j = round(i + period) % len(scores)
-        off = max(float(scores[j]) - floor, 0.0)
-        return off / on if on > 0 else 1.0
+        folds, valid, periods = self._grid_folds(back, tempi, 2.0, 1.0)
+        floor = np.where(valid, folds, np.inf).min(axis=1)
+        best = np.where(valid, folds, -np.inf).argmax(axis=1)
+        rows = np.arange(len(tempi))
+        on = folds[rows, best] - floor
+        other = np.rint(best + 0.5 * periods).astype(np.intp) % valid.sum(axis=1)
+        off = np.maximum(folds[rows, other] - floor, 0.0)
+        return np.divide(off, on, out=np.ones_like(on), where=on > 0)
 
     def _track_phase(self, bpm: float, back: np.ndarray) -> None:
         period = 60.0 / bpm
@@ -580,9 +679,30 @@ TEMPLATES = {
 }
 
 
-def _standard(x: np.ndarray) -> np.ndarray:
-    sd = float(x.std())
-    return (x - x.mean()) / (sd if sd > 0 else 1.0)
+def _folds(
+    view: np.ndarray, m: int, periods: np.ndarray, decay: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores per phase along a comb of each period, all periods at once.
+
+    ``view`` is a :meth:`BeatTracker._reversed` envelope of ``m`` frames.
+    ``out[..., f, p]``: the mean of the envelope ``p`` frames before the
+    newest and every ``periods[f]`` frames further back, each older beat
+    weighted ``decay`` times the next. Phases run to the longest period;
+    ``valid[f, p]`` marks the phases of period f (p below its ceiling). Every
+    beat of a period is inside the envelope for its own phases (there are
+    ``(m - 1) // period`` of them), so each phase has the same weight. One
+    gather of rows and one matrix product for every period and band.
+    """
+    beats = np.maximum(((m - 1) / periods).astype(np.intp), 1)
+    width = math.ceil(float(periods.max()))
+    ks = np.arange(int(beats.max()))
+    inside = ks < beats[:, None]
+    weights = np.where(inside, decay**ks, 0.0)  # (periods, beats)
+    offsets = np.where(inside, np.rint(periods[:, None] * ks), 0).astype(np.intp)
+    rows = view[..., offsets, :width]  # (..., periods, beats, phases)
+    total = np.matmul(weights[:, None, :], rows)[..., 0, :]
+    valid = np.arange(width) < np.ceil(periods)[:, None]
+    return total / weights.sum(axis=1)[:, None], valid
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
