@@ -44,6 +44,18 @@ def test_tone_is_tonal_and_noise_is_noisy() -> None:
     assert hiss.texture > 0.8
 
 
+def test_texture_grows_with_the_noise_under_a_chord() -> None:
+    # Flatness is a ratio of means, so it must not depend on the spectrum's
+    # scale: a chord with a little noise is between tonal and noise, not noise.
+    t = np.arange(3 * SR) / SR
+    chord = sum(0.2 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6, 440.0))
+    textures = [
+        run(AudioAnalyzer(), (chord + noise(3.0, level)).astype(np.float32), 512)[-1].texture
+        for level in (0.003, 0.03, 0.1)
+    ]
+    assert 0.0 < textures[0] < textures[1] < textures[2] < 0.9
+
+
 def test_brightness_follows_the_spectral_centroid() -> None:
     low = run(AudioAnalyzer(), tone(150, 2.0), 512)[-1]
     mid = run(AudioAnalyzer(), tone(1000, 2.0), 512)[-1]

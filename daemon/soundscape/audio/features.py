@@ -14,13 +14,13 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Callable
 
 import numpy as np
 import structlog
 
 from soundscape.audio.beat import BeatTracker
 from soundscape.audio.config import AudioConfig
+from soundscape.audio.fft import rfft_into
 from soundscape.audio.onsets import OnsetDetector
 from soundscape.audio.smoothing import AdaptiveRange, AttackRelease
 
@@ -45,29 +45,6 @@ BEAT_BANDS = (150.0, 3000.0)
 RING_HOPS = 64
 
 
-def _fast_rfft() -> Callable[[np.ndarray, np.ndarray], object] | None:
-    """numpy's own rfft kernel for even lengths, called without its Python wrapper.
-
-    ``np.fft.rfft`` spends more time checking arguments and allocating than
-    transforming two 1024-sample frames; numpy >= 2 runs it as a ufunc that
-    writes into a preallocated array. That ufunc is internal, so it is used
-    only when it exists and gives exactly what ``np.fft.rfft`` gives.
-    """
-    try:
-        from numpy.fft import _pocketfft_umath  # type: ignore[attr-defined]
-
-        kernel = _pocketfft_umath.rfft_n_even
-        x = np.random.default_rng(0).standard_normal((2, 16))
-        out = np.empty((2, 9), dtype=complex)
-        kernel(x, 1, out=out)
-        if np.array_equal(out, np.fft.rfft(x)):
-            return lambda frames, spec: kernel(frames, 1, out=spec)
-    except Exception:  # any failure: the public call
-        pass
-    return None
-
-
-_RFFT = _fast_rfft()
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -154,10 +131,13 @@ class AudioAnalyzer:
         # per-call overhead, not arithmetic, is what costs in a 512-frame block.
         self._hop_cache: dict[int, tuple[np.ndarray, ...]] = {}
         self._alloc_stream(RING_HOPS * hop, RING_HOPS)
-        self._stats: list[float] = []  # band powers, total, centroid numerator of the last frame
+        # Band powers, in-range total and centroid numerator of the last frame
+        # (and the same on the scaled spectrum the flux is taken from).
+        self._stats: list[float] = []
+        self._power_sums: list[float] = []
         freqs = np.fft.rfftfreq(n, 1.0 / sr)
         # Raw FFT magnitudes times this read ~1 at the peak bin of a full-scale sine.
-        self._mag_scale = mag_scale = 2.0 / self._win.sum()
+        self._mag_scale = 2.0 / self._win.sum()
         # One matrix product over the block's flux rows and the last frame's
         # power gives every per-block sum (see _analyse_hops). Flux columns:
         # all bins (onsets), then the beat tracker's low (kick, bass), mid
@@ -172,7 +152,7 @@ class AudioAnalyzer:
         in_range = (freqs >= edges[0]) & (freqs < edges[-1])
         cols = [((freqs >= a) & (freqs < b)).astype(float) for a, b in itertools.pairwise(edges)]
         cols += [in_range.astype(float), np.where(in_range, freqs, 0.0)]
-        self._weights = np.stack(flux_cols + [c * mag_scale**2 for c in cols], axis=1)
+        self._weights = np.stack(flux_cols + cols, axis=1)
         self._n_bands = len(edges) - 1
         # Flatness is taken over the in-range bins, a contiguous run.
         inside = np.flatnonzero(in_range)
@@ -259,19 +239,16 @@ class AudioAnalyzer:
         frames, spec, mag, rows = self._hop_buffers(k)
         first = self._start // hop + 1  # the frame that ends with the first new hop
         np.multiply(self._frames[first : first + k], self._win, out=frames)
-        if _RFFT is not None:  # fft_size is even (512, 1024 or 2048)
-            _RFFT(frames, spec)
-        else:
-            spec[:] = np.fft.rfft(frames)
-        np.abs(spec, out=mag)
         # Flux on log magnitudes relative to the running level: a quiet set
-        # gives the same onset shapes as a loud one.
+        # gives the same onset shapes as a loud one. The spectrum comes out
+        # scaled for that (by the transform, a pass less).
         peak_amp = 10 ** (self._energy_range.peak / 20)
+        rfft_into(frames, spec, LOG_GAIN * self._mag_scale / peak_amp)  # fft_size is even
+        np.abs(spec, out=mag)
         row = self._row
         logmag = self._logmag[row : row + k + 1]  # the previous frame's, then these
         new_logmag = logmag[1:]
-        np.multiply(mag, LOG_GAIN * self._mag_scale / peak_amp, out=new_logmag)
-        np.log1p(new_logmag, out=new_logmag)
+        np.log1p(mag, out=new_logmag)
         self._row = row + k
         flux = rows[:k]
         np.subtract(new_logmag, logmag[:-1], out=flux)
@@ -279,7 +256,10 @@ class AudioAnalyzer:
         last = mag[-1]
         power = np.multiply(last, last, out=rows[k])
         sums = np.dot(rows, self._weights).tolist()
-        self._stats = sums[k][4:]
+        # Power sums back to the unscaled spectrum, magnitude scale included.
+        unscale = (peak_amp / LOG_GAIN) ** 2
+        self._power_sums = sums[k][4:]
+        self._stats = [v * unscale for v in self._power_sums]
         self._power = power
         dt = self._hop_dt
         beats = self.beats
@@ -402,12 +382,13 @@ class AudioAnalyzer:
         centroid = stats[nb + 1] / total
         b = (math.log(centroid) - self._bright_lo) / self._bright_span
         brightness = self._bright_smooth.update(min(max(b, 0.0), 1.0), dt)
-        # Flatness = geometric / arithmetic mean of the power spectrum (the
-        # scale folded into the sums cancels out).
+        # Flatness = geometric / arithmetic mean of the power spectrum (on
+        # the scaled spectrum: the scale cancels out).
         tmp = self._tmp
-        np.add(self._power[self._flat_bins], total / self._flat_count * 1e-9, out=tmp)
+        mean_power = self._power_sums[nb] / self._flat_count
+        np.add(self._power[self._flat_bins], mean_power * 1e-9, out=tmp)
         np.log(tmp, out=tmp)
         log_geo = float(tmp.sum()) / self._flat_count
-        flat_db = 4.342944819 * (log_geo - math.log(total / self._flat_count))
+        flat_db = 4.342944819 * (log_geo - math.log(mean_power))
         texture = self._texture_smooth.update(min(max(1.0 + flat_db / 40.0, 0.0), 1.0), dt)
         return bands, brightness, texture
