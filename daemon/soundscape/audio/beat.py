@@ -315,9 +315,10 @@ class BeatTracker:
         salience = salience[: len(self._bpms)]
         if 0 < best < len(salience) - 1:  # parabolic refinement on the salience
             a, b, c = salience[best - 1], salience[best], salience[best + 1]
-            den = a - 2 * b + c
-            if den < 0:
-                bpm *= math.exp(GRID_STEP * 0.5 * (a - c) / den)
+            # Only at a peak of the salience: off a peak (the belief's best
+            # need not be one) the parabola's vertex can be octaves away.
+            if b >= a and b >= c and a - 2 * b + c < 0:
+                bpm *= math.exp(GRID_STEP * 0.5 * (a - c) / (a - 2 * b + c))
         self.tempo_score = float(salience[best])
         bpm = self._lead(bpm)
         self._track_phase(bpm, phase_env)
