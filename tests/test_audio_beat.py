@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from soundscape.audio import beat as beat_module
 from soundscape.audio.beat import BeatTracker
 from soundscape.audio.config import AudioConfig, BeatSection
 from soundscape.audio.features import AudioAnalyzer, Features
@@ -79,6 +80,21 @@ def test_swing_noise_and_quiet_loops(bpm: float, kwargs: dict[str, object]) -> N
     loop = drum_loop(bpm, 20, seed=bpm, **kwargs)  # type: ignore[arg-type]
     feats = run(loop.audio)
     assert beat_f(loop.beats, feats) >= 0.9
+
+
+def test_early_guesses_beat_before_the_first_full_estimate_and_leave_no_trace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = drum_loop(128, 8, pattern="house", seed=5)
+    early = run(loop.audio, 512)
+    monkeypatch.setattr(beat_module, "EARLY_GUESS", math.inf)
+    plain = run(loop.audio, 512)
+    beats = np.array([f.beat_time for f in early if f.beat_time is not None])
+    assert beats[0] < 2.0 < next(f.beat_time for f in plain if f.beat_time is not None)
+    assert all(np.min(np.abs(loop.beats - b)) < 0.03 for b in beats[beats < 2.3])
+    # The first full estimate starts afresh: from there on, exactly the same clock.
+    after = [(f.beat_time, f.bpm, f.next_beat, f.downbeat) for f in early if f.t > 2.3]
+    assert after == [(f.beat_time, f.bpm, f.next_beat, f.downbeat) for f in plain if f.t > 2.3]
 
 
 def test_beats_are_emitted_once_each_in_the_block_they_fall_in() -> None:

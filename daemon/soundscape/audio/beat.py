@@ -41,6 +41,13 @@ Every ``update_interval`` seconds:
    fits clearly better. The bar length is ``beats_per_bar``, or 3 vs 4 from
    how much the kick and snare differ between beats.
 
+The first estimate waits for ``FIRST_GUESS`` periods of the slowest tempo
+(2.2 s). Before it, from ``EARLY_GUESS`` (1.2 s), early guesses run the same
+steps on the short envelope; their beats are emitted once a second guess
+finds them where the clock has them. The first full estimate starts afresh
+(no state of the early guesses carries over), so from there on the clock is
+exactly what it would be without them.
+
 Beats are emitted as the stream passes each predicted beat, so a beat event
 costs no analysis delay. Through a breakdown (no onsets) the clock flies on
 at the last tempo: beats keep coming with slowly falling confidence, and the
@@ -77,6 +84,8 @@ PHASE_POWER = 2.0  # accents (kick, snare) over steady hats and bass
 PHASE_W = (0.3, 1.0, 0.6)  # low, mid, high weights of the envelope the phase is read from
 RECENCY = 4.0  # s, time constant of the weighting of the tempo evidence
 FIRST_GUESS = 2.2  # periods of the slowest tempo heard before the first estimate
+EARLY_GUESS = 1.2  # s heard before the first early (provisional) guesses
+EARLY_OVERLAP = 0.35  # share of the envelope the autocorrelation keeps while it is short
 FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
 BAR_MARGIN = 0.3  # a new bar line must fit this much better (unit-vector dot products)
@@ -220,9 +229,19 @@ class BeatTracker:
         self._t_newest = t
         if self.last_beat is not None and abs(t - self.last_beat) < 0.12 * self.period:
             self._bar_frame(lo, mid)
-        if now >= self._next_update and self._count * self.hop >= self._min_history():
-            self._next_update = now + self.config.update_interval
-            self._estimate()
+        if now >= self._next_update or not self._settled:
+            heard = self._count * self.hop
+            if heard >= self._min_history():
+                if not self._settled:
+                    # The first full estimate starts afresh: what the early
+                    # guesses concluded (right or wrong) does not carry over.
+                    self._restart()
+                    self._settled = True
+                self._next_update = now + self.config.update_interval
+                self._estimate()
+            elif heard >= EARLY_GUESS and now >= self._next_update:
+                self._next_update = now + self.config.update_interval
+                self._estimate()
 
     def _emit(self, now: float) -> bool:
         nb = self.next_beat
@@ -240,7 +259,10 @@ class BeatTracker:
                 self._decide_bar()
             if self.beat_in_bar == 0:
                 self.last_downbeat = nb
-            fired = self.confidence >= self.config.min_confidence
+            # An early guess beats only once a second one agrees with it.
+            fired = self.confidence >= self.config.min_confidence and (
+                self._settled or self._confirmed
+            )
             nb += self.period
         self.next_beat = nb
         return fired
@@ -270,6 +292,8 @@ class BeatTracker:
         self.last_downbeat = None
         self.beat_in_bar = 0
         self._next_update = -math.inf
+        self._settled = False  # the first full estimate is made (early guesses before it)
+        self._confirmed = False  # the last estimate found the beats where the clock has them
         self._pending_beat: float | None = None
         self._pending_since = 0.0
         if self.hop > 0:
@@ -277,6 +301,13 @@ class BeatTracker:
             self._tempo_hist.clear()
             for acc in (*self._meter_low.values(), *self._meter_mid.values()):
                 acc[:] = [0.0] * len(acc)
+
+    def _restart(self) -> None:
+        """Tracking state as before any estimate (the envelopes are kept)."""
+        self.reset_tracking()
+        self.tempo_score = 0.0
+        self._beat_count = 0
+        self.beats_per_bar = self.config.beats_per_bar or 4
 
     def _min_history(self) -> float:
         # A first guess early (the filter and the phase loop correct it), at most the window.
@@ -373,7 +404,8 @@ class BeatTracker:
     def _salience(self, env: np.ndarray) -> np.ndarray | None:
         """Comb score of the envelope's autocorrelation for every tempo of the grid."""
         m = len(env)
-        comb = self._comb if self._comb is not None and self._comb[0] == m else self._make_comb(m)
+        key = (m, self._settled)
+        comb = self._comb if self._comb is not None and self._comb[0] == key else self._make_comb(m)
         _, recency, unbias, taps, weights, empty, frame, spec, power, acf = comb
         # Recent frames weigh more, so a ramp is followed rather than averaged.
         x = frame[:m]  # the rest stays zero (padding)
@@ -401,7 +433,9 @@ class BeatTracker:
             for size in (1 << math.ceil(math.log2(2 * m)), 3 << math.ceil(math.log2(2 * m / 3)))
             if size >= 2 * m - 1
         )
-        max_lag = m - 1.0 / self.hop  # keep at least one second of overlap
+        # Keep at least one second of overlap (less for the early guesses).
+        overlap = 1.0 if self._settled else min(1.0, EARLY_OVERLAP * m * self.hop)
+        max_lag = m - overlap / self.hop
         lags = self._lags
         valid = lags < max_lag
         li = np.minimum(lags, m - 2)
@@ -412,7 +446,7 @@ class BeatTracker:
         taps = np.ascontiguousarray(np.concatenate([i0, i0 + 1], axis=1).T)
         weights = np.ascontiguousarray(np.concatenate([(1 - frac) * share, frac * share], axis=1).T)
         self._comb = (
-            m,
+            (m, self._settled),
             self._recency[-m:],
             m - np.arange(m, dtype=float),
             taps,
@@ -593,6 +627,8 @@ class BeatTracker:
                 err_frames += 0.5 * (a - c) / den
         glob = int(np.argmax(scores))
         far = abs(((glob - pred_back + n / 2) % n) - n / 2) > PHASE_WINDOW * frames
+        # An early guess is trusted once a later one finds its beats where the clock has them.
+        self._confirmed = not far
         if far and scores[glob] > local + 0.3 * sum(PHASE_W):
             beat = now - glob * self.hop
             same = (
@@ -615,6 +651,7 @@ class BeatTracker:
             self.next_beat += PLL_PHASE_GAIN * err
 
     def _seed(self, period: float, back: np.ndarray) -> None:
+        self._confirmed = False
         scores = self._phase_scores(back, period / self.hop, PHASE_DECAY)
         beat = self._t_newest - int(np.argmax(scores)) * self.hop
         self._pending_beat = None
