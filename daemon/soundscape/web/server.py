@@ -4,10 +4,11 @@ Routes (JSON unless noted):
 
 - ``GET /api/status``: everything :func:`soundscape.web.status.collect` knows.
 - ``GET /api/events``: the same, pushed as Server-Sent Events (on every session
-  change and at least every ``PUSH_INTERVAL``).
+  change of any server, every failover switch, and at least every ``PUSH_INTERVAL``).
 - ``GET /api/preview.jpg``: the latest output frame, small (204 before the first).
 - ``GET /api/commands``; ``POST /api/command/{name}`` with ``{"args": [...]}``:
-  the CommandBus, the same path OSC and MIDI use.
+  the CommandBus, the same path OSC and MIDI use (``"screen": name`` for a further
+  screen's own bus, as OSC's ``/screen/<name>/...``).
 - ``GET /``: the operator's page (``soundscape/web/static``).
 
 Loopback-only by default; bound to any other address it requires the token
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
+from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +42,8 @@ log = structlog.get_logger(__name__)
 
 PUSH_INTERVAL = 0.5  # s between pushes to the page when nothing changed
 PAGE_QUEUE = 64  # state changes waiting for one page
+# A change as it was, laid over the next snapshot (a newer change may already be there).
+Patch = Callable[[dict[str, Any]], None]
 STATIC = {
     "index.html": "text/html",
     "app.js": "text/javascript",
@@ -57,20 +62,47 @@ class ControlServer:
         self._runner: web.AppRunner | None = None
         # One queue per open page: every session state change reaches every page, even one
         # that lasts a few milliseconds (a quick reconnect), not only the latest state.
-        self._pages: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._pages: set[asyncio.Queue[Patch | None]] = set()
         self._sampler: asyncio.Task[None] | None = None
+        # Every server of every screen (standbys, further screens) and every failover switch:
+        # the page shows which server the outputs show as soon as it changes.
+        for screen in daemon.screens.values():
+            for server, supervisor in screen.supervisors.items():
+                if supervisor is not daemon.supervisor:
+                    supervisor.on_status(functools.partial(self._on_server, screen.name, server))
+            if screen.failover is not None:
+                screen.failover.on_change(self._on_failover)
         daemon.supervisor.on_status(self._on_status)
         self._on_status(daemon.supervisor.status.as_dict())
 
     def _on_status(self, status: dict[str, Any]) -> None:
         self.book.on_status(status)
-        self._notify(dict(status))
+        change = {k: status[k] for k in ("state", "reason", "attempt") if k in status}
+        main = self.daemon.main_screen.name  # also its primary server's name
 
-    def _notify(self, status: dict[str, Any] | None) -> None:
+        def patch(data: dict[str, Any]) -> None:
+            data["session"].update(change)
+            data["screens"][main]["servers"][main].update(change)
+
+        self._notify(patch)
+
+    def _on_server(self, screen: str, server: str, status: dict[str, Any]) -> None:
+        change = {k: status[k] for k in ("state", "reason", "attempt") if k in status}
+        self._notify(lambda data: data["screens"][screen]["servers"][server].update(change))
+
+    def _on_failover(self, status: dict[str, Any]) -> None:
+        def patch(data: dict[str, Any]) -> None:
+            screen = data["screens"][status["screen"]]
+            screen["failover"] = status
+            screen["shown"] = status["active"]
+
+        self._notify(patch)
+
+    def _notify(self, patch: Patch | None) -> None:
         for queue in self._pages:
             if queue.full():  # a page that does not read: it gets the newest state later
                 continue
-            queue.put_nowait(status)
+            queue.put_nowait(patch)
 
     async def start(self) -> None:
         host, port = self.config.address
@@ -163,21 +195,20 @@ class ControlServer:
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=PAGE_QUEUE)
+        queue: asyncio.Queue[Patch | None] = asyncio.Queue(maxsize=PAGE_QUEUE)
         self._pages.add(queue)
         try:
-            status: dict[str, Any] | None = None
+            patch: Patch | None = None
             while True:
                 data = self.snapshot()
-                if status is not None:  # this change as it was, though a newer one may follow
-                    data["session"].update(
-                        {k: status[k] for k in ("state", "reason", "attempt") if k in status}
-                    )
+                if patch is not None:  # this change as it was, though a newer one may follow
+                    with contextlib.suppress(KeyError):  # a push never fails on one figure
+                        patch(data)
                 await response.write(f"data: {json.dumps(data)}\n\n".encode())
-                status = None
+                patch = None
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(PUSH_INTERVAL):
-                        status = await queue.get()
+                        patch = await queue.get()
         except (ConnectionResetError, ConnectionError):
             pass  # the page went away
         finally:
@@ -202,8 +233,20 @@ class ControlServer:
         args = body.get("args", []) if isinstance(body, dict) else []
         if not isinstance(args, list):
             return web.json_response({"error": "args must be a list"}, status=400)
+        # A further screen's own commands (its scene, pause, failover); the rest fall back
+        # to the shared bus, as over OSC /screen/<name>/...
+        commands = self.daemon.commands
+        screen_name = body.get("screen") if isinstance(body, dict) else None
+        if screen_name is not None:
+            screen = self.daemon.screens.get(str(screen_name))
+            if screen is None:
+                known = ", ".join(self.daemon.screens)
+                error = f"no screen {screen_name!r} ({known})"
+                return web.json_response({"error": error}, status=400)
+            if screen is not self.daemon.main_screen:
+                commands = screen.commands
         try:
-            result = await self.daemon.commands.call(name, *args, source="http")
+            result = await commands.call(name, *args, source="http")
         except (ParamError, TypeError, ValueError) as err:
             log.warning("http_command_refused", command=name, error=str(err))
             return web.json_response({"error": str(err)}, status=400)

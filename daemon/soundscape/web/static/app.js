@@ -8,11 +8,12 @@ const text = (el, value) => { if (el.textContent !== value) el.textContent = val
 let last = null;          // the last status pushed
 let lastAt = 0;           // when it arrived (performance.now)
 
-async function command(name, args = []) {
+// screen: a further screen's own bus (its scene, pause, failover); none = the main screen.
+async function command(name, args = [], screen = null) {
   const response = await fetch(withToken(`api/command/${name}`), {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ args }),
+    body: JSON.stringify(screen ? { args, screen } : { args }),
   });
   if (!response.ok) console.warn(name, await response.text());
 }
@@ -32,6 +33,138 @@ function clock(t) {
   return new Date(t * 1000).toLocaleTimeString();
 }
 
+function ago(seconds) {
+  if (seconds < 60) return `${Math.max(0, Math.round(seconds))} s`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+// Children keyed by name, rebuilt only when the names change: a button must outlive the
+// pushes (twice a second), or a click could fall between two of them.
+function keyed(container, names, create) {
+  const key = names.join("\n");
+  if (container.dataset.names !== key) {
+    container.dataset.names = key;
+    container.replaceChildren(...names.map(create));
+  }
+  return [...container.children];
+}
+
+function stateBadge(el, state) {
+  text(el, state);
+  el.className = `badge small ${state}`;
+  el.dataset.state = state;
+}
+
+// A screen's servers (with standbys): role, state and why, fps, and a button that puts
+// that server's frames on the outputs (the failover command).
+const SERVER_HEAD = "<thead><tr><th>server</th><th>state</th><th>fps</th><th>outputs</th></tr></thead><tbody></tbody>";
+
+function serverTable(screenName) {
+  const table = document.createElement("table");
+  table.className = "servers";
+  table.innerHTML = SERVER_HEAD;
+  table.dataset.screen = screenName;
+  return table;
+}
+
+function renderServers(table, screen, screenName) {
+  const failover = screen.failover;
+  const rows = keyed(table.tBodies[0], Object.keys(screen.servers), (name) => {
+    const tr = document.createElement("tr");
+    tr.dataset.server = name;
+    tr.innerHTML = "<td><b></b><span class='muted role'></span></td><td><span></span><span class='muted reason'></span></td><td class=metric></td><td></td>";
+    tr.cells[0].children[0].textContent = name;
+    const button = document.createElement("button");
+    button.dataset.failover = name;
+    button.addEventListener("click", () => command("failover", [name], screenName));
+    tr.cells[3].append(button);
+    return tr;
+  });
+  for (const tr of rows) {
+    const name = tr.dataset.server;
+    const info = screen.servers[name];
+    const watch = failover && failover.servers[name];
+    const shown = name === screen.shown;
+    tr.classList.toggle("shown", shown);
+    const reconnects = info.reconnects ? ` · ${info.reconnects} reconnect${info.reconnects > 1 ? "s" : ""}` : "";
+    text(tr.cells[0].children[1], info.role + (info.mode ? ` ${info.mode}` : "") + reconnects);
+    stateBadge(tr.cells[1].children[0], info.state);
+    text(tr.cells[1].children[1], info.reason || "");
+    // The failover's own measure of the frames (the supervisor's fps is refreshed slowly).
+    const fps = watch ? (watch.live ? 1000 / watch.interval_ms : 0) : info.fps;
+    text(tr.cells[2], fps ? fps.toFixed(1) : "–");
+    // A server without frames would only freeze the outputs (a warm one is woken).
+    const ready = !watch || watch.live || watch.warm;
+    const button = tr.cells[3].firstChild;
+    text(button, shown ? "on the outputs" : `Show ${name}`);
+    button.disabled = shown || !ready;
+    button.classList.toggle("current", shown);
+  }
+}
+
+function switchLine(s, failover) {
+  const last = failover.last_switch;
+  const parts = [last
+    ? `last switch ${clock(last.at)} (${ago(s.time - last.at)} ago): ${last.from} → ${last.to}, ${last.reason}`
+    : "no switch yet"];
+  parts.push(`${failover.switches} switches`, `longest gap ${failover.longest_gap_ms} ms`);
+  return parts.join(" · ");
+}
+
+function renderScreens(s) {
+  const screens = s.screens || {};
+  const names = Object.keys(screens);  // the main screen first
+  const main = screens[names[0]];
+  const failover = main ? main.failover : null;
+
+  // With a standby: which server the outputs show, in the header, and the servers' block.
+  const shown = $("shown");
+  shown.hidden = !failover;
+  $("failover").hidden = !failover;
+  if (failover) {
+    const role = main.shown === failover.preferred ? "primary" : "standby";
+    text(shown, `outputs: ${main.shown} (${role})`);
+    shown.className = `badge on-${role}`;
+    shown.dataset.server = main.shown;
+    shown.dataset.role = role;
+    renderServers($("failover").querySelector("table"), main, null);
+    text($("lastswitch"), switchLine(s, failover));
+  }
+
+  // Further screens: a line each (its own standbys' buttons too).
+  $("screens").hidden = names.length < 2;
+  if (names.length < 2) return;
+  const cards = keyed($("screens").querySelector(".list"), names, (name) => {
+    const card = document.createElement("div");
+    card.className = "screen";
+    card.dataset.screen = name;
+    card.innerHTML = "<b></b> <span></span> <span class=shown></span> · scene <span class=scene></span> <span class=muted></span>";
+    card.children[0].textContent = name;
+    if (name !== names[0] && screens[name].failover) {
+      card.append(serverTable(name), Object.assign(document.createElement("p"), { className: "muted lastswitch" }));
+    }
+    return card;
+  });
+  for (const card of cards) {
+    const name = card.dataset.screen;
+    const screen = screens[name];
+    const info = screen.servers[screen.shown] || {};
+    stateBadge(card.children[1], info.state || "?");
+    const standby = screen.failover && screen.shown !== screen.failover.preferred;
+    const shownEl = card.querySelector(".shown");
+    text(shownEl, `shows ${screen.shown}${standby ? " (standby)" : ""}`);
+    shownEl.classList.toggle("standby", Boolean(standby));
+    text(card.querySelector(".scene"), screen.scene || "–");
+    text(card.children[4], info.reason || "");
+    const table = card.querySelector("table");
+    if (table) {
+      renderServers(table, screen, name);
+      text(card.querySelector(".lastswitch"), switchLine(s, screen.failover));
+    }
+  }
+}
+
 function render(s) {
   const session = s.session;
   const state = $("state");
@@ -41,6 +174,7 @@ function render(s) {
   text($("fps"), `${session.fps.toFixed(1)} fps`);
   text($("reconnects"), `${session.reconnects} reconnects`);
   text($("loss"), session.last_loss ? `last loss ${clock(session.last_loss.at)}: ${session.last_loss.reason}` : "");
+  renderScreens(s);
 
   const points = s.fps_history.map(([, fps], i) => `${i},${30 - Math.min(30, fps)}`).join(" ");
   $("fpsgraph").querySelector("polyline").setAttribute("points", points);
