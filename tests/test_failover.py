@@ -127,6 +127,13 @@ async def hot(servers: tuple[EmulatorProcess, EmulatorProcess]) -> AsyncIterator
         await show.daemon.stop()
 
 
+def drain(queue: asyncio.Queue[dict[str, Any]]) -> list[dict[str, Any]]:
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
 def prompt_of(session: dict[str, Any]) -> str:
     params = session["parameters"]
     transition = params.get("transition")
@@ -239,8 +246,12 @@ async def test_a_manual_switch_over_the_command_bus(hot: Show) -> None:
     await hot.switched_to(target, "asked by osc-command:test")
     with pytest.raises(ParamError, match="no server 'nobody'"):
         await hot.daemon.commands.call("failover", "nobody", source="osc-command:test")
-    if target == "standby":  # switch_back = now: the live primary comes back after back_after
-        await hot.switched_to("main", "main streams again")
+    # A hand's choice sticks: it is the preferred server now, not switched back from
+    # (back_after is 0.5 s; 30 frames later the outputs still show it).
+    assert hot.screen.failover.status()["preferred"] == target
+    await hot.recorder.frames_after(time.monotonic(), 30)
+    assert hot.screen.failover.active == target
+    assert all(s["active"] == target for s in drain(hot.switches))
 
 
 async def test_a_manual_switch_over_osc_with_feedback(

@@ -198,3 +198,30 @@ def test_the_switch_back_waits_for_the_next_bar_line() -> None:
     assert beats % 4 == 0 and beats > clock.t * 2 - 4
     callback()  # the bar line
     assert fo.active == "main"
+
+
+def test_a_warm_standby_is_not_woken_while_the_primary_has_not_started() -> None:
+    """At start the primary is loading, not failing: no GPU time spent on the standby."""
+    fo, _sink, clock = failover()
+    warm = WarmStandby()
+    fo.add_warm("standby", warm)
+    run(fo, clock, [], 3.0)  # no frame from anyone yet
+    assert warm.asked == []
+    run(fo, clock, ["main"], 0.5)
+    run(fo, clock, [], 5 * DT)  # now it has streamed and stopped: that is a failure
+    assert warm.asked == [True]
+
+
+def test_a_warm_standby_asked_for_by_hand_is_shown_from_its_first_frame() -> None:
+    fo, sink, clock = failover(switch_back="now", back_after=0.5)
+    warm = WarmStandby()
+    fo.add_warm("standby", warm)
+    run(fo, clock, ["main"], 1.0)
+    assert fo.select("standby", source="osc") is False  # nothing to show yet...
+    assert warm.asked == [True]  # ...but its session is starting
+    run(fo, clock, ["main"], 0.5)
+    assert fo.active == "main"  # the primary stays shown meanwhile: no dark frames
+    run(fo, clock, ["main", "standby"], 1.0)
+    assert fo.active == "standby" and sink.frames[-1] == "standby"
+    assert fo.switch.preferred == "standby"  # and it sticks: no switch back to main
+    assert warm.asked == [True]  # shown, so not put back to warm

@@ -10,7 +10,10 @@ input's frames to the screen's outputs. Around it, on a short tick:
 - when the primary has streamed again for ``back_after`` seconds the outputs switch
   back: at once, on the next bar line of the beat clock, or never (``switch_back``);
 - a warm standby no longer shown goes back to warm (its session closed: GPU time
-  is money).
+  is money);
+- a manual switch (:meth:`Failover.select`) makes its server the preferred one: the
+  outputs come back to it after a failure, not to the config's primary; a warm
+  standby asked for is shown from its first frame on.
 
 Every switch is logged, told to listeners (OSC feedback, status) and counted.
 """
@@ -92,6 +95,7 @@ class Failover:
         self._listeners: list[ChangeListener] = []
         self._task: Supervised | None = None
         self._back_at: Any = None  # the bar-line timer of a planned switch back
+        self._pending: tuple[str, str] | None = None  # (server, reason): shown at its 1st frame
         self._out_last = -math.inf  # the outputs' last frame, for the longest gap
         self.longest_gap = 0.0  # s between two frames on the outputs, while streaming
         self.last_switch: dict[str, Any] | None = None
@@ -125,6 +129,9 @@ class Failover:
 
     def frame(self, name: str, frame: av.VideoFrame) -> None:
         now = self._clock()
+        if self._pending is not None and self._pending[0] == name:
+            self._pending, (_, reason) = None, self._pending
+            self.switch.select(name, reason)  # the warm standby asked for streams now
         if not self.switch.frame(name, now):
             return
         if now - self._out_last < 1.0:  # a gap longer than 1 s is an outage, not a freeze
@@ -144,10 +151,22 @@ class Failover:
         if name not in self._inputs:
             raise KeyError(name)
         self._cancel_back()
-        standby = self._warm.get(name)
-        if standby is not None and not standby.active:
-            standby.set_active(True, f"switch to it asked by {source}")
-        return self.switch.select(name, f"asked by {source}")
+        self._pending = None
+        reason = f"asked by {source}"
+        # A hand's choice sticks: the outputs come back to it (not to the config's primary)
+        # after a failure, until the next manual switch.
+        self.switch.preferred = name
+        if not self.switch.live(name, self._clock()):
+            # A warm standby (or a server that is away) has no frame to show yet: keep the
+            # outputs where they are until its first frame comes.
+            standby = self._warm.get(name)
+            if standby is not None and not standby.active:
+                standby.set_active(True, f"switch to it {reason}")
+            if name != self.switch.active:
+                self._pending = (name, reason)
+                log.info("failover_switch_pending", screen=self.screen, to=name, reason=reason)
+            return False
+        return self.switch.select(name, reason)
 
     # ----- the tick
 
@@ -158,7 +177,9 @@ class Failover:
 
     def tick(self, now: float) -> None:
         switch = self.switch
-        if switch.active_late(now):
+        shown = switch.inputs[switch.active]
+        # Not before the shown server's first frame: at start it is loading, not failing.
+        if shown.frames and switch.active_late(now):
             for name, standby in self._warm.items():
                 if name != switch.active and not standby.active:
                     standby.set_active(True, f"{switch.active} is late")
@@ -169,15 +190,16 @@ class Failover:
         else:
             self._cancel_back()
             # A blip of the primary must not start and stop the standby's session each time.
-            if switch.live_for(preferred, now) >= self.config.back_after:
-                for standby in self._warm.values():
-                    if standby.active:
+            if switch.up_for(preferred, now) >= self.config.back_after:
+                for name, standby in self._warm.items():
+                    pending = self._pending is not None and self._pending[0] == name
+                    if standby.active and name != switch.active and not pending:
                         standby.set_active(False, f"{preferred} shown again")
 
     def _plan_back(self, now: float) -> None:
         mode = self.config.switch_back
         preferred = self.switch.preferred
-        if mode == "never" or self.switch.live_for(preferred, now) < self.config.back_after:
+        if mode == "never" or self.switch.up_for(preferred, now) < self.config.back_after:
             self._cancel_back()
             return
         if mode == "now" or self.bars is None:

@@ -28,6 +28,7 @@ DEFAULT_INTERVAL = 1 / 30  # s, assumed until an input has shown its own rate
 SHORTEST_INTERVAL = 1 / 120
 LONGEST_INTERVAL = 0.5  # a slow pipeline (a few fps) still counts as streaming
 FRAMES_KEPT = 31
+OUTAGE = 0.5  # s without a frame: the server was away, not merely jittery
 
 SwitchListener = Callable[[str, str, str], None]  # (from, to, reason)
 
@@ -39,7 +40,8 @@ class Input:
     name: str
     streaming: bool = False  # the session says frames flow (FrameSink.on_stream_state)
     last_frame: float = -math.inf
-    live_since: float | None = None  # first frame of the current unbroken run
+    live_since: float | None = None  # first frame of the current run without a late frame
+    up_since: float | None = None  # first frame since the last outage (a gap > OUTAGE)
     frames: int = 0
     times: deque[float] = field(default_factory=lambda: deque(maxlen=FRAMES_KEPT))
 
@@ -58,16 +60,26 @@ class Input:
             self.live_since = now  # a new run starts (after a gap, or the first frame)
             if now - self.last_frame > LONGEST_INTERVAL:
                 self.times.clear()  # an outage says nothing of the frame rate
+        if self.up_since is None or now - self.last_frame > OUTAGE:
+            self.up_since = now
         self.times.append(now)
         self.last_frame = now
         self.frames += 1
         self.streaming = True  # a frame proves it, whatever the session said last
 
     def live_for(self, now: float, watchdog_frames: float) -> float:
-        """Seconds this input has delivered without a break (0 when it is late)."""
+        """Seconds this input has delivered without a late frame (0 when it is late now):
+        how steady it is, before it may take over from a late one."""
         if self.live_since is None or self.late(now, watchdog_frames):
             return 0.0
         return now - self.live_since
+
+    def up_for(self, now: float, watchdog_frames: float) -> float:
+        """Seconds since this input's last outage (0 when it is late now): jitter on a
+        loaded machine does not count, so a returning primary is taken back in time."""
+        if self.up_since is None or self.late(now, watchdog_frames):
+            return 0.0
+        return now - self.up_since
 
 
 class FrameSwitch:
@@ -120,7 +132,7 @@ class FrameSwitch:
     def stream_state(self, name: str, streaming: bool) -> None:
         self.inputs[name].streaming = streaming
         if not streaming:
-            self.inputs[name].live_since = None
+            self.inputs[name].live_since = self.inputs[name].up_since = None
 
     # ----- reading
 
@@ -132,6 +144,9 @@ class FrameSwitch:
 
     def live_for(self, name: str, now: float) -> float:
         return self.inputs[name].live_for(now, self.watchdog_frames)
+
+    def up_for(self, name: str, now: float) -> float:
+        return self.inputs[name].up_for(now, self.watchdog_frames)
 
     def streaming(self, now: float) -> bool:
         """Whether the outputs get live frames (the active input streams)."""
