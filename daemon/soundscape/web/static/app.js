@@ -123,7 +123,8 @@ function renderScreens(s) {
   shown.hidden = !failover;
   $("failover").hidden = !failover;
   if (failover) {
-    const role = main.shown === failover.preferred ? "primary" : "standby";
+    // By the config's role: a standby chosen by hand is preferred, but still a standby.
+    const role = (main.servers[main.shown] || {}).role === "standby" ? "standby" : "primary";
     text(shown, `outputs: ${main.shown} (${role})`);
     shown.className = `badge on-${role}`;
     shown.dataset.server = main.shown;
@@ -151,7 +152,7 @@ function renderScreens(s) {
     const screen = screens[name];
     const info = screen.servers[screen.shown] || {};
     stateBadge(card.children[1], info.state || "?");
-    const standby = screen.failover && screen.shown !== screen.failover.preferred;
+    const standby = screen.failover && info.role === "standby";
     const shownEl = card.querySelector(".shown");
     text(shownEl, `shows ${screen.shown}${standby ? " (standby)" : ""}`);
     shownEl.classList.toggle("standby", Boolean(standby));
