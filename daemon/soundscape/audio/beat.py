@@ -346,10 +346,14 @@ class BeatTracker:
         salience = salience[: len(self._bpms)]
         if 0 < best < len(salience) - 1:  # parabolic refinement on the salience
             a, b, c = salience[best - 1], salience[best], salience[best + 1]
-            # Only at a peak of the salience: off a peak (the belief's best
-            # need not be one) the parabola's vertex can be octaves away.
-            if b >= a and b >= c and a - 2 * b + c < 0:
-                bpm *= math.exp(GRID_STEP * 0.5 * (a - c) / (a - 2 * b + c))
+            den = a - 2 * b + c
+            if den < 0:
+                # At most a grid step: the belief's best need not be a peak of
+                # the salience, and off a peak the parabola's vertex can be
+                # octaves away (316 and 383 BPM were read); on a ramp the peak
+                # is a step or so ahead of the belief, which the step keeps.
+                shift = min(max(0.5 * (a - c) / den, -1.0), 1.0)
+                bpm *= math.exp(GRID_STEP * shift)
         self.tempo_score = float(salience[best])
         bpm = self._lead(bpm)
         self._track_phase(bpm, phase_env)
