@@ -18,7 +18,11 @@ pictures move, and, with a standby, around the switch back to the primary. Besid
 it the frame rate the receiver got, over the whole run and in the worst 1-second
 span of any kill, and the longest stillness between kills (the chain's own jitter).
 
-    python bench/failover.py [--kills 20] [--modes hot,warm,single] [--quick] [--write-docs]
+    python bench/failover.py [--kills 20] [--modes hot,warm,single] [--quick] [--logs DIR]
+                             [--write-docs]
+
+``--quick`` is a smoke run (2 kills per mode); ``--logs DIR`` keeps every process's
+output (the daemon's JSON log, the receiver's frames) for reading afterwards.
 """
 
 from __future__ import annotations
@@ -609,6 +613,11 @@ def ratios(results: Sequence[ModeResult]) -> str:
     return " ".join(out)
 
 
+def unreadable(results: Sequence[ModeResult]) -> str:
+    counts = ", ".join(f"{r.mode} {r.unreadable}" for r in results)
+    return f"Received frames whose counter could not be read (no new picture): {counts}."
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -654,6 +663,7 @@ def main() -> None:
     loads = ", ".join(f"{r.mode} {r.load[0]:.2f} / {r.load[1]:.2f}" for r in results)
     print(text)
     print(ratios(results))
+    print(unreadable(results))
     print(f"load average (1 min) before / after: {loads}; run time {minutes:.1f} min")
     if args.logs is not None:
         print(f"logs: {run_dir}")
@@ -687,6 +697,7 @@ def doc_text(
         + text
         + "\n\n"
         + ratios(results)
+        + f" {unreadable(results)}"
         + f"\n\nLoad average (1 min) before / after each mode: {loads}. Run time {minutes:.1f} min."
     )
 
