@@ -1,0 +1,90 @@
+"""A closed session gives its native memory back: glibc's free pages are trimmed once it
+is gone, in a worker thread, one trim at a time (the soak's RSS crept up by reconnects
+with the heap in use flat). Real aiortc against the emulator in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+
+import pytest
+
+from soundscape.emulator import Emulator, EmulatorConfig
+from soundscape.scope import session as session_module
+from soundscape.scope.api import ScopeClient
+from soundscape.scope.session import HeapTrim, ScopeSession
+
+
+async def finished(trim: HeapTrim) -> None:
+    """Until the trim under way (started at the loop's next step) has finished."""
+    await asyncio.sleep(0)  # soon() starts the trim with call_soon
+    assert trim.running is not None
+    await asyncio.wait_for(asyncio.shield(trim.running), 5)
+
+
+async def test_trims_run_off_the_loop_one_at_a_time() -> None:
+    loop = asyncio.get_running_loop()
+    calls: list[str] = []
+    started = asyncio.Event()
+    release = threading.Event()
+
+    def fake_trim(pad: int) -> int:
+        calls.append(threading.current_thread().name)
+        loop.call_soon_threadsafe(started.set)
+        release.wait(5)
+        return 1
+
+    trim = HeapTrim(fake_trim)
+    trim.soon()
+    await asyncio.wait_for(started.wait(), 5)
+    trim.soon()  # sessions closing while a trim runs: no second trim piles up
+    trim.soon()
+    assert trim.running is not None and not trim.running.done()
+    release.set()
+    await finished(trim)
+    assert len(calls) == 1 and trim.runs == 1
+    assert calls[0] != threading.current_thread().name  # not on the event loop's thread
+    trim.soon()
+    await finished(trim)
+    assert len(calls) == 2 and trim.runs == 2
+
+
+def test_without_glibc_nothing_is_trimmed() -> None:
+    trim = HeapTrim(None)
+    trim.soon()  # no loop needed: nothing is scheduled
+    assert trim.running is None and trim.runs == 0
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    emu = Emulator(EmulatorConfig(width=320, height=192, fps=30, load_time=0.2))
+    await emu.start(host="127.0.0.1", port=0)
+    try:
+        yield emu
+    finally:
+        await emu.stop()
+
+
+@pytest.mark.skipif(session_module.HEAP_TRIM._trim is None, reason="no glibc malloc_trim")
+async def test_closing_a_session_trims_the_heap(emulator: Emulator) -> None:
+    trim = session_module.HEAP_TRIM
+    async with ScopeClient(emulator.url) as client:
+        await client.load_pipeline(["longlive"], {"width": 320, "height": 192})
+        await emulator.wait_for(lambda st: st["pipeline"]["status"] == "loaded", timeout=10)
+        got = asyncio.Event()
+        session = ScopeSession(
+            client,
+            ice_servers=[],
+            on_frame=lambda frame: got.set(),
+            on_message=lambda message: None,
+            on_lost=lambda reason: None,
+        )
+        await session.open({"pipeline_ids": ["longlive"], "input_mode": "text"}, timeout=10)
+        await asyncio.wait_for(got.wait(), 10)
+        before = trim.runs
+        await session.close(polite=True)
+        del session
+        await finished(trim)
+        assert trim.runs == before + 1
+        assert trim.longest < 0.5
