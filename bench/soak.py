@@ -16,7 +16,8 @@ performer and the operator:
 
 After each fault: the time to the new session's first frame, and then, with the
 controls held still for a moment, the new session's parameters on the server
-(``/_emulator/state``) against the daemon's ``store.wire_view()``. The report gives
+(``/_emulator/state``, a transition's target taken as its prompts: :func:`server_view`)
+against the daemon's ``store.wire_view()``. The report gives
 growth per hour (``numpy.polyfit`` over the samples after a warm-up, 2 min by
 default, which is left out of the fit), recovery times per fault kind, failed
 recoveries and every state difference.
@@ -133,6 +134,28 @@ def state_differences(daemon: dict[str, Any], server: dict[str, Any]) -> dict[st
     return diffs
 
 
+def server_view(session: dict[str, Any]) -> dict[str, Any]:
+    """The parameters a session on the server works from (an ``/_emulator/state`` entry).
+
+    Scope's parameters keep ``prompts`` as they were before a transition that came on
+    the data channel; the target is only in ``transition`` (recorded:
+    ``scope-v0.2.4/session-parameters.get.json``), while the picture moves to it. So a
+    transition made while a session opens (after the offer took the prompts, before the
+    sender was attached) leaves the server's ``prompts`` behind the daemon's, which holds
+    the target. When the server's prompts are still those the transition started from,
+    they are its target; a plain prompt change after it would have replaced them.
+    """
+    params = dict(session.get("parameters") or {})
+    transition = session.get("transition")
+    if (
+        isinstance(transition, dict)
+        and transition.get("to") is not None
+        and _same(params.get("prompts"), transition.get("from"))
+    ):
+        params["prompts"] = transition["to"]
+    return params
+
+
 # --------------------------------------------------------------------------- the daemon child
 
 
@@ -141,7 +164,8 @@ def serve_daemon(config_path: str) -> None:
 
     Out: ``{"kind": "status", ...}`` on every status change. In: ``state`` →
     ``{"kind": "state", "wire": store.wire_view(), "status": ...}``; ``census`` →
-    object counts by type; ``trace`` / ``trace_top`` → tracemalloc start / top growth.
+    object counts by type; ``trace`` / ``trace_top`` → tracemalloc start / top growth;
+    ``heap`` → the heap trims after closed sessions (how many, the longest).
     EOF stops the daemon.
     """
     import gc
@@ -176,6 +200,10 @@ def serve_daemon(config_path: str) -> None:
                     "status": daemon.supervisor.status.as_dict(),
                 }
             )
+        elif command == "heap":
+            from soundscape.scope.session import HEAP_TRIM
+
+            emit({"kind": "heap", "trims": HEAP_TRIM.runs, "longest_s": HEAP_TRIM.longest})
         elif command == "census":
             # Only what is still referenced: cyclic garbage awaiting a full collection
             # is not a leak (but is counted, with how often the collector ran).
@@ -529,10 +557,12 @@ async def compare_state(
                 None,
             )
             if session is not None:
-                diffs = state_differences(reply["wire"], session.get("parameters", {}))
+                diffs = state_differences(reply["wire"], server_view(session))
                 if not diffs:
                     return True, {}, keys, status
                 diffs["<session>"] = (session_id, session.get("messages_received"))
+                if session.get("transition"):  # what the prompts were compared against
+                    diffs["<server transition>"] = session["transition"]
         elif previous is not None and time.monotonic() > deadline:
             diffs = {"<daemon state never held still>": None}
         if time.monotonic() > deadline:
@@ -703,6 +733,7 @@ class Result:
     census: dict[str, int] = field(default_factory=dict)
     trace_top: list[dict[str, Any]] = field(default_factory=list)
     messages_at_server: int = 0
+    heap: dict[str, Any] = field(default_factory=dict)
 
 
 async def soak(args: argparse.Namespace) -> Result:
@@ -772,6 +803,7 @@ async def _run_show(
         await asyncio.sleep(max(0.0, end - time.monotonic()))
         samples.append(sample_process(daemon.pid))
         await census_end(args, daemon, await census, result)
+        result.heap = await daemon.ask("heap")
         server = await emulator.state()
         result.messages_at_server = sum(
             int(s.get("messages_received") or 0) for s in server.get("sessions", [])
@@ -922,6 +954,11 @@ def report(result: Result) -> str:
         "20 sessions), recording "
         f"{result.record_mb:.1f} MB."
     )
+    if result.heap:
+        text += (
+            f" Heap trims after closed sessions: {result.heap['trims']}, the longest "
+            f"{1000 * result.heap['longest_s']:.1f} ms (in a worker thread)."
+        )
     if result.log_counts:
         common = ", ".join(f"{k} ×{n}" for k, n in result.log_counts.most_common(8))
         text += f" Daemon log warnings/errors: {common}."
@@ -971,7 +1008,8 @@ def main() -> None:
             '(`[[outputs]] type = "record"`, .mkv), and a fault every '
             f"{args.fault_every:g} s cycling through {', '.join(result.kinds)}. After each "
             "recovery, with the controls held still, the new session's parameters on the "
-            "server are compared with the daemon's `store.wire_view()`.\n\n" + text,
+            "server (a transition's target counted as the prompts it leads to) are compared "
+            "with the daemon's `store.wire_view()`.\n\n" + text,
         )
 
 

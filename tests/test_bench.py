@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from bench._emulator_child import Availability
 from bench.reconnect import after_restart, sample
-from bench.soak import flat, growth_per_hour, state_differences
+from bench.soak import flat, growth_per_hour, server_view, state_differences
 
 
 def test_growth_per_hour_is_the_slope_of_the_fit() -> None:
@@ -51,6 +51,26 @@ def test_state_differences_report_a_lost_or_changed_value() -> None:
     }
     # A bool is not the number 0: the server would hold a different value.
     assert state_differences({"paused": False}, {"paused": 0}) == {"paused": (False, 0)}
+
+
+def test_a_transition_on_the_server_counts_as_the_prompts_it_leads_to() -> None:
+    # Scope keeps the prompts from before a data-channel transition (recorded); the
+    # picture goes to the target, which is what the daemon's state holds.
+    before = [{"text": "rain", "weight": 1.0}]
+    target = [{"text": "shore", "weight": 1.0}, {"text": "shore", "weight": 0.4}]
+    session = {
+        "parameters": {"prompts": before, "paused": False},
+        "transition": {"from": before, "to": target, "num_steps": 8, "step": 8},
+    }
+    assert server_view(session)["prompts"] == target
+    assert state_differences({"prompts": target}, server_view(session)) == {}
+    # A plain prompt change after the transition replaced the prompts: they stand.
+    later = [{"text": "neon", "weight": 1.0}]
+    session["parameters"]["prompts"] = later
+    assert server_view(session)["prompts"] == later
+    assert state_differences({"prompts": target}, server_view(session)) == {
+        "prompts": (target, later)
+    }
 
 
 def _restart_history(load_start: float, load_end: float) -> list[Availability]:
