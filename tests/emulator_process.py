@@ -38,6 +38,18 @@ class EmulatorProcess:
         self.starts = 0
 
     async def start(self) -> None:
+        self._launch()
+        async with asyncio.timeout(START_TIMEOUT), httpx.AsyncClient() as client:
+            while True:  # a process start has no event to wait for but its port answering
+                try:
+                    if (await client.get(f"{self.url}/health", timeout=1.0)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    def _launch(self) -> None:
+        """Start the process (Popen returns at once; start() waits for it to answer)."""
         self.starts += 1
         log = (self.log_dir / f"emulator-{self.port}-{self.starts}.log").open("wb")
         command = [sys.executable, "-m", "soundscape", "emulate", "--port", str(self.port)]
@@ -56,14 +68,6 @@ class EmulatorProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        async with asyncio.timeout(START_TIMEOUT), httpx.AsyncClient() as client:
-            while True:  # a process start has no event to wait for but its port answering
-                try:
-                    if (await client.get(f"{self.url}/health", timeout=1.0)).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.05)
 
     def kill9(self) -> None:
         assert self.proc is not None

@@ -104,10 +104,10 @@ class Screen:
             await supervisor.start()
 
     async def stop(self) -> None:
+        if self.failover is not None:  # first: servers ending on purpose are not a failure
+            await self.failover.stop()
         for supervisor in reversed(list(self.supervisors.values())):
             await supervisor.stop()
-        if self.failover is not None:
-            await self.failover.stop()
 
     async def aclose(self) -> None:
         for client in self.clients.values():

@@ -109,12 +109,15 @@ class FrameSwitch:
         active = self.inputs[self.active]
         if self._may_take_over(source, active, now):
             silent = now - active.last_frame
-            why = (
-                "session lost"
-                if not active.streaming
-                else f"no frame for {silent * 1000:.0f} ms"
-                f" ({silent / active.interval():.1f} frame intervals)"
-            )
+            if not active.frames:
+                why = "no picture yet (the show starts on the first server that streams)"
+            elif not active.streaming:
+                why = "session lost"
+            else:
+                why = (
+                    f"no frame for {silent * 1000:.0f} ms"
+                    f" ({silent / active.interval():.1f} frame intervals)"
+                )
             self._switch(name, f"{self.active}: {why}")
             return True
         return False
