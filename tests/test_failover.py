@@ -215,6 +215,23 @@ async def test_both_servers_hold_the_same_state_after_every_change(
     assert last_a["parameters"] == last_b["parameters"]
 
 
+async def test_a_change_made_on_the_primarys_server_reaches_the_standby(
+    hot: Show, servers: tuple[EmulatorProcess, EmulatorProcess]
+) -> None:
+    """Scope's own parameters_updated (another client, Scope's UI) is the show's state too."""
+    import httpx
+
+    a, b = servers
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{a.url}/api/v1/session/parameters",
+            json={"prompts": [{"text": "a red fox", "weight": 1.0}]},
+            timeout=5.0,
+        )
+        response.raise_for_status()
+    await both_show(a, b, "a red fox")
+
+
 @pytest.mark.parametrize(
     "fault",
     [

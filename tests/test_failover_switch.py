@@ -154,7 +154,21 @@ def test_a_warm_standby_is_woken_when_the_primary_is_late_and_put_back_after() -
     assert sink.frames[-1] == "standby"
     run(fo, clock, ["main", "standby"], 1.2)  # the primary is back for back_after
     assert fo.active == "main"
-    assert warm.asked == [True, False]  # back to warm once no longer shown
+    assert warm.asked == [True]  # shown again just now: the standby waits back_after...
+    run(fo, clock, ["main", "standby"], 1.2)
+    assert warm.asked == [True, False]  # ...then goes back to warm
+
+
+def test_a_short_stall_does_not_bring_a_cut_back_before_back_after() -> None:
+    """A 300 ms stall moves the outputs; they come back only back_after after that cut."""
+    fo, _sink, clock = failover(switch_back="now", back_after=2.0)
+    run(fo, clock, ["main", "standby"], 3.0)
+    run(fo, clock, ["standby"], 0.3)
+    assert fo.active == "standby"
+    cut = clock.t
+    while fo.active == "standby":
+        run(fo, clock, ["main", "standby"], DT)
+    assert clock.t - cut >= 2.0
 
 
 def test_switch_back_never_stays_on_the_standby() -> None:

@@ -98,7 +98,7 @@ class Daemon:
             entries,
             self.store,
             FrameTee(frame_sink or self.video, self.preview),
-            outgoing=self._outgoing_track if self.video_in is not None else None,
+            outgoing=self._outgoing_for(self.store),
         )
         self.screens: dict[str, Screen] = {self.main_screen.name: self.main_screen}
         self.client = self.main_screen.client
@@ -191,10 +191,16 @@ class Daemon:
         self._reloads: set[asyncio.Task[bool]] = set()
         self._reload_lock = asyncio.Lock()
 
-    def _outgoing_track(self, server: str) -> OutgoingTrack | None:
-        if self.video_in is None or self.store.text_mode:
+    def _outgoing_for(self, store: ParameterStore) -> Callable[[str], OutgoingTrack | None] | None:
+        """A screen's video-in tracks (one per server, each session a fresh one), if any."""
+        video_in = self.video_in
+        if video_in is None:
             return None
-        return self.video_in.track(server)
+
+        def track(server: str) -> OutgoingTrack | None:
+            return None if store.text_mode else video_in.track(server)
+
+        return track
 
     # ----- screens
 
@@ -231,7 +237,7 @@ class Daemon:
         config = self.config
         store = ParameterStore(config.screen_parameters(entry), loras=config.lora_paths())
         outputs = VideoFanout(entry.outputs, size=(config.pipeline.width, config.pipeline.height))
-        screen = self._screen(entry, entries, store, outputs)
+        screen = self._screen(entry, entries, store, outputs, outgoing=self._outgoing_for(store))
         screen.outputs = outputs
         bus = CommandBus(parent=self.commands)  # its own scene, pause, ...; the rest shared
         self._register_screen_commands(bus, screen)

@@ -146,6 +146,13 @@ async def apply(daemon: Daemon, new: Config) -> ReloadPlan:
 
 async def _set_parameters(daemon: Daemon, parameters: dict[str, Any]) -> None:
     daemon.store.update(parameters, source="config")
+    for screen in daemon.screens.values():  # a further screen keeps its own prompts
+        if screen is not daemon.main_screen:
+            own = {
+                k: v for k, v in parameters.items() if not (k == "prompts" and screen.entry.prompts)
+            }
+            if own:
+                screen.store.update(own, source="config")
 
 
 def _sync(function: Callable[..., None]) -> Callable[..., Any]:

@@ -630,6 +630,14 @@ class ParameterStore:
             applied[key] = copy.deepcopy(value)
         if overruled:
             log.debug("server_echo_overruled", keys=overruled)
+        if applied and len(self._outboxes) > 1:
+            # The primary's server changed it: its standbys must show the same.
+            for key, value in applied.items():
+                if key in VIDEO_ONLY_KEYS and self.text_mode:
+                    continue
+                for outbox in self._outboxes[1:]:
+                    outbox.put(key, copy.deepcopy(value))
+            self._wake()
         if applied:
             self._notify(applied, "scope")
         return applied

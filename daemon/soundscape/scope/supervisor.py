@@ -534,6 +534,9 @@ class SessionSupervisor:
                     return await asyncio.shield(self._lost)
             except TimeoutError:
                 pass
+            if not self._active.is_set():  # told to go warm while this session was opening
+                self._rebuild = True
+                return "back to warm standby"
             now = self._clock()
             # No exception for ``paused``: Scope keeps sending the frozen frame (~58 fps on
             # v0.2.4), so silence while paused is a fault like any other -- except in a

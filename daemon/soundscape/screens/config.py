@@ -125,6 +125,7 @@ def cross_check(main: ServerEntry, others: list[ServerEntry]) -> list[tuple[str,
     if main.role != "primary":
         problems.append(("scope[0].role", "the first server is the main screen's primary"))
     names = [main.name or MAIN] + [entry.name for entry in others]
+    urls = [main.url.rstrip("/")] + [entry.url.rstrip("/") for entry in others]
     screens = {main.name or MAIN} | {e.name for e in others if e.role == "screen"}
     for i, entry in enumerate(others, start=1):
         where = f"scope[{i}]"
@@ -132,6 +133,9 @@ def cross_check(main: ServerEntry, others: list[ServerEntry]) -> list[tuple[str,
             problems.append((f"{where}.role", "only the first is primary: standby or screen"))
         if names.count(entry.name) > 1:
             problems.append((f"{where}.name", f"{entry.name!r} is used twice"))
+        if urls.index(entry.url.rstrip("/")) != i:  # a standby on its own primary protects nothing
+            first = names[urls.index(entry.url.rstrip("/"))]
+            problems.append((f"{where}.url", f"{entry.url} is already server {first!r}"))
         if entry.role == "standby" and entry.standby_for and entry.standby_for not in screens:
             known = ", ".join(sorted(screens))
             problems.append(

@@ -97,6 +97,7 @@ class Failover:
         self._back_at: Any = None  # the bar-line timer of a planned switch back
         self._pending: tuple[str, str] | None = None  # (server, reason): shown at its 1st frame
         self._out_last = -math.inf  # the outputs' last frame, for the longest gap
+        self._switched_at = -math.inf  # the last switch: back_after counts from it too
         self.longest_gap = 0.0  # s between two frames on the outputs, while streaming
         self.last_switch: dict[str, Any] | None = None
 
@@ -134,7 +135,7 @@ class Failover:
             self.switch.select(name, reason)  # the warm standby asked for streams now
         if not self.switch.frame(name, now):
             return
-        if now - self._out_last < 1.0:  # a gap longer than 1 s is an outage, not a freeze
+        if self._out_last > -math.inf:
             self.longest_gap = max(self.longest_gap, now - self._out_last)
         self._out_last = now
         self._sink.on_frame(frame)
@@ -178,19 +179,22 @@ class Failover:
     def tick(self, now: float) -> None:
         switch = self.switch
         shown = switch.inputs[switch.active]
+        woken = any(s.active for n, s in self._warm.items() if n != switch.active)
         # Not before the shown server's first frame: at start it is loading, not failing.
-        if shown.frames and switch.active_late(now):
+        # One warm standby at a time: the first one takes over.
+        if shown.frames and switch.active_late(now) and not woken:
             for name, standby in self._warm.items():
                 if name != switch.active and not standby.active:
                     standby.set_active(True, f"{switch.active} is late")
-                    break  # one at a time: the first warm standby takes over
+                    break
         preferred = switch.preferred
         if switch.active != preferred:
             self._plan_back(now)
         else:
             self._cancel_back()
             # A blip of the primary must not start and stop the standby's session each time.
-            if switch.up_for(preferred, now) >= self.config.back_after:
+            settled = now - self._switched_at >= self.config.back_after
+            if settled and switch.up_for(preferred, now) >= self.config.back_after:
                 for name, standby in self._warm.items():
                     pending = self._pending is not None and self._pending[0] == name
                     if standby.active and name != switch.active and not pending:
@@ -199,7 +203,12 @@ class Failover:
     def _plan_back(self, now: float) -> None:
         mode = self.config.switch_back
         preferred = self.switch.preferred
-        if mode == "never" or self.switch.up_for(preferred, now) < self.config.back_after:
+        back_after = self.config.back_after
+        if (
+            mode == "never"
+            or self.switch.up_for(preferred, now) < back_after
+            or now - self._switched_at < back_after  # a short stall: not a cut every bar
+        ):
             self._cancel_back()
             return
         if mode == "now" or self.bars is None:
@@ -225,10 +234,12 @@ class Failover:
             self._back_at = None
 
     def _switched(self, previous: str, active: str, reason: str) -> None:
+        self._switched_at = self._clock()
         self.last_switch = {"from": previous, "to": active, "reason": reason, "at": time.time()}
-        log.warning(
+        log.warning(  # server= overrides the context of the frame callback that got here
             "failover_switched",
             screen=self.screen,
+            server=active,
             shown_before=previous,
             shown=active,
             reason=reason,

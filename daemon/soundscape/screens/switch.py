@@ -28,7 +28,7 @@ DEFAULT_INTERVAL = 1 / 30  # s, assumed until an input has shown its own rate
 SHORTEST_INTERVAL = 1 / 120
 LONGEST_INTERVAL = 0.5  # a slow pipeline (a few fps) still counts as streaming
 FRAMES_KEPT = 31
-OUTAGE = 0.5  # s without a frame: the server was away, not merely jittery
+OUTAGE = 0.5  # s without a frame: away for sure, not merely jittery (at most)
 
 SwitchListener = Callable[[str, str, str], None]  # (from, to, reason)
 
@@ -60,7 +60,9 @@ class Input:
             self.live_since = now  # a new run starts (after a gap, or the first frame)
             if now - self.last_frame > LONGEST_INTERVAL:
                 self.times.clear()  # an outage says nothing of the frame rate
-        if self.up_since is None or now - self.last_frame > OUTAGE:
+        # An outage: silent for as long as a take-over needs (twice the window), or 0.5 s.
+        outage = min(OUTAGE, 2 * watchdog_frames * self.interval())
+        if self.up_since is None or now - self.last_frame > outage:
             self.up_since = now
         self.times.append(now)
         self.last_frame = now
