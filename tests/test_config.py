@@ -125,3 +125,19 @@ def test_configuration_reference_is_current():
 
     current = (ROOT / "docs" / "configuration.md").read_text()
     assert current == render(), "run: python -m soundscape.config_reference > docs/configuration.md"
+
+
+def test_an_error_in_a_scope_list_entry_points_at_its_own_line(tmp_path):
+    """[[scope]] entries share their keys: the line is the one of the entry named."""
+    path = tmp_path / "servers.toml"
+    path.write_text(
+        '[[scope]]\nurl = "http://127.0.0.1:8000"\n\n'
+        '[[scope]]\nrole = "standby"\nurl = "http://127.0.0.1:8001"\n\n'
+        '[[scope]]\nrole = "standby"\nstandby_for = "lft"\nurl = "http://127.0.0.1:8002"\n'
+        '\n[[scope]]\nrole = "standby"\nurl = "http://127.0.0.1:8001/"\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        config_mod.load(path)
+    text = "\n".join(err.value.problems)
+    assert f"{path}:10: scope[2].standby_for: no screen 'lft' (screens: main)" in text
+    assert f"{path}:15: scope[3].url: http://127.0.0.1:8001/ is already server 'standby'" in text

@@ -207,6 +207,19 @@ def key_line(text: str, path: str) -> int | None:
     if not parts:
         return None
     lines = text.splitlines()
+    entry = re.match(r"^(\w+)\[(\d+)\]\.(\w+)$", path)
+    if entry:  # a key of the N-th [[table]] entry (e.g. scope[1].url): after its header
+        table, index, key = entry.group(1), int(entry.group(2)), entry.group(3)
+        header = re.compile(r"^\s*\[\[\s*" + re.escape(table) + r"\s*\]\]\s*(#.*)?$")
+        starts = [i for i, line in enumerate(lines) if header.match(line)]
+        if index < len(starts):
+            assign = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+            for i in range(starts[index] + 1, len(lines)):
+                if lines[i].lstrip().startswith("["):
+                    break
+                if assign.match(lines[i]):
+                    return i + 1
+            return starts[index] + 1
     start, best = 0, None
     # Deepest table header that prefixes the path.
     for depth in range(len(parts), 0, -1):
