@@ -633,10 +633,44 @@ async def faults(
         at += every
 
 
-async def sampler(pid: int, every: float, samples: list[Sample], start: float) -> None:
+def _address(hex_address: str) -> str:
+    host, port = hex_address.split(":")
+    if len(host) == 8:  # IPv4, stored little-endian
+        host = ".".join(str(b) for b in bytes.fromhex(host)[::-1])
+    return f"{host}:{int(port, 16)}"
+
+
+def describe_fds(pid: int) -> list[str]:
+    """What each open descriptor of ``pid`` is: a path, or a socket with its addresses."""
+    sockets: dict[str, str] = {}
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{proto}").read_text().splitlines()[1:]:
+                f = line.split()
+                sockets[f[9]] = f"{proto} {_address(f[1])} -> {_address(f[2])}"
+    described = []
+    for fd in sorted(os.listdir(f"/proc/{pid}/fd"), key=int):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            inode = target[len("socket:[") : -1] if target.startswith("socket:[") else ""
+            described.append(sockets.get(inode, target))
+    return described
+
+
+async def sampler(
+    pid: int,
+    every: float,
+    samples: list[Sample],
+    start: float,
+    fd_peaks: list[tuple[float, list[str]]] | None = None,
+) -> None:
+    """Sample every ``every`` s; at each new highest fd count, note what the fds are."""
     while True:
         s = sample_process(pid)
         samples.append(s)
+        if fd_peaks is not None and s.fds > max((len(d) for _, d in fd_peaks), default=0):
+            with contextlib.suppress(OSError):
+                fd_peaks.append((s.t - start, describe_fds(pid)))
         cpu = 0.0
         if len(samples) > 1:
             prev = samples[-2]
@@ -734,6 +768,7 @@ class Result:
     trace_top: list[dict[str, Any]] = field(default_factory=list)
     messages_at_server: int = 0
     heap: dict[str, Any] = field(default_factory=dict)
+    fd_peaks: list[tuple[float, list[str]]] = field(default_factory=list)
 
 
 async def soak(args: argparse.Namespace) -> Result:
@@ -795,7 +830,9 @@ async def _run_show(
         asyncio.create_task(knob(show)),
         asyncio.create_task(prompts(show)),
         asyncio.create_task(commands(show)),
-        asyncio.create_task(sampler(daemon.pid, args.sample_every, samples, start)),
+        asyncio.create_task(
+            sampler(daemon.pid, args.sample_every, samples, start, result.fd_peaks)
+        ),
     ]
     census = asyncio.create_task(census_start(args, daemon, start))
     try:
@@ -936,6 +973,13 @@ def report(result: Result) -> str:
     for r in result.recoveries:
         if r.differences:
             text += f"\n- {r.kind} at {r.at:.0f} s: {r.differences}"
+    if result.fd_peaks:
+        at, described = result.fd_peaks[-1]
+        text += (
+            f"\n\nOpen fds at their highest ({len(described)}, first at {at:.0f} s): "
+            + "; ".join(f"{n}× {what}" for what, n in Counter(described).most_common())
+            + "."
+        )
     wrong = [r for r in result.recoveries if r.seconds is not None and r.status != "streaming"]
     if wrong:
         text += (

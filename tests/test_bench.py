@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from bench._emulator_child import Availability
 from bench.reconnect import after_restart, sample
-from bench.soak import flat, growth_per_hour, server_view, state_differences
+from bench.soak import _address, flat, growth_per_hour, server_view, state_differences
 
 
 def test_growth_per_hour_is_the_slope_of_the_fit() -> None:
@@ -71,6 +71,11 @@ def test_a_transition_on_the_server_counts_as_the_prompts_it_leads_to() -> None:
     assert state_differences({"prompts": target}, server_view(session)) == {
         "prompts": (target, later)
     }
+
+
+def test_socket_addresses_from_proc_net_read_as_host_and_port() -> None:
+    assert _address("0100007F:1F90") == "127.0.0.1:8080"  # IPv4 is stored little-endian
+    assert _address("00000000000000000000000001000000:0050").endswith(":80")
 
 
 def _restart_history(load_start: float, load_end: float) -> list[Availability]:
