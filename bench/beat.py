@@ -1,6 +1,6 @@
 """Beat tracking on rendered multi-instrument music: ours vs aubio (vs madmom online).
 
-    python bench/beat.py [--set dev|heldout|all] [--block 512] [--write-docs] [--only NAME]
+    python bench/beat.py [--set dev|heldout|check|all] [--block 512] [--write-docs] [--only NAME]
 
 The pieces come from ``bench/music`` (MIDI rendered by FluidSynth with Debian
 GM soundfonts, beats and downbeats from the score). Every tracker reads the
@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._docs import write_section
 from bench.music.render import Rendered, available, render_set
+from bench.music.sets import SETS
 from soundscape.audio.config import AudioConfig
 from soundscape.audio.features import AudioAnalyzer
 
@@ -232,7 +233,7 @@ def per_piece(results: list[Result]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--set", default="all", choices=["all", "dev", "heldout"])
+    parser.add_argument("--set", default="all", choices=["all", *SETS])
     parser.add_argument("--block", type=int, default=512)
     parser.add_argument("--only", default="", help="pieces whose name contains this")
     parser.add_argument("--ours-only", action="store_true")
@@ -243,7 +244,7 @@ def main() -> None:
         sys.exit(reason)
     trackers = ["ours"] if args.ours_only else ["ours", "aubio", "madmom"]
     started = time.monotonic()
-    sets = ["dev", "heldout"] if args.set == "all" else [args.set]
+    sets = list(SETS) if args.set == "all" else [args.set]
     out = [
         "Pieces rendered from MIDI by `bench/music` (FluidSynth; MuseScore General and TimGM6mb "
         "for `dev`, FluidR3 and TimGM6mb with other seeds and tempi for `heldout`), "

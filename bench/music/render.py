@@ -1,6 +1,6 @@
 """Render pieces to audio with FluidSynth and a Debian GM soundfont, into a cache.
 
-    python -m bench.music.render [--set dev|heldout|all] [--cache DIR]
+    python -m bench.music.render [--set dev|heldout|check|all] [--cache DIR]
 
 Each piece becomes ``<cache>/<set>/<name>-<hash>.wav`` (mono float32 is read
 back by :func:`load`) and ``.json`` (beats, downbeats, beats per bar, spec).

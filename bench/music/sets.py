@@ -4,7 +4,8 @@
 tuning: other seeds (other keys, progressions, velocities, jitter), other
 tempi inside each style's range, and other soundfonts (FluidR3 and TimGM6mb
 instead of MuseScore General), so a score on it says how the tracker does on
-music it has not seen.
+music it has not seen. ``check`` is a third set (other seeds and tempi again, the
+three soundfonts in turn), scored only at the end of a tuning round.
 """
 
 from __future__ import annotations
@@ -88,4 +89,24 @@ def heldout() -> list[Piece]:
     return out
 
 
-SETS = {"dev": dev, "heldout": heldout}
+def check() -> list[Piece]:
+    """A third look, kept for the end of a tuning round: yet other seeds and tempi, and
+    the three soundfonts in turn, so a change that only fits ``dev`` and ``heldout``
+    shows here."""
+    fonts = ("fluidr3", "musescore", "timgm6mb")
+    out = []
+    for i, (name, style, bpm, extra) in enumerate(_PLAN):
+        extra = dict(extra)
+        if "ramp" in extra:
+            to, a, b = extra["ramp"]
+            extra["ramp"] = (to - 2, a + 4, b + 4)
+        if "step" in extra:
+            extra["step"] = (extra["step"][0] + 6, extra["step"][1] - 2)
+        shift = -(_SHIFT[style] // 2) + (1 if i % 2 else -1)
+        out.append(
+            Piece(name, style, bpm + shift, seed=20000 + 53 * i, soundfont=fonts[i % 3], **extra)
+        )
+    return out
+
+
+SETS = {"dev": dev, "heldout": heldout, "check": check}
