@@ -669,6 +669,18 @@ def describe_fds(pid: int) -> list[str]:
     return described
 
 
+def fd_kind(described: str) -> str:
+    """A descriptor without its ephemeral port: a TCP connection by its peer, a socket by
+    its protocol and host (each session binds new ports), anything else as it is."""
+    proto, _, rest = described.partition(" ")
+    if proto not in ("tcp", "tcp6", "udp", "udp6") or " -> " not in rest:
+        return described
+    local, peer = rest.split(" -> ")
+    if proto.startswith("tcp") and not peer.endswith(":0"):
+        return f"{proto} connection to {peer}"
+    return f"{proto} socket on {local.rpartition(':')[0]}"
+
+
 async def sampler(
     pid: int,
     every: float,
@@ -994,9 +1006,9 @@ def report(result: Result) -> str:
         if r.differences:
             text += f"\n- {r.kind} at {r.at:.0f} s: {r.differences}"
     if steady:
-        base = Counter(steady_at[0].fds)
+        base = Counter(map(fd_kind, steady_at[0].fds))
         for r in steady_at:
-            extra = Counter(r.fds) - base
+            extra = Counter(map(fd_kind, r.fds)) - base
             if len(r.fds) > max(steady[: max(1, len(steady) // 4)]) and extra:
                 text += (
                     f"\n\nSteady fds above the first quarter's at {r.at:.0f} s ({r.kind}): "

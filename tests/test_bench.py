@@ -108,3 +108,13 @@ def test_a_hostile_spell_counts_from_its_end_and_a_stall_has_no_usable_time() ->
     s = sample("garbage_sdp", 10.0, 13.0, 13.6, [])
     assert (s.fault_to_frame, s.usable_to_frame) == (pytest.approx(3.6), pytest.approx(0.6))
     assert sample("stall", 10.0, 10.0, 13.2, []).usable_to_frame is None
+
+
+def test_fd_kind_drops_the_ephemeral_port_but_keeps_the_peer() -> None:
+    from bench.soak import fd_kind
+
+    assert fd_kind("tcp 127.0.0.1:48234 -> 127.0.0.1:46185") == (
+        "tcp connection to 127.0.0.1:46185"
+    )
+    assert fd_kind("udp 192.0.2.2:46020 -> 0.0.0.0:0") == "udp socket on 192.0.2.2"
+    assert fd_kind("/tmp/x/daemon.log") == "/tmp/x/daemon.log"
