@@ -44,7 +44,7 @@ from soundscape.video.fanout import VideoFanout
 from soundscape.video_in import OutgoingTrack, VideoIn, parse_spec
 from soundscape.video_in.chain_guard import ChainGuard
 from soundscape.video_in.server_input import ServerInput
-from soundscape.warmup import warm_up
+from soundscape.warmup import start_worker_pool, warm_up
 from soundscape.web.preview import FrameTee, Preview
 from soundscape.web.server import ControlServer, start_control
 
@@ -508,7 +508,9 @@ async def run(
         Path.home(),
         demo=with_emulator and config_path is None,
     )
-    # Lazy imports and first-use set-up, off the loop (see soundscape.warmup).
+    # Every worker thread started now, then lazy imports and first-use set-up, off
+    # the loop (see soundscape.warmup).
+    await start_worker_pool()
     await asyncio.to_thread(warm_up)
     daemon = Daemon(config, state_files=files, fresh=fresh)
     daemon.required = set(required)

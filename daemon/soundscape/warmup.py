@@ -15,13 +15,42 @@ off the loop: ``await asyncio.to_thread(warm_up)``.
 from __future__ import annotations
 
 # Imported here, at import time: asyncio's first to_thread() imports it lazily.
-import concurrent.futures.thread  # noqa: F401
+import asyncio
+import concurrent.futures.thread
 import importlib
+import threading
 import time
+import weakref
 
 import structlog
 
 log = structlog.get_logger(__name__)
+
+# Blocking jobs that may run at once: state and learn writes, MIDI port scans, heap
+# trims, audio file reads, preview encodes, DNS lookups (aiortc, httpx). More queue.
+WORKERS = 8
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, object] = weakref.WeakKeyDictionary()
+
+
+async def start_worker_pool() -> None:
+    """Give the loop a default executor whose threads are all started now.
+
+    asyncio's own pool starts a thread whenever jobs overlap more than ever before,
+    so a show could start one mid-set, an hour in, and the thread count crept with
+    rare overlaps (the soak saw 13 become 14). Started here, every thread exists
+    before the first frame and the count is fixed. Once per loop.
+    """
+    loop = asyncio.get_running_loop()
+    if loop in _pools:
+        return
+    pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="soundscape-worker")
+    # Each job waits for all the others, so each runs on a thread of its own.
+    barrier = threading.Barrier(WORKERS)
+    jobs = [loop.run_in_executor(pool, barrier.wait, 5.0) for _ in range(WORKERS)]
+    await asyncio.gather(*jobs, return_exceptions=True)
+    loop.set_default_executor(pool)
+    _pools[loop] = pool
+
 
 # Modules some library imports on first use rather than at import: numpy's
 # submodules, anyio's asyncio backend (httpcore's first connection).

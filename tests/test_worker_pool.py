@@ -1,0 +1,31 @@
+"""The daemon's worker threads all exist from the start: a burst of blocking jobs later
+starts no thread (the soak saw asyncio's own pool grow by one an hour in)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from soundscape.warmup import WORKERS, start_worker_pool
+
+
+async def test_the_pool_starts_every_thread_at_once_and_a_burst_adds_none() -> None:
+    before = threading.active_count()
+    await start_worker_pool()
+    started = threading.active_count()
+    assert started - before == WORKERS
+
+    # More jobs at once than workers, each waiting for the next to start: they queue.
+    gate = threading.Event()
+    jobs = [asyncio.to_thread(gate.wait, 5.0) for _ in range(3 * WORKERS)]
+    waiting = asyncio.gather(*jobs)
+    await asyncio.sleep(0)  # hand the jobs to the pool
+    during = threading.active_count()
+    gate.set()
+    assert all(await waiting)
+    assert during == started
+    names = {t.name for t in threading.enumerate()}
+    assert sum(n.startswith("soundscape-worker") for n in names) == WORKERS
+
+    await start_worker_pool()  # once per loop
+    assert threading.active_count() == started
