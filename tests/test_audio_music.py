@@ -101,3 +101,23 @@ def test_rendering_is_deterministic(tmp_path: Path) -> None:
     first = render(piece, "a", tmp_path).audio
     second = render(piece, "b", tmp_path).audio
     assert np.array_equal(first, second)
+
+
+def test_the_bar_line_is_where_the_chords_change_when_the_kick_is_on_every_beat(
+    cache: Path,
+) -> None:
+    # Four on the floor with claps on 2 and 4 fits beat 1 and beat 3 alike; the chords
+    # (changing every other bar here) say which is the one.
+    piece = Piece("house", "house", 124, seed=35, soundfont="timgm6mb", seconds=24)
+    rendered, result = _run(piece, cache)
+    assert _f(rendered.beats, result.beats) >= 0.95
+    assert _f(rendered.downbeats, result.downbeats) >= 0.9
+
+
+def test_a_six_eight_bar_is_two_dotted_quarter_beats(cache: Path) -> None:
+    # The eighths fall at a third and two thirds of each beat, not at its half.
+    piece = Piece("sixeight", "sixeight", 76, seed=36, soundfont="timgm6mb", seconds=20)
+    rendered, result = _run(piece, cache)
+    assert rendered.beats_per_bar == 2
+    assert _f(rendered.beats, result.beats) >= 0.95
+    assert _f(rendered.downbeats, result.downbeats) >= 0.9

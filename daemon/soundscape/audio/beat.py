@@ -36,10 +36,14 @@ Every ``update_interval`` seconds:
    the clock jumps to it (no flips on syncopation or a fill); a tempo change
    of more than a few percent re-seeds the phase.
 5. **Bars.** Low and mid strength around each beat is accumulated per beat
-   of the bar (kick on beat 1, snare or clap on the backbeats); the rotation
-   that fits the templates best names the downbeat, and holds until another
-   fits clearly better. The bar length is ``beats_per_bar``, or 3 vs 4 from
-   how much the kick and snare differ between beats.
+   of the bar (kick on beat 1, snare or clap on the backbeats), and so is the
+   harmonic change at each beat (the analyzer's pitch-class profile averaged
+   per beat, compared across the boundary one and two beats a side: chords
+   change on the one, which is what tells beat 1 from beat 3 when the kick
+   is on every beat); the rotation that fits the templates best names the
+   downbeat, and holds until another fits clearly better. The bar length is
+   ``beats_per_bar``, or 2 when the beats divide in three (6/8 read in dotted
+   quarters), else 3 vs 4 from how much the kick and snare differ between beats.
 
 The first estimate waits for ``FIRST_GUESS`` periods of the slowest tempo
 (2.2 s). Before it, from ``EARLY_GUESS`` (1.2 s), early guesses run the same
@@ -90,6 +94,8 @@ FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
 BAR_MARGIN = 0.3  # a new bar line must fit this much better (unit-vector dot products)
 BAR_TAU = 8.0  # s, memory of the downbeat statistics
+HARMONY_WEIGHT = 1.0  # weight of the chord changes in the bar line's choice
+HARMONY_SPANS = (1, 2)  # beats each side of a boundary whose pitch classes are compared
 BAND_TAU = 4.0  # s, running mean of each band's flux
 
 
@@ -160,6 +166,14 @@ class BeatTracker:
         # By beat count mod b; plain lists (a few floats, updated every frame near a beat).
         self._meter_low = {b: [0.0] * b for b in (2, 3, 4)}
         self._meter_mid = {b: [0.0] * b for b in (2, 3, 4)}
+        # Harmonic change at each beat (how unlike the last beat's pitch classes this
+        # beat's are), by beat count mod b: chords change on the bar line.
+        self._meter_harm = {b: [0.0] * b for b in (2, 3, 4)}
+        self._harm_acc = np.zeros(12)
+        self._harm_n = 0
+        self._harm_beats: collections.deque[np.ndarray] = collections.deque(
+            maxlen=2 * max(HARMONY_SPANS)
+        )
         self._beat_count = 0
         self._bar_k = 1.0 - math.exp(-hop / BAR_TAU)
 
@@ -253,6 +267,7 @@ class BeatTracker:
         fired = False
         if nb <= now:
             self.last_beat = nb
+            self._close_harmony()
             self._beat_count += 1
             self.beat_in_bar = (self.beat_in_bar + 1) % self.beats_per_bar
             if self.beat_in_bar == 0:
@@ -266,6 +281,41 @@ class BeatTracker:
             nb += self.period
         self.next_beat = nb
         return fired
+
+    def add_harmony(self, profile: np.ndarray) -> None:
+        """The pitch-class profile (12 log magnitudes) of the latest audio, a few times
+        per beat; averaged per beat, it tells where the chords change."""
+        if self.hop <= 0:
+            return
+        np.add(self._harm_acc, profile, out=self._harm_acc)
+        self._harm_n += 1
+
+    def _close_harmony(self) -> None:
+        """At a beat: how much the beats before each recent boundary differ from those
+        after it, one beat a side and two (a chord stab in one beat and not the next
+        weighs less against a new chord when two beats are compared)."""
+        if not self._harm_n:
+            return
+        beats = self._harm_beats
+        beats.append(self._harm_acc / self._harm_n)
+        self._harm_acc = np.zeros(12)
+        self._harm_n = 0
+        if self.period <= 0:
+            return
+        keep = math.exp(-self.period / BAR_TAU)
+        for acc in self._meter_harm.values():
+            for i in range(len(acc)):
+                acc[i] *= keep
+        for span in HARMONY_SPANS:
+            if len(beats) < 2 * span:
+                continue
+            last = list(beats)[-2 * span :]
+            before = _unit(sum(last[:span]))
+            after = _unit(sum(last[span:]))
+            change = 1.0 - float(np.dot(before, after))  # 0 (the same chord) .. 2
+            boundary = self._beat_count - span + 1  # the count of the first beat after it
+            for b, acc in self._meter_harm.items():
+                acc[boundary % b] += change
 
     def phase_at(self, t: float) -> float:
         """Position of ``t`` between the previous beat (0) and the next (1); 0 if unknown."""
@@ -299,8 +349,12 @@ class BeatTracker:
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
             self._tempo_hist.clear()
-            for acc in (*self._meter_low.values(), *self._meter_mid.values()):
+            meters = (*self._meter_low.values(), *self._meter_mid.values())
+            for acc in (*meters, *self._meter_harm.values()):
                 acc[:] = [0.0] * len(acc)
+            self._harm_acc[:] = 0.0
+            self._harm_n = 0
+            self._harm_beats.clear()
 
     def _restart(self) -> None:
         """Tracking state as before any estimate (the envelopes are kept)."""
@@ -688,6 +742,8 @@ class BeatTracker:
     def _decide_bar(self) -> None:
         """At a bar line: choose the bar length (if automatic) and which beat is the one."""
         beats = self.config.beats_per_bar
+        if not beats and self._compound():
+            beats = 2  # 6/8: two dotted-quarter beats a bar
         if not beats:
             contrast = {
                 b: _contrast(np.array(self._meter_low[b])) + _contrast(np.array(self._meter_mid[b]))
@@ -696,10 +752,16 @@ class BeatTracker:
             beats = 3 if contrast[3] > 1.5 * contrast[4] else 4
         lows = _unit(np.array(self._meter_low[beats]))
         mids = _unit(np.array(self._meter_mid[beats]))
+        harm = _unit(np.array(self._meter_harm[beats]))
         tl, tm = TEMPLATES[beats]
+        th = HARMONY_TEMPLATES[beats]
         # The rotation r: beat count c is beat (c - r) % beats of the bar.
         scores = [
-            float(np.dot(np.roll(lows, -r), tl) + np.dot(np.roll(mids, -r), tm))
+            float(
+                np.dot(np.roll(lows, -r), tl)
+                + np.dot(np.roll(mids, -r), tm)
+                + HARMONY_WEIGHT * np.dot(np.roll(harm, -r), th)
+            )
             for r in range(beats)
         ]
         r = int(np.argmax(scores))
@@ -711,6 +773,30 @@ class BeatTracker:
         self.beats_per_bar = beats
         self.beat_in_bar = (self._beat_count - r) % beats
 
+    def _compound(self) -> bool:
+        """Beats divided in three (6/8), not two: over the last beats, the snare, chords
+        and hats gather a third and two thirds into the beat and leave its half empty
+        (swing fills only the two thirds, so it does not count)."""
+        hist = self.history()
+        m = hist.shape[1]
+        if self.last_beat is None or self.period <= 0 or m < 16:
+            return False
+        env = hist[1] + hist[2]
+        starts = self.last_beat - self.period * np.arange(1, COMPOUND_BEATS + 1)
+        times = starts[:, None] + COMPOUND_AT[None, :] * self.period
+        idx = np.rint(m - 1 - (self._t_newest - times) / self.hop).astype(np.intp)
+        idx = idx[(idx >= 1).all(axis=1) & (idx < m - 1).all(axis=1)]
+        if len(idx) < COMPOUND_BEATS // 2:
+            return False
+        # The strongest of three frames around each point (the grid is not exact).
+        near = np.maximum(np.maximum(env[idx - 1], env[idx]), env[idx + 1]).mean(axis=0)
+        third, half, two_thirds = near.tolist()
+        return min(third, two_thirds) > COMPOUND_RATIO * half
+
+
+COMPOUND_BEATS = 8  # beats looked back on for the subdivision
+COMPOUND_AT = np.array([1.0 / 3.0, 0.5, 2.0 / 3.0])  # points of the beat compared
+COMPOUND_RATIO = 2.0  # the thirds this much stronger than the half: compound
 
 # Templates per bar length (low band, mid band), beat 1 first: the kick leans on
 # the one, the snare or clap on the backbeats.
@@ -719,6 +805,9 @@ TEMPLATES = {
     3: (np.array([1.0, -0.5, -0.5]), np.zeros(3)),  # chords on 2 and 3 and bass on 1 cancel
     4: (np.array([1.0, -0.6, 0.2, -0.6]), np.array([-0.5, 0.5, -0.5, 0.5])),
 }
+
+# Chords change on the one.
+HARMONY_TEMPLATES = {b: np.array([1.0] + [-1.0 / (b - 1)] * (b - 1)) for b in (2, 3, 4)}
 
 
 def _folds(

@@ -126,7 +126,11 @@ class BeatSection:
         high=4,
     )
     beats_per_bar: int = setting(
-        0, "Beats per bar for downbeats from the audio (0 = detect 3 or 4).", low=0, high=12
+        0,
+        "Beats per bar for downbeats from the audio (0 = detect: 2 when beats divide in "
+        "three, as 6/8 in dotted quarters; else 3 or 4).",
+        low=0,
+        high=12,
     )
 
     def check(self) -> list[tuple[str, str]]:

@@ -45,6 +45,11 @@ BEAT_BANDS = (150.0, 3000.0)
 # Hops the sample stream and the log spectra are kept for before they are
 # compacted (a copy every RING_HOPS hops instead of every block).
 RING_HOPS = 64
+# The pitch-class profile the bar lines are read from (chords change on them): the
+# spectrum between these frequencies, folded onto 12 semitones, every HARMONY_EVERY
+# blocks (a few times per beat is plenty for a per-beat average, and it costs little).
+HARMONY_RANGE = (250.0, 5000.0)
+HARMONY_EVERY = 4
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -156,6 +161,9 @@ class AudioAnalyzer:
         cols += [in_range.astype(float), np.where(in_range, freqs, 0.0)]
         self._weights = np.stack(flux_cols + cols, axis=1)
         self._n_bands = len(edges) - 1
+        self._pitch_classes = _pitch_class_weights(freqs, *HARMONY_RANGE)
+        self._profile = np.zeros(12)
+        self._harmony_wait = 0
         # Flatness is taken over the in-range bins, a contiguous run.
         inside = np.flatnonzero(in_range)
         self._flat_bins = slice(int(inside[0]), int(inside[-1]) + 1) if len(inside) else slice(0)
@@ -339,6 +347,12 @@ class AudioAnalyzer:
         else:
             bands, brightness, texture = last.bands, last.brightness, last.texture
         self._fill = total - hops * hop
+        if hops:
+            self._harmony_wait -= 1
+            if self._harmony_wait <= 0:
+                self._harmony_wait = HARMONY_EVERY
+                np.dot(self._logmag[self._row], self._pitch_classes, out=self._profile)
+                self.beats.add_harmony(self._profile)
 
         strength = self._strength_smooth.update(min(self._strength, 1.0), dt)
         bt = self.beats
@@ -394,3 +408,26 @@ class AudioAnalyzer:
         flat_db = 4.342944819 * (log_geo - math.log(mean_power))
         texture = self._texture_smooth.update(min(max(1.0 + flat_db / 40.0, 0.0), 1.0), dt)
         return bands, brightness, texture
+
+
+def _pitch_class_weights(freqs: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """(bins x 12): how much each spectrum bin says about each pitch class.
+
+    A bin spreads over the semitones it spans (a Gaussian around its centre, as wide as
+    the bin), and says less the more semitones it spans: at 1024 points and 48 kHz a
+    bin is a semitone wide only from about 800 Hz up, where the chords' harmonics are.
+    """
+    out = np.zeros((len(freqs), 12))
+    step = float(freqs[1] - freqs[0]) if len(freqs) > 1 else 1.0
+    classes = np.arange(12)
+    for i, f in enumerate(freqs):
+        if not lo <= f < hi:
+            continue
+        semitone = 12.0 * math.log2(f / 440.0)  # A = 0
+        width = 12.0 * math.log2((f + step / 2) / max(f - step / 2, 1e-9))
+        sigma = max(0.5, width / 2)
+        d = (classes - semitone) % 12
+        d = np.minimum(d, 12 - d)
+        row = np.exp(-0.5 * (d / sigma) ** 2)
+        out[i] = row / row.sum() / max(1.0, width)
+    return out
