@@ -536,6 +536,8 @@ class BeatTracker:
 
         Each band votes with the shape of its own fold, not its loudness: a
         soft kick on the beat counts against loud hats or a bass off it.
+        Returns the weighted sum and, second row, its backbone part (low and
+        mid bands: the hats left out).
         """
         m = bands.shape[-1]
         view = self._reversed(bands**PHASE_POWER)
@@ -545,7 +547,9 @@ class BeatTracker:
         dev = folds - np.add.reduce(folds, axis=1, keepdims=True) / count
         sd = np.sqrt(np.add.reduce(dev * dev, axis=1, keepdims=True) / count)
         sd[sd <= 0] = 1.0
-        return np.add.reduce(dev / sd * self._phase_w, axis=0)
+        votes = dev / sd * self._phase_w
+        back = votes[0] + votes[1]
+        return np.stack((back + votes[2], back))
 
     def _grid_folds(
         self, env: np.ndarray, tempi: np.ndarray, scale: float, decay: float
@@ -614,7 +618,7 @@ class BeatTracker:
             return
         # Predicted beat nearest to the newest frame, then the fold's best phase near it.
         frames = self.period / self.hop
-        scores = self._phase_scores(back, frames, PHASE_DECAY)
+        scores, backbone = self._phase_scores(back, frames, PHASE_DECAY)
         nb = self.next_beat if self.next_beat is not None else now
         predicted = (nb - now) % self.period  # s after now of the next beat
         pred_back = (self.period - predicted) / self.hop  # frames back of the previous beat
@@ -633,7 +637,12 @@ class BeatTracker:
         far = abs(((glob - pred_back + n / 2) % n) - n / 2) > PHASE_WINDOW * frames
         # An early guess is trusted once a later one finds its beats where the clock has them.
         self._confirmed = not far
-        if far and scores[glob] > local + 0.3 * sum(PHASE_W):
+        # Off-beat hats (one sharp peak in their fold) can outvote the busier
+        # low and mid bands for a while (a fill, a rolling bass): a jump by
+        # about half a beat must not go against those, which carry the beat.
+        half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
+        opposed = half and backbone[glob] < backbone[near[k]]
+        if far and scores[glob] > local + 0.3 * sum(PHASE_W) and not opposed:
             beat = now - glob * self.hop
             same = (
                 self._pending_beat is not None
@@ -656,7 +665,7 @@ class BeatTracker:
 
     def _seed(self, period: float, back: np.ndarray) -> None:
         self._confirmed = False
-        scores = self._phase_scores(back, period / self.hop, PHASE_DECAY)
+        scores = self._phase_scores(back, period / self.hop, PHASE_DECAY)[0]
         beat = self._t_newest - int(np.argmax(scores)) * self.hop
         self._pending_beat = None
         self._place(period, beat)
