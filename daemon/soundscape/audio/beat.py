@@ -33,8 +33,10 @@ Every ``update_interval`` seconds:
    weighted most) and standardised; the weighted sum scores every phase.
    The best phase near the predicted beat corrects it by half the error
    each update. A far-away best phase must persist ``JUMP_CONFIRM`` before
-   the clock jumps to it (no flips on syncopation or a fill); a tempo change
-   of more than a few percent re-seeds the phase.
+   the clock jumps to it (no flips on syncopation or a fill), and a jump by
+   about half a beat must not go against the low and mid bands (off-beat
+   hats alone do not move the clock); a tempo change of more than a few
+   percent re-seeds the phase.
 5. **Bars.** Low and mid strength around each beat is accumulated per beat
    of the bar (kick on beat 1, snare or clap on the backbeats); the rotation
    that fits the templates best names the downbeat, and holds until another
