@@ -34,9 +34,9 @@ Every ``update_interval`` seconds:
    The best phase near the predicted beat corrects it by half the error
    each update. A far-away best phase must persist ``JUMP_CONFIRM`` before
    the clock jumps to it (no flips on syncopation or a fill), and a jump by
-   about half a beat must not go against the low and mid bands (off-beat
-   hats alone do not move the clock); a tempo change of more than a few
-   percent re-seeds the phase.
+   about half a beat waits while the low and mid bands, summed over the
+   wait, are against it (off-beat hats alone do not move the clock); a
+   tempo change of more than a few percent re-seeds the phase.
 5. **Bars.** Low and mid strength around each beat is accumulated per beat
    of the bar (kick on beat 1, snare or clap on the backbeats); the rotation
    that fits the templates best names the downbeat, and holds until another
@@ -298,6 +298,7 @@ class BeatTracker:
         self._confirmed = False  # the last estimate found the beats where the clock has them
         self._pending_beat: float | None = None
         self._pending_since = 0.0
+        self._pending_back = 0.0  # summed backbone margin of the pending phase
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
             self._tempo_hist.clear()
@@ -639,12 +640,7 @@ class BeatTracker:
         far = abs(((glob - pred_back + n / 2) % n) - n / 2) > PHASE_WINDOW * frames
         # An early guess is trusted once a later one finds its beats where the clock has them.
         self._confirmed = not far
-        # Off-beat hats (one sharp peak in their fold) can outvote the busier
-        # low and mid bands for a while (a fill, a rolling bass): a jump by
-        # about half a beat must not go against those, which carry the beat.
-        half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
-        opposed = half and backbone[glob] < backbone[near[k]]
-        if far and scores[glob] > local + 0.3 * sum(PHASE_W) and not opposed:
+        if far and scores[glob] > local + 0.3 * sum(PHASE_W):
             beat = now - glob * self.hop
             same = (
                 self._pending_beat is not None
@@ -652,7 +648,16 @@ class BeatTracker:
             )
             if not same:
                 self._pending_beat, self._pending_since = beat, now
-            elif now - self._pending_since >= JUMP_CONFIRM:
+                self._pending_back = 0.0
+            # Off-beat hats (one sharp peak in their fold) can outvote the
+            # busier low and mid bands for a while (a fill, a rolling bass): a
+            # jump by about half a beat must not go against those, which carry
+            # the beat, over the time it waits.
+            self._pending_back += float(backbone[glob] - backbone[near[k]])
+            half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
+            if now - self._pending_since >= JUMP_CONFIRM and not (
+                half and self._pending_back < 0.0
+            ):
                 self._pending_beat = None
                 self._place(self.period, beat)
                 return
