@@ -173,3 +173,47 @@ def test_tracker_ignores_changing_frame_rates_safely() -> None:
     tracker.update(0.0, 1.0, 1.01, 0.01)  # a new hop resets rather than mixing rates
     assert tracker.bpm == 0.0
     assert math.isfinite(tracker.phase_at(2.0))
+
+
+def test_off_beat_hats_do_not_pull_the_clock_off_the_kick_and_clap() -> None:
+    """Kick and clap lock the beat; then loud hats come in on the off-beats, over a
+    rolling bass, fuzz between the beats and a fill at the end of every bar (the
+    last beat: 16ths on low and mid, no hats). Each band votes with its fold's
+    shape, so the hats' one sharp peak can outvote the busier low and mid bands
+    for a second; the clock must stay on the kicks (it used to flip to the hats)."""
+    hop, bpm, seconds, t0 = 0.005, 132.0, 30.0, 0.1
+    period = 60.0 / bpm
+    rng = np.random.default_rng(1)
+    bands = np.zeros((3, int(seconds / hop)))
+
+    def hit(band: int, t: float, v: float) -> None:
+        k = round(t / hop)
+        if k < bands.shape[1]:
+            bands[band, k] += v
+
+    for beat in range(int((seconds - t0) / period) + 1):
+        t = t0 + beat * period
+        if beat % 4 == 3:  # the fill
+            for s in range(4):
+                hit(0, t + s * period / 4, 0.8)
+                hit(1, t + s * period / 4, 1.0)
+            continue
+        hit(0, t, 1.0)  # kick
+        for s in (1, 2, 3):
+            hit(0, t + s * period / 4, 0.6)  # bass
+            hit(1, t + s * period / 4, 0.5 * rng.random())
+        if beat % 2:
+            hit(1, t, 0.5)  # clap
+        if t > 8.0:
+            hit(2, t + period / 2, 1.0)  # hats, after an intro without them
+    tracker = BeatTracker(BeatSection())
+    fired = []
+    for k in range(bands.shape[1]):
+        lo, mid, hi = bands[:, k].tolist()
+        t = k * hop
+        if tracker.update_bands(lo, mid, hi, t, t + hop, hop, lo + mid + hi > 0):
+            fired.append(tracker.last_beat)
+    assert tracker.bpm == pytest.approx(bpm, abs=0.5)
+    late = np.array([b for b in fired if b > 8.0])
+    residual = ((late - t0) / period + 0.5) % 1.0 - 0.5
+    assert np.mean(np.abs(residual) < 0.1) >= 0.95

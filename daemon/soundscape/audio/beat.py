@@ -33,8 +33,10 @@ Every ``update_interval`` seconds:
    weighted most) and standardised; the weighted sum scores every phase.
    The best phase near the predicted beat corrects it by half the error
    each update. A far-away best phase must persist ``JUMP_CONFIRM`` before
-   the clock jumps to it (no flips on syncopation or a fill); a tempo change
-   of more than a few percent re-seeds the phase.
+   the clock jumps to it (no flips on syncopation or a fill), and a jump by
+   about half a beat waits while the low and mid bands, summed over the
+   wait, are against it (off-beat hats alone do not move the clock); a
+   tempo change of more than a few percent re-seeds the phase.
 5. **Bars.** Low and mid strength around each beat is accumulated per beat
    of the bar (kick on beat 1, snare or clap on the backbeats), and so is the
    harmonic change at each beat (the analyzer's pitch-class profile averaged
@@ -346,6 +348,7 @@ class BeatTracker:
         self._confirmed = False  # the last estimate found the beats where the clock has them
         self._pending_beat: float | None = None
         self._pending_since = 0.0
+        self._pending_back = 0.0  # summed backbone margin of the pending phase
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
             self._tempo_hist.clear()
@@ -590,6 +593,8 @@ class BeatTracker:
 
         Each band votes with the shape of its own fold, not its loudness: a
         soft kick on the beat counts against loud hats or a bass off it.
+        Returns the weighted sum and, second row, its backbone part (low and
+        mid bands: the hats left out).
         """
         m = bands.shape[-1]
         view = self._reversed(bands**PHASE_POWER)
@@ -599,7 +604,9 @@ class BeatTracker:
         dev = folds - np.add.reduce(folds, axis=1, keepdims=True) / count
         sd = np.sqrt(np.add.reduce(dev * dev, axis=1, keepdims=True) / count)
         sd[sd <= 0] = 1.0
-        return np.add.reduce(dev / sd * self._phase_w, axis=0)
+        votes = dev / sd * self._phase_w
+        back = votes[0] + votes[1]
+        return np.stack((back + votes[2], back))
 
     def _grid_folds(
         self, env: np.ndarray, tempi: np.ndarray, scale: float, decay: float
@@ -668,7 +675,7 @@ class BeatTracker:
             return
         # Predicted beat nearest to the newest frame, then the fold's best phase near it.
         frames = self.period / self.hop
-        scores = self._phase_scores(back, frames, PHASE_DECAY)
+        scores, backbone = self._phase_scores(back, frames, PHASE_DECAY)
         nb = self.next_beat if self.next_beat is not None else now
         predicted = (nb - now) % self.period  # s after now of the next beat
         pred_back = (self.period - predicted) / self.hop  # frames back of the previous beat
@@ -695,7 +702,16 @@ class BeatTracker:
             )
             if not same:
                 self._pending_beat, self._pending_since = beat, now
-            elif now - self._pending_since >= JUMP_CONFIRM:
+                self._pending_back = 0.0
+            # Off-beat hats (one sharp peak in their fold) can outvote the
+            # busier low and mid bands for a while (a fill, a rolling bass): a
+            # jump by about half a beat must not go against those, which carry
+            # the beat, over the time it waits.
+            self._pending_back += float(backbone[glob] - backbone[near[k]])
+            half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
+            if now - self._pending_since >= JUMP_CONFIRM and not (
+                half and self._pending_back < 0.0
+            ):
                 self._pending_beat = None
                 self._place(self.period, beat)
                 return
@@ -710,7 +726,7 @@ class BeatTracker:
 
     def _seed(self, period: float, back: np.ndarray) -> None:
         self._confirmed = False
-        scores = self._phase_scores(back, period / self.hop, PHASE_DECAY)
+        scores = self._phase_scores(back, period / self.hop, PHASE_DECAY)[0]
         beat = self._t_newest - int(np.argmax(scores)) * self.hop
         self._pending_beat = None
         self._place(period, beat)
