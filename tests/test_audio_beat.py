@@ -173,3 +173,13 @@ def test_tracker_ignores_changing_frame_rates_safely() -> None:
     tracker.update(0.0, 1.0, 1.01, 0.01)  # a new hop resets rather than mixing rates
     assert tracker.bpm == 0.0
     assert math.isfinite(tracker.phase_at(2.0))
+
+
+def test_phases_at_is_phase_at_and_bar_phase_at() -> None:
+    tracker = BeatTracker(BeatSection())
+    assert tracker.phases_at(1.0) == (0.0, 0.0)
+    tracker.next_beat, tracker.period = 10.3, 0.5
+    for bpb, index in ((4, 0), (4, 3), (3, 1)):
+        tracker.beats_per_bar, tracker.beat_in_bar = bpb, index
+        for t in (9.0, 9.95, 10.29, 10.3, 10.6):
+            assert tracker.phases_at(t) == (tracker.phase_at(t), tracker.bar_phase_at(t))

@@ -283,6 +283,17 @@ class BeatTracker:
         x = (next_index - beats_to_next) / self.beats_per_bar
         return x - math.floor(x)
 
+    def phases_at(self, t: float) -> tuple[float, float]:
+        """:meth:`phase_at` and :meth:`bar_phase_at` of ``t`` in one call (per block)."""
+        nb, period = self.next_beat, self.period
+        if nb is None or period <= 0:
+            return 0.0, 0.0
+        beats_to_next = (nb - t) / period
+        x = 1.0 - beats_to_next
+        bpb = self.beats_per_bar
+        y = ((self.beat_in_bar + 1) % bpb - beats_to_next) / bpb
+        return x - math.floor(x), y - math.floor(y)
+
     def reset_tracking(self) -> None:
         self.bpm = 0.0
         self.period = 0.0
