@@ -194,13 +194,15 @@ class BeatTracker:
         if onset:
             self.last_onset = t
         acc = self._acc
-        acc[0] += lo
-        acc[1] += mid
-        acc[2] += hi
-        self._acc_t += t
-        self._acc_n += 1
-        if self._acc_n >= self._decimate:
-            self._frame(self._acc_t / self._acc_n, now)
+        count = self._acc_n + 1
+        if count < self._decimate:
+            acc[0] += lo
+            acc[1] += mid
+            acc[2] += hi
+            self._acc_t += t
+            self._acc_n = count
+        else:  # the last of the frames summed: straight to _frame, the sums reset
+            self._frame(acc[0] + lo, acc[1] + mid, acc[2] + hi, (self._acc_t + t) / count, now)
             acc[0] = acc[1] = acc[2] = 0.0
             self._acc_t = 0.0
             self._acc_n = 0
@@ -209,12 +211,14 @@ class BeatTracker:
             return False
         return self._emit(now)
 
-    def _frame(self, t: float, now: float) -> None:
-        """One (decimated) frame of band strengths, summed in ``self._acc``."""
-        lo, mid, hi = self._acc
+    def _frame(self, lo: float, mid: float, hi: float, t: float, now: float) -> None:
+        """One (decimated) frame of band strengths (each the sum of its input frames)."""
         # Each band relative to its running mean (a plain mean while it fills).
-        self._count += 1
-        k = max(self._band_k, 1.0 / self._count)
+        count = self._count + 1
+        self._count = count
+        k = 1.0 / count
+        if k < self._band_k:
+            k = self._band_k
         m = self._band_mean
         m[0] += (lo - m[0]) * k
         m[1] += (mid - m[1]) * k

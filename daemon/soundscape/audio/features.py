@@ -154,10 +154,11 @@ class AudioAnalyzer:
         self._rfft = rfft_kernel()
         self._zero = np.zeros(())  # a 0-d array: a ufunc converts a Python 0.0 at every call
         self._alloc_stream(RING_HOPS * hop, RING_HOPS)
-        # Band powers, in-range total and centroid numerator of the last frame
-        # (and the same on the scaled spectrum the flux is taken from).
-        self._stats: list[float] = []
+        # The flux sums, band powers, in-range total and centroid numerator of
+        # the last frame, on the scaled spectrum the flux is taken from, and
+        # the factor back to the unscaled spectrum.
         self._power_sums: list[float] = []
+        self._unscale = 1.0
         freqs = np.fft.rfftfreq(n, 1.0 / sr)
         # Raw FFT magnitudes times this read ~1 at the peak bin of a full-scale sine.
         self._mag_scale = 2.0 / self._win.sum()
@@ -284,10 +285,9 @@ class AudioAnalyzer:
         last = mag[-1]
         power = np.multiply(last, last, out=rows[k])
         sums = np.dot(self._weights, rows.T).T.tolist()
-        # Power sums back to the unscaled spectrum, magnitude scale included.
-        unscale = (peak_amp / LOG_GAIN) ** 2
-        self._power_sums = sums[k][4:]
-        self._stats = [v * unscale for v in self._power_sums]
+        # Power sums back to the unscaled spectrum, magnitude scale included (in _timbre).
+        self._unscale = (peak_amp / LOG_GAIN) ** 2
+        self._power_sums = sums[k]
         self._power = power
         dt = self._hop_dt
         beats = self.beats
@@ -398,27 +398,29 @@ class AudioAnalyzer:
         self, mean_square: float, dt: float, last: Features
     ) -> tuple[dict[str, float], float, float]:
         """Bands, brightness, texture of the last frame (from the sums of _analyse_hops)."""
-        stats = self._stats
+        sums = self._power_sums  # 4 flux sums, then the power columns
+        unscale = self._unscale
+        log10 = math.log10
         bands = {}
-        for i, (name, rng, smooth) in enumerate(self._band_state):
+        for (name, rng, smooth), power in zip(self._band_state, sums[4:], strict=False):
             # The band's share of the mean square, in dB.
-            b_db = 10.0 * math.log10(stats[i] * 0.5 + 1e-20)
+            b_db = 10.0 * log10(power * unscale * 0.5 + 1e-20)
             bands[name] = smooth.update(rng.update(b_db, dt), dt)
-        nb = self._n_bands
-        total = stats[nb]
+        nb = self._n_bands + 4
+        total = sums[nb] * unscale
         if mean_square <= self._floor_power or total <= 0.0:
             # Silence: hold the last colour rather than report noise.
             return bands, last.brightness, last.texture
-        centroid = stats[nb + 1] / total
+        centroid = sums[nb + 1] * unscale / total
         b = (math.log(centroid) - self._bright_lo) / self._bright_span
         brightness = self._bright_smooth.update(min(max(b, 0.0), 1.0), dt)
         # Flatness = geometric / arithmetic mean of the power spectrum (on
         # the scaled spectrum: the scale cancels out).
         tmp = self._tmp
-        mean_power = self._power_sums[nb] / self._flat_count
+        mean_power = sums[nb] / self._flat_count
         np.add(self._power[self._flat_bins], mean_power * 1e-9, out=tmp)
         np.log(tmp, out=tmp)
-        log_geo = float(tmp.sum()) / self._flat_count
+        log_geo = float(np.add.reduce(tmp)) / self._flat_count
         flat_db = 4.342944819 * (log_geo - math.log(mean_power))
         texture = self._texture_smooth.update(min(max(1.0 + flat_db / 40.0, 0.0), 1.0), dt)
         return bands, brightness, texture
