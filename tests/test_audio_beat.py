@@ -183,3 +183,18 @@ def test_phases_at_is_phase_at_and_bar_phase_at() -> None:
         tracker.beats_per_bar, tracker.beat_in_bar = bpb, index
         for t in (9.0, 9.95, 10.29, 10.3, 10.6):
             assert tracker.phases_at(t) == (tracker.phase_at(t), tracker.bar_phase_at(t))
+
+
+def test_the_one_period_fold_is_the_general_fold() -> None:
+    # _folds takes a shortcut for one period (the phase's fold): same numbers.
+    tracker = BeatTracker(BeatSection())
+    tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
+    rng = np.random.default_rng(3)
+    for m in (40, 200, tracker._len):
+        env = rng.random((3, m))
+        view = tracker._reversed(env)
+        for period in (17.0, 23.4, 45.5, 61.2):
+            one, valid = beat_module._folds(view, m, np.array([period]), 0.7)
+            two, _ = beat_module._folds(view, m, np.array([period, period]), 0.7)
+            np.testing.assert_array_equal(one[..., 0, :], two[..., 0, :])
+            assert valid.shape == (1, math.ceil(period)) and valid.all()

@@ -148,6 +148,10 @@ class BeatTracker:
                 buf, shape=(*shape[:-1], n + 1, width), strides=(*buf.strides[:-1], step, step)
             )
             self._rev[ndim] = (buf, view)
+        # How far each buffer may hold non-zero frames (its tail is zeroed only up to there).
+        self._rev_used = {1: 0, 2: 0}
+        self._spread_buf = np.zeros((3, 0))  # see _spread
+        self._phases = np.arange(width)  # phase indices, for the folds' valid masks
         octaves = np.log2(self._bpms / cfg.prior_bpm) / cfg.prior_octaves
         self._prior = np.exp(-0.5 * octaves**2)
         sigma = DRIFT / GRID_STEP
@@ -380,10 +384,15 @@ class BeatTracker:
         """Each band box-summed over ``SPREAD`` (centred, zero beyond the ends)."""
         taps = self._taps
         m = bands.shape[1]
-        padded = np.zeros((3, m + taps - 1))
+        # A padded buffer kept while m holds (its zero ends are never written).
+        padded = self._spread_buf
+        if padded.shape[1] != m + taps - 1:
+            padded = self._spread_buf = np.zeros((3, m + taps - 1))
         padded[:, taps // 2 : taps // 2 + m] = bands
-        out = padded[:, :m].copy()
-        for j in range(1, taps):
+        if taps == 1:
+            return padded.copy()
+        out = np.add(padded[:, :m], padded[:, 1 : 1 + m])
+        for j in range(2, taps):
             out += padded[:, j : j + m]
         return out
 
@@ -582,15 +591,18 @@ class BeatTracker:
             weights = np.where(inside, decay**ks, 0.0)
             offsets = np.where(inside, np.rint(periods[:, None] * ks), 0).astype(np.intp)
             ceil = np.ceil(periods).astype(np.intp)
-            table = (m, periods, beats, offsets, weights, weights.sum(axis=1), ceil)
+            table = (m, periods, beats.tolist(), offsets, weights, weights.sum(axis=1), ceil)
             self._grid_combs[key] = table
         _, periods, beats, offsets, weights, mass, ceil = table
-        used = int(beats[tempi].max())
-        width = int(ceil[tempi].max())
+        # A handful of tempi: their beat counts and widths as plain integers.
+        picked = tempi.tolist()
+        used = max(beats[i] for i in picked)
+        ceils = ceil[tempi]
+        width = max(ceils.tolist())
         w = weights[tempi, :used]
         rows = self._reversed(env)[..., offsets[tempi, :used], :width]
         total = np.matmul(w[:, None, :], rows)[..., 0, :]
-        valid = np.arange(width) < ceil[tempi][:, None]
+        valid = self._phases[:width] < ceils[:, None]
         return total / mass[tempi][:, None], valid, periods[tempi]
 
     def _reversed(self, env: np.ndarray) -> np.ndarray:
@@ -602,7 +614,10 @@ class BeatTracker:
         m = env.shape[-1]
         buf, rows = self._rev[env.ndim]
         buf[..., :m] = env[..., ::-1]
-        buf[..., m:] = 0.0
+        used = self._rev_used[env.ndim]
+        if used > m:  # only while the window fills is m ever shorter than before
+            buf[..., m:used] = 0.0
+        self._rev_used[env.ndim] = m
         return rows
 
     def _alternation(self, back: np.ndarray, tempi: np.ndarray) -> np.ndarray:
@@ -750,6 +765,8 @@ def _folds(
     ``(m - 1) // period`` of them), so each phase has the same weight. One
     gather of rows and one matrix product for every period and band.
     """
+    if len(periods) == 1:  # the phase's fold: the same, with a dozen numpy calls less
+        return _fold(view, m, periods, decay)
     beats = np.maximum(((m - 1) / periods).astype(np.intp), 1)
     width = math.ceil(float(periods.max()))
     ks = np.arange(int(beats.max()))
@@ -760,6 +777,34 @@ def _folds(
     total = np.matmul(weights[:, None, :], rows)[..., 0, :]
     valid = np.arange(width) < np.ceil(periods)[:, None]
     return total / weights.sum(axis=1)[:, None], valid
+
+
+# Comb weights of _fold per (decay, beats): few distinct values, as _folds computes them.
+_FOLD_WEIGHTS: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _fold(
+    view: np.ndarray, m: int, periods: np.ndarray, decay: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_folds` of one period, the same numbers: the beat count and the
+    width are plain integers, the weights and their sum come from a table,
+    and every phase is valid (the width is the period's ceiling)."""
+    period = float(periods[0])
+    beats = max(int((m - 1) / period), 1)
+    width = math.ceil(period)
+    key = (decay, beats)
+    entry = _FOLD_WEIGHTS.get(key)
+    if entry is None:
+        ks = np.arange(beats)
+        weights = np.where(ks < np.array([beats])[:, None], decay**ks, 0.0)
+        entry = (ks, weights, weights.sum(axis=1)[:, None])
+        if len(_FOLD_WEIGHTS) < 4096:
+            _FOLD_WEIGHTS[key] = entry
+    ks, weights, mass = entry
+    offsets = np.rint(periods[:, None] * ks).astype(np.intp)
+    rows = view[..., offsets, :width]  # (..., 1, beats, phases)
+    total = np.matmul(weights[:, None, :], rows)[..., 0, :]
+    return total / mass, np.ones((1, width), dtype=bool)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -159,6 +159,7 @@ class AudioAnalyzer:
         # the factor back to the unscaled spectrum.
         self._power_sums: list[float] = []
         self._unscale = 1.0
+        self._power_flat = np.zeros(0)  # the last frame's in-range power (a view, _hop_buffers)
         freqs = np.fft.rfftfreq(n, 1.0 / sr)
         # Raw FFT magnitudes times this read ~1 at the peak bin of a full-scale sine.
         self._mag_scale = 2.0 / self._win.sum()
@@ -239,7 +240,12 @@ class AudioAnalyzer:
         )
 
     def _hop_buffers(self, k: int) -> tuple[np.ndarray, ...]:
-        """Windowed frames, spectra, magnitudes, flux rows for ``k`` hops."""
+        """Windowed frames, spectra, magnitudes, flux rows for ``k`` hops, and views of them.
+
+        Views: the flux rows, the last frame's magnitudes, its power row (and
+        the in-range part of it), all rows transposed (each view costs a
+        little, made once here rather than every block).
+        """
         bufs = self._hop_cache.get(k)
         if bufs is None:
             n = self.fft_size
@@ -247,7 +253,10 @@ class AudioAnalyzer:
             # Rows: the flux of each hop, then the power of the last frame.
             rows = np.empty((k + 1, m))
             spec = np.empty((k, m), dtype=complex)
-            bufs = (np.empty((k, n)), spec, np.empty((k, m)), rows)
+            mag = np.empty((k, m))
+            power = rows[k]
+            views = (rows[:k], mag[-1], power, power[self._flat_bins], rows.T)
+            bufs = (np.empty((k, n)), spec, mag, rows, *views)
             self._hop_cache[k] = bufs
         return bufs
 
@@ -265,7 +274,7 @@ class AudioAnalyzer:
         if k != last_k:
             bufs = self._hop_buffers(k)
             self._last_hops = (k, bufs)
-        frames, spec, mag, rows = bufs
+        frames, spec, mag, _, flux, last, power, self._power_flat, rows_t = bufs
         first = self._start // hop + 1  # the frame that ends with the first new hop
         np.multiply(self._frames[first : first + k], self._win, out=frames)
         # Flux on log magnitudes relative to the running level: a quiet set
@@ -279,16 +288,13 @@ class AudioAnalyzer:
         new_logmag = logmag[1:]
         np.log1p(mag, out=new_logmag)
         self._row = row + k
-        flux = rows[:k]
         np.subtract(new_logmag, logmag[:-1], out=flux)
         np.maximum(flux, self._zero, out=flux)
-        last = mag[-1]
-        power = np.multiply(last, last, out=rows[k])
-        sums = np.dot(self._weights, rows.T).T.tolist()
+        np.multiply(last, last, out=power)
+        sums = np.dot(self._weights, rows_t).T.tolist()
         # Power sums back to the unscaled spectrum, magnitude scale included (in _timbre).
         self._unscale = (peak_amp / LOG_GAIN) ** 2
         self._power_sums = sums[k]
-        self._power = power
         dt = self._hop_dt
         beats = self.beats
         onsets = self.onsets
@@ -418,7 +424,7 @@ class AudioAnalyzer:
         # the scaled spectrum: the scale cancels out).
         tmp = self._tmp
         mean_power = sums[nb] / self._flat_count
-        np.add(self._power[self._flat_bins], mean_power * 1e-9, out=tmp)
+        np.add(self._power_flat, mean_power * 1e-9, out=tmp)
         np.log(tmp, out=tmp)
         log_geo = float(np.add.reduce(tmp)) / self._flat_count
         flat_db = 4.342944819 * (log_geo - math.log(mean_power))
