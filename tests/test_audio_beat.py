@@ -198,3 +198,16 @@ def test_the_one_period_fold_is_the_general_fold() -> None:
             two, _ = beat_module._folds(view, m, np.array([period, period]), 0.7)
             np.testing.assert_array_equal(one[..., 0, :], two[..., 0, :])
             assert valid.shape == (1, math.ceil(period)) and valid.all()
+
+
+def test_bar_statistics_are_numpys() -> None:
+    # _contrast, _unit and the rotations skip numpy's wrappers: the same numbers.
+    rng = np.random.default_rng(5)
+    for _ in range(500):
+        x = rng.random(int(rng.integers(2, 5))) * 10 ** rng.uniform(-3, 3)
+        assert beat_module._contrast(x) == float(x.std()) / float(x.mean())
+        d = x - x.mean()
+        np.testing.assert_array_equal(beat_module._unit(x), d / float(np.sqrt(np.dot(d, d))))
+        for r, turn in enumerate(beat_module._ROLLS.get(len(x), [])):
+            np.testing.assert_array_equal(x[turn], np.roll(x, -r))
+    assert beat_module._contrast(np.zeros(4)) == 0.0

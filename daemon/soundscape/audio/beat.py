@@ -728,10 +728,8 @@ class BeatTracker:
         mids = _unit(np.array(self._meter_mid[beats]))
         tl, tm = TEMPLATES[beats]
         # The rotation r: beat count c is beat (c - r) % beats of the bar.
-        scores = [
-            float(np.dot(np.roll(lows, -r), tl) + np.dot(np.roll(mids, -r), tm))
-            for r in range(beats)
-        ]
+        # (lows[_ROLLS[beats][r]] is np.roll(lows, -r), without its overhead.)
+        scores = [float(np.dot(lows[turn], tl) + np.dot(mids[turn], tm)) for turn in _ROLLS[beats]]
         r = int(np.argmax(scores))
         if beats == self.beats_per_bar:
             # Keep the bar line already chosen unless another fits clearly better.
@@ -807,12 +805,27 @@ def _fold(
     return total / mass, np.ones((1, width), dtype=bool)
 
 
+# Index arrays rotating a bar's beats r to the left (np.roll(x, -r)), per bar length.
+_ROLLS = {b: [np.roll(np.arange(b), -r) for r in range(b)] for b in TEMPLATES}
+
+
+def _mean(x: np.ndarray) -> float:
+    """``x.mean()`` of a 1-D array (the same sum and division, without its wrapper)."""
+    return float(np.add.reduce(x) / len(x))
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
-    d = x - x.mean()
+    d = x - _mean(x)
     n = float(np.sqrt(np.dot(d, d)))
     return d / n if n > 0 else d
 
 
 def _contrast(x: np.ndarray) -> float:
-    m = float(x.mean())
-    return float(x.std()) / m if m > 0 else 0.0
+    # x.std() / x.mean(), computed as numpy does (sum, mean, squared deviations,
+    # their sum over the count, root) without two wrappers' overhead.
+    m = _mean(x)
+    if not m > 0:
+        return 0.0
+    d = x - m
+    np.multiply(d, d, out=d)
+    return math.sqrt(float(np.add.reduce(d)) / len(x)) / m
