@@ -5,8 +5,8 @@ sample and returns a frozen :class:`Features`. The heavy work — a real FFT of
 a sliding 1024-sample window every 256 samples — runs on preallocated
 buffers with no per-block allocation or copy; the rest is a few vector
 operations (one matrix product gives every flux and band sum) and scalar
-arithmetic, so a 512-frame block costs about 38 µs at the median, plus about
-0.37 ms four times a second for the tempo and phase (see docs/benchmarks.md).
+arithmetic, so a 512-frame block costs about 33 µs at the median, plus about
+0.35 ms four times a second for the tempo and phase (see docs/benchmarks.md).
 Time only ever comes in as an argument, so tests drive the analyzer with a
 synthetic clock.
 """
