@@ -602,7 +602,8 @@ class BeatTracker:
         w = weights[tempi, :used]
         rows = self._reversed(env)[..., offsets[tempi, :used], :width]
         total = np.matmul(w[:, None, :], rows)[..., 0, :]
-        valid = self._phases[:width] < ceils[:, None]
+        phases = self._phases if width <= len(self._phases) else np.arange(width)
+        valid = phases[:width] < ceils[:, None]
         return total / mass[tempi][:, None], valid, periods[tempi]
 
     def _reversed(self, env: np.ndarray) -> np.ndarray:
@@ -796,6 +797,8 @@ def _fold(
         ks = np.arange(beats)
         weights = np.where(ks < np.array([beats])[:, None], decay**ks, 0.0)
         entry = (ks, weights, weights.sum(axis=1)[:, None])
+        for a in entry:  # shared by every tracker: read only
+            a.flags.writeable = False
         if len(_FOLD_WEIGHTS) < 4096:
             _FOLD_WEIGHTS[key] = entry
     ks, weights, mass = entry
