@@ -217,3 +217,41 @@ def test_off_beat_hats_do_not_pull_the_clock_off_the_kick_and_clap() -> None:
     late = np.array([b for b in fired if b > 8.0])
     residual = ((late - t0) / period + 0.5) % 1.0 - 0.5
     assert np.mean(np.abs(residual) < 0.1) >= 0.95
+
+
+def test_phases_at_is_phase_at_and_bar_phase_at() -> None:
+    tracker = BeatTracker(BeatSection())
+    assert tracker.phases_at(1.0) == (0.0, 0.0)
+    tracker.next_beat, tracker.period = 10.3, 0.5
+    for bpb, index in ((4, 0), (4, 3), (3, 1)):
+        tracker.beats_per_bar, tracker.beat_in_bar = bpb, index
+        for t in (9.0, 9.95, 10.29, 10.3, 10.6):
+            assert tracker.phases_at(t) == (tracker.phase_at(t), tracker.bar_phase_at(t))
+
+
+def test_the_one_period_fold_is_the_general_fold() -> None:
+    # _folds takes a shortcut for one period (the phase's fold): same numbers.
+    tracker = BeatTracker(BeatSection())
+    tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
+    rng = np.random.default_rng(3)
+    for m in (40, 200, tracker._len):
+        env = rng.random((3, m))
+        view = tracker._reversed(env)
+        for period in (17.0, 23.4, 45.5, 61.2):
+            one, valid = beat_module._folds(view, m, np.array([period]), 0.7)
+            two, _ = beat_module._folds(view, m, np.array([period, period]), 0.7)
+            np.testing.assert_array_equal(one[..., 0, :], two[..., 0, :])
+            assert valid.shape == (1, math.ceil(period)) and valid.all()
+
+
+def test_bar_statistics_are_numpys() -> None:
+    # _contrast, _unit and the rotations skip numpy's wrappers: the same numbers.
+    rng = np.random.default_rng(5)
+    for _ in range(500):
+        x = rng.random(int(rng.integers(2, 5))) * 10 ** rng.uniform(-3, 3)
+        assert beat_module._contrast(x) == float(x.std()) / float(x.mean())
+        d = x - x.mean()
+        np.testing.assert_array_equal(beat_module._unit(x), d / float(np.sqrt(np.dot(d, d))))
+        for r, turn in enumerate(beat_module._ROLLS.get(len(x), [])):
+            np.testing.assert_array_equal(x[turn], np.roll(x, -r))
+    assert beat_module._contrast(np.zeros(4)) == 0.0

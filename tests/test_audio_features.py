@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -243,3 +245,18 @@ def test_partial_smoothing_table_keeps_the_feature_defaults() -> None:
     assert not problems
     assert config.smoothing.texture.attack == 0.2
     assert config.smoothing.texture.release == AudioConfig().smoothing.texture.release
+
+
+def test_features_come_out_frozen_and_like_any_other() -> None:
+    # process() builds Features unfrozen and then gives it the frozen class (see
+    # _FeaturesBuilder): the result must be an ordinary, frozen Features.
+    analyzer = AudioAnalyzer(AudioConfig(block_size=512))
+    loop = drum_loop(120, 2, seed=1)
+    for i in range(0, 48000, 512):
+        f = analyzer.process(loop.audio[i : i + 512], i / 48000)
+    assert type(f) is Features
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        f.energy = 0.5  # type: ignore[misc]
+    assert f == Features(*(getattr(f, x.name) for x in dataclasses.fields(Features)))
+    assert pickle.loads(pickle.dumps(f)) == f
+    assert dataclasses.replace(f, bpm=99.0).bpm == 99.0

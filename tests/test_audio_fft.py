@@ -54,3 +54,10 @@ def test_the_analyzer_reads_the_same_through_either_path(monkeypatch: pytest.Mon
         [(b or 0.0, bpm, tex) for b, bpm, tex in public],
         atol=1e-6,
     )
+
+
+def test_rfft_kernel_matches_rfft_into(path: str) -> None:
+    x = np.random.default_rng(2).standard_normal((2, 1024))
+    spec = np.empty((2, 513), dtype=complex)
+    fft.rfft_kernel()(x, 0.25, out=spec)
+    np.testing.assert_array_equal(spec, fft.rfft_into(x, np.empty_like(spec), 0.25))

@@ -156,6 +156,10 @@ class BeatTracker:
                 buf, shape=(*shape[:-1], n + 1, width), strides=(*buf.strides[:-1], step, step)
             )
             self._rev[ndim] = (buf, view)
+        # How far each buffer may hold non-zero frames (its tail is zeroed only up to there).
+        self._rev_used = {1: 0, 2: 0}
+        self._spread_buf = np.zeros((3, 0))  # see _spread
+        self._phases = np.arange(width)  # phase indices, for the folds' valid masks
         octaves = np.log2(self._bpms / cfg.prior_bpm) / cfg.prior_octaves
         self._prior = np.exp(-0.5 * octaves**2)
         sigma = DRIFT / GRID_STEP
@@ -210,13 +214,15 @@ class BeatTracker:
         if onset:
             self.last_onset = t
         acc = self._acc
-        acc[0] += lo
-        acc[1] += mid
-        acc[2] += hi
-        self._acc_t += t
-        self._acc_n += 1
-        if self._acc_n >= self._decimate:
-            self._frame(self._acc_t / self._acc_n, now)
+        count = self._acc_n + 1
+        if count < self._decimate:
+            acc[0] += lo
+            acc[1] += mid
+            acc[2] += hi
+            self._acc_t += t
+            self._acc_n = count
+        else:  # the last of the frames summed: straight to _frame, the sums reset
+            self._frame(acc[0] + lo, acc[1] + mid, acc[2] + hi, (self._acc_t + t) / count, now)
             acc[0] = acc[1] = acc[2] = 0.0
             self._acc_t = 0.0
             self._acc_n = 0
@@ -225,12 +231,14 @@ class BeatTracker:
             return False
         return self._emit(now)
 
-    def _frame(self, t: float, now: float) -> None:
-        """One (decimated) frame of band strengths, summed in ``self._acc``."""
-        lo, mid, hi = self._acc
+    def _frame(self, lo: float, mid: float, hi: float, t: float, now: float) -> None:
+        """One (decimated) frame of band strengths (each the sum of its input frames)."""
         # Each band relative to its running mean (a plain mean while it fills).
-        self._count += 1
-        k = max(self._band_k, 1.0 / self._count)
+        count = self._count + 1
+        self._count = count
+        k = 1.0 / count
+        if k < self._band_k:
+            k = self._band_k
         m = self._band_mean
         m[0] += (lo - m[0]) * k
         m[1] += (mid - m[1]) * k
@@ -335,6 +343,17 @@ class BeatTracker:
         x = (next_index - beats_to_next) / self.beats_per_bar
         return x - math.floor(x)
 
+    def phases_at(self, t: float) -> tuple[float, float]:
+        """:meth:`phase_at` and :meth:`bar_phase_at` of ``t`` in one call (per block)."""
+        nb, period = self.next_beat, self.period
+        if nb is None or period <= 0:
+            return 0.0, 0.0
+        beats_to_next = (nb - t) / period
+        x = 1.0 - beats_to_next
+        bpb = self.beats_per_bar
+        y = ((self.beat_in_bar + 1) % bpb - beats_to_next) / bpb
+        return x - math.floor(x), y - math.floor(y)
+
     def reset_tracking(self) -> None:
         self.bpm = 0.0
         self.period = 0.0
@@ -422,10 +441,15 @@ class BeatTracker:
         """Each band box-summed over ``SPREAD`` (centred, zero beyond the ends)."""
         taps = self._taps
         m = bands.shape[1]
-        padded = np.zeros((3, m + taps - 1))
+        # A padded buffer kept while m holds (its zero ends are never written).
+        padded = self._spread_buf
+        if padded.shape[1] != m + taps - 1:
+            padded = self._spread_buf = np.zeros((3, m + taps - 1))
         padded[:, taps // 2 : taps // 2 + m] = bands
-        out = padded[:, :m].copy()
-        for j in range(1, taps):
+        if taps == 1:
+            return padded.copy()
+        out = np.add(padded[:, :m], padded[:, 1 : 1 + m])
+        for j in range(2, taps):
             out += padded[:, j : j + m]
         return out
 
@@ -628,15 +652,19 @@ class BeatTracker:
             weights = np.where(inside, decay**ks, 0.0)
             offsets = np.where(inside, np.rint(periods[:, None] * ks), 0).astype(np.intp)
             ceil = np.ceil(periods).astype(np.intp)
-            table = (m, periods, beats, offsets, weights, weights.sum(axis=1), ceil)
+            table = (m, periods, beats.tolist(), offsets, weights, weights.sum(axis=1), ceil)
             self._grid_combs[key] = table
         _, periods, beats, offsets, weights, mass, ceil = table
-        used = int(beats[tempi].max())
-        width = int(ceil[tempi].max())
+        # A handful of tempi: their beat counts and widths as plain integers.
+        picked = tempi.tolist()
+        used = max(beats[i] for i in picked)
+        ceils = ceil[tempi]
+        width = max(ceils.tolist())
         w = weights[tempi, :used]
         rows = self._reversed(env)[..., offsets[tempi, :used], :width]
         total = np.matmul(w[:, None, :], rows)[..., 0, :]
-        valid = np.arange(width) < ceil[tempi][:, None]
+        phases = self._phases if width <= len(self._phases) else np.arange(width)
+        valid = phases[:width] < ceils[:, None]
         return total / mass[tempi][:, None], valid, periods[tempi]
 
     def _reversed(self, env: np.ndarray) -> np.ndarray:
@@ -648,7 +676,10 @@ class BeatTracker:
         m = env.shape[-1]
         buf, rows = self._rev[env.ndim]
         buf[..., :m] = env[..., ::-1]
-        buf[..., m:] = 0.0
+        used = self._rev_used[env.ndim]
+        if used > m:  # only while the window fills is m ever shorter than before
+            buf[..., m:used] = 0.0
+        self._rev_used[env.ndim] = m
         return rows
 
     def _alternation(self, back: np.ndarray, tempi: np.ndarray) -> np.ndarray:
@@ -772,13 +803,14 @@ class BeatTracker:
         tl, tm = TEMPLATES[beats]
         th = HARMONY_TEMPLATES[beats]
         # The rotation r: beat count c is beat (c - r) % beats of the bar.
+        # (lows[_ROLLS[beats][r]] is np.roll(lows, -r), without its overhead.)
         scores = [
             float(
-                np.dot(np.roll(lows, -r), tl)
-                + np.dot(np.roll(mids, -r), tm)
-                + HARMONY_WEIGHT * np.dot(np.roll(harm, -r), th)
+                np.dot(lows[turn], tl)
+                + np.dot(mids[turn], tm)
+                + HARMONY_WEIGHT * np.dot(harm[turn], th)
             )
-            for r in range(beats)
+            for turn in _ROLLS[beats]
         ]
         r = int(np.argmax(scores))
         if beats == self.beats_per_bar:
@@ -840,6 +872,8 @@ def _folds(
     ``(m - 1) // period`` of them), so each phase has the same weight. One
     gather of rows and one matrix product for every period and band.
     """
+    if len(periods) == 1:  # the phase's fold: the same, with a dozen numpy calls less
+        return _fold(view, m, periods, decay)
     beats = np.maximum(((m - 1) / periods).astype(np.intp), 1)
     width = math.ceil(float(periods.max()))
     ks = np.arange(int(beats.max()))
@@ -852,12 +886,57 @@ def _folds(
     return total / weights.sum(axis=1)[:, None], valid
 
 
+# Comb weights of _fold per (decay, beats): few distinct values, as _folds computes them.
+_FOLD_WEIGHTS: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _fold(
+    view: np.ndarray, m: int, periods: np.ndarray, decay: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_folds` of one period, the same numbers: the beat count and the
+    width are plain integers, the weights and their sum come from a table,
+    and every phase is valid (the width is the period's ceiling)."""
+    period = float(periods[0])
+    beats = max(int((m - 1) / period), 1)
+    width = math.ceil(period)
+    key = (decay, beats)
+    entry = _FOLD_WEIGHTS.get(key)
+    if entry is None:
+        ks = np.arange(beats)
+        weights = np.where(ks < np.array([beats])[:, None], decay**ks, 0.0)
+        entry = (ks, weights, weights.sum(axis=1)[:, None])
+        for a in entry:  # shared by every tracker: read only
+            a.flags.writeable = False
+        if len(_FOLD_WEIGHTS) < 4096:
+            _FOLD_WEIGHTS[key] = entry
+    ks, weights, mass = entry
+    offsets = np.rint(periods[:, None] * ks).astype(np.intp)
+    rows = view[..., offsets, :width]  # (..., 1, beats, phases)
+    total = np.matmul(weights[:, None, :], rows)[..., 0, :]
+    return total / mass, np.ones((1, width), dtype=bool)
+
+
+# Index arrays rotating a bar's beats r to the left (np.roll(x, -r)), per bar length.
+_ROLLS = {b: [np.roll(np.arange(b), -r) for r in range(b)] for b in TEMPLATES}
+
+
+def _mean(x: np.ndarray) -> float:
+    """``x.mean()`` of a 1-D array (the same sum and division, without its wrapper)."""
+    return float(np.add.reduce(x) / len(x))
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
-    d = x - x.mean()
+    d = x - _mean(x)
     n = float(np.sqrt(np.dot(d, d)))
     return d / n if n > 0 else d
 
 
 def _contrast(x: np.ndarray) -> float:
-    m = float(x.mean())
-    return float(x.std()) / m if m > 0 else 0.0
+    # x.std() / x.mean(), computed as numpy does (sum, mean, squared deviations,
+    # their sum over the count, root) without two wrappers' overhead.
+    m = _mean(x)
+    if not m > 0:
+        return 0.0
+    d = x - m
+    np.multiply(d, d, out=d)
+    return math.sqrt(float(np.add.reduce(d)) / len(x)) / m

@@ -40,6 +40,26 @@ def _kernels() -> tuple[Forward | None, Inverse | None]:
 _RFFT, _IRFFT = _kernels()
 
 
+def _rfft_public(x: np.ndarray, scale: float, out: np.ndarray) -> object:
+    out[...] = np.fft.rfft(x)
+    if scale != 1.0:
+        out *= scale
+    return out
+
+
+def rfft_kernel() -> Callable[..., object]:
+    """A function ``f(x, scale, out=out)`` doing what :func:`rfft_into` does, with no wrapper.
+
+    The kernel itself where there is one (a Python call less per transform,
+    for the analyzer's per-block path), else the public call.
+    """
+    if _RFFT is not None:
+        from numpy.fft import _pocketfft_umath as pfu  # type: ignore[attr-defined]
+
+        return pfu.rfft_n_even  # type: ignore[no-any-return]
+    return _rfft_public
+
+
 def rfft_into(x: np.ndarray, out: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """``np.fft.rfft(x) * scale`` along the last axis (even length) written into ``out``.
 

@@ -22,7 +22,8 @@ class OnsetDetector:
     PEAK_TAU = 4.0  # s: how fast the reference peak forgets a loud passage
 
     __slots__ = (
-        "_mean_cache",
+        "_k",
+        "_k_dt",
         "dev",
         "last_onset",
         "mean",
@@ -44,7 +45,8 @@ class OnsetDetector:
         self.peak = DecayingPeak(self.PEAK_TAU)
         self.strength = 0.0
         self.last_onset = -math.inf
-        self._mean_cache = (-1.0, 0.0)
+        self._k_dt = -1.0  # the dt _k was computed for
+        self._k = 0.0
 
     def update(self, flux: float, t: float, dt: float) -> bool:
         """Feed one frame's flux (at time ``t``, ``dt`` after the last); True on an onset."""
@@ -61,11 +63,12 @@ class OnsetDetector:
             self.last_onset = t
         # Attacks raise the bar too, for about MEAN_TAU: that is what keeps a
         # kick's own falling pitch from reading as more onsets.
-        cached_dt, k = self._mean_cache
-        if dt != cached_dt:
-            k = 1.0 - math.exp(-dt / self.MEAN_TAU)
-            self._mean_cache = (dt, k)
-        self.dev += (abs(flux - self.mean) - self.dev) * k
-        self.mean += (flux - self.mean) * k
+        if dt != self._k_dt:
+            self._k = 1.0 - math.exp(-dt / self.MEAN_TAU)
+            self._k_dt = dt
+        k = self._k
+        mean = self.mean
+        self.dev += (abs(flux - mean) - self.dev) * k
+        self.mean = mean + (flux - mean) * k
         self.prev = flux
         return onset

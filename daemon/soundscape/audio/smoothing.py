@@ -15,26 +15,28 @@ class AttackRelease:
     A time constant is the time to close ~63% of a step; 0 follows instantly.
     """
 
-    __slots__ = ("_cache", "attack", "release", "value")
+    __slots__ = ("_down", "_dt", "_up", "attack", "release", "value")
 
     def __init__(self, attack: float, release: float, value: float = 0.0) -> None:
         self.attack = attack
         self.release = release
         self.value = value
-        self._cache: tuple[float, float, float] = (-1.0, 1.0, 1.0)  # dt, up coef, down coef
+        # Coefficients for the last dt (the block size rarely changes: exp() once per size).
+        self._dt = -1.0
+        self._up = self._down = 1.0
 
     def _coefs(self, dt: float) -> tuple[float, float]:
-        cached_dt, up, down = self._cache
-        if dt != cached_dt:  # the block size rarely changes: compute exp() once per size
-            up = 1.0 - math.exp(-dt / self.attack) if self.attack > 0 else 1.0
-            down = 1.0 - math.exp(-dt / self.release) if self.release > 0 else 1.0
-            self._cache = (dt, up, down)
-        return up, down
+        if dt != self._dt:
+            self._up = 1.0 - math.exp(-dt / self.attack) if self.attack > 0 else 1.0
+            self._down = 1.0 - math.exp(-dt / self.release) if self.release > 0 else 1.0
+            self._dt = dt
+        return self._up, self._down
 
     def update(self, x: float, dt: float) -> float:
-        up, down = self._coefs(dt)
+        if dt != self._dt:  # inline check: a call per update costs more than the maths
+            self._coefs(dt)
         y = self.value
-        y += (x - y) * (up if x > y else down)
+        y += (x - y) * (self._up if x > y else self._down)
         self.value = y
         return y
 
@@ -51,19 +53,19 @@ class AdaptiveRange:
     """
 
     MIN_RANGE_DB = 6.0
-    __slots__ = ("fall", "floor_db", "peak", "range_db")
+    __slots__ = ("_lowest", "fall", "floor_db", "peak", "range_db")
 
     def __init__(self, fall: float, range_db: float, floor_db: float) -> None:
         self.fall = fall
         self.range_db = range_db
         self.floor_db = floor_db
-        self.peak = floor_db + self.MIN_RANGE_DB
+        self.peak = self._lowest = floor_db + self.MIN_RANGE_DB
 
     def update(self, level_db: float, dt: float) -> float:
         peak = self.peak - self.fall * dt
         if level_db > peak:
             peak = level_db
-        lowest = self.floor_db + self.MIN_RANGE_DB
+        lowest = self._lowest
         if peak < lowest:
             peak = lowest
         self.peak = peak
@@ -79,19 +81,19 @@ class AdaptiveRange:
 class DecayingPeak:
     """Running maximum that decays exponentially with time constant ``tau`` seconds."""
 
-    __slots__ = ("_cache", "tau", "value")
+    __slots__ = ("_dt", "_k", "tau", "value")
 
     def __init__(self, tau: float, value: float = 0.0) -> None:
         self.tau = tau
         self.value = value
-        self._cache = (-1.0, 1.0)
+        self._dt = -1.0
+        self._k = 1.0
 
     def update(self, x: float, dt: float) -> float:
-        cached_dt, k = self._cache
-        if dt != cached_dt:
-            k = math.exp(-dt / self.tau)
-            self._cache = (dt, k)
-        v = self.value * k
+        if dt != self._dt:
+            self._k = math.exp(-dt / self.tau)
+            self._dt = dt
+        v = self.value * self._k
         if x > v:
             v = x
         self.value = v
