@@ -5,7 +5,8 @@ tuning: other seeds (other keys, progressions, velocities, jitter), other
 tempi inside each style's range, and other soundfonts (FluidR3 and TimGM6mb
 instead of MuseScore General), so a score on it says how the tracker does on
 music it has not seen. ``check`` is a third set (other seeds and tempi again, the
-three soundfonts in turn), scored only at the end of a tuning round.
+three soundfonts in turn), scored only at the end of a tuning round; ``final`` a fourth,
+for when ``check`` has been looked at too.
 """
 
 from __future__ import annotations
@@ -109,4 +110,23 @@ def check() -> list[Piece]:
     return out
 
 
-SETS = {"dev": dev, "heldout": heldout, "check": check}
+def final() -> list[Piece]:
+    """The last look, for a round's end once ``check`` has been tuned on too: other
+    seeds and tempi again (shifted the other way), the soundfonts in another order."""
+    fonts = ("timgm6mb", "fluidr3", "musescore")
+    out = []
+    for i, (name, style, bpm, extra) in enumerate(_PLAN):
+        extra = dict(extra)
+        if "ramp" in extra:
+            to, a, b = extra["ramp"]
+            extra["ramp"] = (to + 1, a + 1, b + 1)
+        if "step" in extra:
+            extra["step"] = (extra["step"][0] - 4, extra["step"][1] + 1)
+        shift = (_SHIFT[style] + 1) // 3 - (1 if i % 3 == 0 else 0)
+        out.append(
+            Piece(name, style, bpm + shift, seed=40000 + 71 * i, soundfont=fonts[i % 3], **extra)
+        )
+    return out
+
+
+SETS = {"dev": dev, "heldout": heldout, "check": check, "final": final}
