@@ -70,6 +70,11 @@ DRIFT = 0.004  # relative tempo drift per update allowed by the filter
 JUMP = 1e-4  # share of belief that may jump anywhere per update (tempo changes)
 PEAKS = 4  # salience peaks whose metrical accent is measured
 SUB_DAMP = 0.5  # share of a tempo's salience that hangs on a strong subdivision
+TATUM_SPLIT = 0.5  # damping of the faster octave when the hats do not split its beats
+TATUM_FAST = 0.4  # damping of the slower octave when the hats split the faster one's beats
+SPLIT_FULL = 0.5  # half beats this strong (over whole beats) split them fully
+TATUM_SURE = 0.3  # hat periodicity (autocorrelation at whole beats) for a full opinion
+SPLIT_TEETH = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5])  # lags in beats: whole, half
 CONC_32 = 1.7  # a 2:3 tempo whose fold is this much sharper takes over (6/8)
 PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
 PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
@@ -330,7 +335,7 @@ class BeatTracker:
         salience = self._salience(pulse)
         if salience is None:
             return
-        obs = self._metrical(salience, back)
+        obs = self._metrical(salience, back, self._acf(phase_env[2]))
         # Forward filter: drift, rare jumps, evidence.
         # Divided by the kernel mass inside the grid, so the slowest and fastest
         # tempi do not leak belief off the edge at every update.
@@ -407,10 +412,22 @@ class BeatTracker:
 
     def _salience(self, env: np.ndarray) -> np.ndarray | None:
         """Comb score of the envelope's autocorrelation for every tempo of the grid."""
+        unbiased = self._acf(env)
+        if unbiased is None:
+            return None
+        _, _, _, taps, weights, empty, *_ = self._comb  # type: ignore[misc]
+        # Each tempo: the mean of its comb teeth, read between lags (linear);
+        # teeth x tempi, so the sum runs over whole rows.
+        out = np.add.reduce(unbiased[taps] * weights, axis=0)
+        out[empty] = -1.0
+        return out
+
+    def _acf(self, env: np.ndarray) -> np.ndarray | None:
+        """The envelope's autocorrelation (recent frames weighted most), unbiased, 1 at lag 0."""
         m = len(env)
         key = (m, self._settled)
         comb = self._comb if self._comb is not None and self._comb[0] == key else self._make_comb(m)
-        _, recency, unbias, taps, weights, empty, frame, spec, power, acf = comb
+        _, recency, unbias, _, _, _, frame, spec, power, acf = comb
         # Recent frames weigh more, so a ramp is followed rather than averaged.
         x = frame[:m]  # the rest stays zero (padding)
         np.subtract(env, np.add.reduce(env) / m, out=x)
@@ -421,12 +438,7 @@ class BeatTracker:
         irfft_into(power, acf)
         if acf[0] <= 0:
             return None
-        unbiased = acf[:m] / (acf[0] * unbias / m)  # unbiased, 1 at lag 0
-        # Each tempo: the mean of its comb teeth, read between lags (linear);
-        # teeth x tempi, so the sum runs over whole rows.
-        out = np.add.reduce(unbiased[taps] * weights, axis=0)
-        out[empty] = -1.0
-        return out
+        return acf[:m] / (acf[0] * unbias / m)
 
     def _make_comb(self, m: int) -> tuple:
         """What the salience needs for an envelope of ``m`` frames (cached while m holds)."""
@@ -440,6 +452,7 @@ class BeatTracker:
         # Keep at least one second of overlap (less for the early guesses).
         overlap = 1.0 if self._settled else min(1.0, EARLY_OVERLAP * m * self.hop)
         max_lag = m - overlap / self.hop
+        self._max_lag = max_lag
         lags = self._lags
         valid = lags < max_lag
         li = np.minimum(lags, m - 2)
@@ -463,7 +476,9 @@ class BeatTracker:
         )
         return self._comb
 
-    def _metrical(self, salience: np.ndarray, back: np.ndarray) -> np.ndarray:
+    def _metrical(
+        self, salience: np.ndarray, back: np.ndarray, hats: np.ndarray | None
+    ) -> np.ndarray:
         """Evidence per tempo, judged at the strongest salience peaks.
 
         salience (halved at most where the subdivision is weak: real beats are
@@ -495,10 +510,62 @@ class BeatTracker:
         width = max(int(0.03 / GRID_STEP), 1)
         order = sorted(peaks.tolist(), key=lambda i: weighted[i])
         alternation = self._alternation(back, np.array(order, dtype=np.intp))
-        for i, alt in zip(order, alternation.tolist(), strict=True):
+        tatum = self._tatum(hats, np.array(order, dtype=np.intp))
+        for i, alt, tat in zip(order, alternation.tolist(), tatum.tolist(), strict=True):
             lo, hi = max(i - width, 0), i + width + 1
-            metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight
+            metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * tat
         return (weighted * metre) ** 2 + 1e-6
+
+    def _tatum(self, hats: np.ndarray | None, tempi: np.ndarray) -> np.ndarray:
+        """Which of two octaves the hats make the beat: a factor per tempo (1: no objection).
+
+        Hats, shakers and rides mark the fastest regular pulse, and a beat
+        is split by them (two 8ths, four 16ths). Between a tempo and its
+        double, the faster is the beat when its beats are split by the hats
+        too (drum & bass: 8th hats at 174, not 16ths at 87), the slower when
+        they are not (hip-hop: 8th hats at 86, not quarters at 172). Read
+        from the high band's autocorrelation, at half beats against whole
+        beats. A 3:2 pair is left to :meth:`_three_two` (a false 3:2 tempo
+        is split in three, like 6/8).
+        """
+        out = np.ones(len(tempi))
+        if hats is None or not len(tempi):
+            return out
+        cfg = self.config
+        bpms = self._bpms[tempi]
+        periods = 60.0 / bpms / self.hop
+        split, sure = self._split(hats, np.concatenate([periods, 0.5 * periods]))
+        k = len(tempi)
+        edge = 1.0 + GRID_STEP  # the ends of the grid count
+        slower = 0.5 * bpms * edge >= cfg.min_bpm
+        faster = 2.0 * bpms <= cfg.max_bpm * edge
+        # The faster of a pair whose beats the hats do not split...
+        out *= np.where(slower, 1.0 - TATUM_SPLIT * sure[:k] * (1.0 - split[:k]), 1.0)
+        # ... and the slower of a pair whose faster octave they split.
+        out *= np.where(faster, 1.0 - TATUM_FAST * sure[k:] * split[k:], 1.0)
+        return out
+
+    def _split(self, acf: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """How clearly beats of ``periods`` (frames) are split in two, and how sure (0..1 each).
+
+        The autocorrelation at half beats over that at whole beats, full
+        from ``SPLIT_FULL``; sure grows with the whole beats' periodicity (no
+        hats: no opinion). Only lags the envelope covers count.
+        """
+        limit = self._max_lag
+        lags = periods[:, None] * SPLIT_TEETH[None, :]
+        valid = lags < limit
+        values = np.interp(np.minimum(lags, limit), np.arange(len(acf)), acf)
+        values = np.where(valid, values, 0.0)
+        n_beat = valid[:, :4].sum(axis=1)
+        n_half = valid[:, 4:].sum(axis=1)
+        ok = (n_beat > 0) & (n_half > 0)
+        beat = values[:, :4].sum(axis=1) / np.maximum(n_beat, 1)
+        half = values[:, 4:].sum(axis=1) / np.maximum(n_half, 1)
+        ok &= beat > 0
+        ratio = np.divide(half, beat, out=np.zeros_like(beat), where=ok)
+        sure = np.where(ok, np.clip(beat / TATUM_SURE, 0.0, 1.0), 0.0)
+        return np.clip(ratio / SPLIT_FULL, 0.0, 1.0), sure
 
     def _three_two(self, peaks: np.ndarray, weighted: np.ndarray, back: np.ndarray) -> np.ndarray:
         """Raise (in place) a tempo two thirds as fast as a peak whose beats gather the accents.
