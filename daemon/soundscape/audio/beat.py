@@ -70,11 +70,14 @@ DRIFT = 0.004  # relative tempo drift per update allowed by the filter
 JUMP = 1e-4  # share of belief that may jump anywhere per update (tempo changes)
 PEAKS = 4  # salience peaks whose metrical accent is measured
 SUB_DAMP = 0.5  # share of a tempo's salience that hangs on a strong subdivision
-TATUM_SPLIT = 0.5  # damping of the faster octave when the hats do not split its beats
+TATUM_SPLIT = 0.5  # damping of a tempo whose beats nothing splits
 TATUM_FAST = 0.4  # damping of the slower octave when the hats split the faster one's beats
 SPLIT_FULL = 0.5  # half beats this strong (over whole beats) split them fully
 TATUM_SURE = 0.3  # hat periodicity (autocorrelation at whole beats) for a full opinion
-SPLIT_TEETH = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5])  # lags in beats: whole, half
+# Lags of the split test, in beats: whole beats, half beats, thirds (6/8).
+SPLIT_TEETH = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5, 1 / 3, 2 / 3, 4 / 3, 5 / 3])
+SPLIT_MIN_LAG = 0.08  # s: the hats' own period is sought above this (the onset's own lobe)...
+SPLIT_MAX_LAG = 0.6  # s: ... and below this
 CONC_32 = 1.7  # a 2:3 tempo whose fold is this much sharper takes over (6/8)
 PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
 PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
@@ -140,6 +143,10 @@ class BeatTracker:
         self._recency = np.exp((np.arange(n) - n + 1) * hop / RECENCY)
         self._taps = max(round(SPREAD / hop) + 1, 1)  # frames an onset spreads over
         self._comb: tuple | None = None  # see _make_comb
+        self._max_lag = 0.0  # frames: the longest lag the combs read (see _make_comb)
+        self._pulse_acf: np.ndarray | None = None
+        # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
+        self._acfs: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         self._grid_combs: dict[tuple[float, float], tuple] = {}  # see _grid_folds
         self._phase_w = np.array(PHASE_W)[:, None]
         # Reversed envelopes for the folds: one buffer per shape, each with a
@@ -335,7 +342,8 @@ class BeatTracker:
         salience = self._salience(pulse)
         if salience is None:
             return
-        obs = self._metrical(salience, back, self._acf(phase_env[2]))
+        self._acfs = (self._acf(phase_env[2]), self._pulse_acf)
+        obs = self._metrical(salience, back)
         # Forward filter: drift, rare jumps, evidence.
         # Divided by the kernel mass inside the grid, so the slowest and fastest
         # tempi do not leak belief off the edge at every update.
@@ -412,7 +420,7 @@ class BeatTracker:
 
     def _salience(self, env: np.ndarray) -> np.ndarray | None:
         """Comb score of the envelope's autocorrelation for every tempo of the grid."""
-        unbiased = self._acf(env)
+        unbiased = self._pulse_acf = self._acf(env)
         if unbiased is None:
             return None
         _, _, _, taps, weights, empty, *_ = self._comb  # type: ignore[misc]
@@ -425,8 +433,7 @@ class BeatTracker:
     def _acf(self, env: np.ndarray) -> np.ndarray | None:
         """The envelope's autocorrelation (recent frames weighted most), unbiased, 1 at lag 0."""
         m = len(env)
-        key = (m, self._settled)
-        comb = self._comb if self._comb is not None and self._comb[0] == key else self._make_comb(m)
+        comb = self._comb if self._comb is not None and self._comb[0] == m else self._make_comb(m)
         _, recency, unbias, _, _, _, frame, spec, power, acf = comb
         # Recent frames weigh more, so a ramp is followed rather than averaged.
         x = frame[:m]  # the rest stays zero (padding)
@@ -449,8 +456,10 @@ class BeatTracker:
             for size in (1 << math.ceil(math.log2(2 * m)), 3 << math.ceil(math.log2(2 * m / 3)))
             if size >= 2 * m - 1
         )
-        # Keep at least one second of overlap (less for the early guesses).
-        overlap = 1.0 if self._settled else min(1.0, EARLY_OVERLAP * m * self.hop)
+        # Keep at least one second of overlap, less while the envelope is
+        # short (the early guesses, and the first full estimates: a 90 BPM
+        # comb gets its second tooth at 2.2 s).
+        overlap = min(1.0, EARLY_OVERLAP * m * self.hop)
         max_lag = m - overlap / self.hop
         self._max_lag = max_lag
         lags = self._lags
@@ -463,7 +472,7 @@ class BeatTracker:
         taps = np.ascontiguousarray(np.concatenate([i0, i0 + 1], axis=1).T)
         weights = np.ascontiguousarray(np.concatenate([(1 - frac) * share, frac * share], axis=1).T)
         self._comb = (
-            (m, self._settled),
+            m,
             self._recency[-m:],
             m - np.arange(m, dtype=float),
             taps,
@@ -476,9 +485,7 @@ class BeatTracker:
         )
         return self._comb
 
-    def _metrical(
-        self, salience: np.ndarray, back: np.ndarray, hats: np.ndarray | None
-    ) -> np.ndarray:
+    def _metrical(self, salience: np.ndarray, back: np.ndarray) -> np.ndarray:
         """Evidence per tempo, judged at the strongest salience peaks.
 
         salience (halved at most where the subdivision is weak: real beats are
@@ -510,62 +517,78 @@ class BeatTracker:
         width = max(int(0.03 / GRID_STEP), 1)
         order = sorted(peaks.tolist(), key=lambda i: weighted[i])
         alternation = self._alternation(back, np.array(order, dtype=np.intp))
-        tatum = self._tatum(hats, np.array(order, dtype=np.intp))
+        tatum = self._tatum(np.array(order, dtype=np.intp))
         for i, alt, tat in zip(order, alternation.tolist(), tatum.tolist(), strict=True):
             lo, hi = max(i - width, 0), i + width + 1
             metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * tat
         return (weighted * metre) ** 2 + 1e-6
 
-    def _tatum(self, hats: np.ndarray | None, tempi: np.ndarray) -> np.ndarray:
-        """Which of two octaves the hats make the beat: a factor per tempo (1: no objection).
+    def _tatum(self, tempi: np.ndarray) -> np.ndarray:
+        """How well the hats make each tempo the beat: a factor per tempo (1: no objection).
 
         Hats, shakers and rides mark the fastest regular pulse, and a beat
-        is split by them (two 8ths, four 16ths). Between a tempo and its
-        double, the faster is the beat when its beats are split by the hats
-        too (drum & bass: 8th hats at 174, not 16ths at 87), the slower when
-        they are not (hip-hop: 8th hats at 86, not quarters at 172). Read
-        from the high band's autocorrelation, at half beats against whole
-        beats. A 3:2 pair is left to :meth:`_three_two` (a false 3:2 tempo
-        is split in three, like 6/8).
+        is split by them: two 8ths, four 16ths, three in 6/8. A tempo whose
+        beats nothing splits is damped (hip-hop's 8th hats at 86 read as
+        quarters at 172; a 4:3 false tempo); so is the slower of two octaves
+        when the hats split the faster one's beats too (drum & bass: 8th
+        hats at 174, not 16ths at 87). Read from the autocorrelation of the
+        high band at half beats (or thirds) against whole beats; the whole
+        pulse's counts for the split too (off-beat hats between kicks do not
+        split the hats' own period, but they split the beat).
         """
         out = np.ones(len(tempi))
-        if hats is None or not len(tempi):
+        hats, pulse = self._acfs
+        if hats is None or pulse is None or not len(tempi):
             return out
-        cfg = self.config
         bpms = self._bpms[tempi]
         periods = 60.0 / bpms / self.hop
-        split, sure = self._split(hats, np.concatenate([periods, 0.5 * periods]))
         k = len(tempi)
-        edge = 1.0 + GRID_STEP  # the ends of the grid count
-        slower = 0.5 * bpms * edge >= cfg.min_bpm
-        faster = 2.0 * bpms <= cfg.max_bpm * edge
-        # The faster of a pair whose beats the hats do not split...
-        out *= np.where(slower, 1.0 - TATUM_SPLIT * sure[:k] * (1.0 - split[:k]), 1.0)
-        # ... and the slower of a pair whose faster octave they split.
+        both = np.concatenate([periods, 0.5 * periods])
+        thirds = np.arange(2 * k) < k  # the faster octave's beats must split in two
+        split, sure = self._split(hats, both, thirds)
+        # The pulse in halves only: with 16th notes in it, any false tempo
+        # on the 16th grid (4:3) is split in three.
+        split_pulse, _ = self._split(pulse, periods, np.zeros(k, dtype=bool))
+        own = np.maximum(split[:k], split_pulse)
+        out *= 1.0 - TATUM_SPLIT * sure[:k] * (1.0 - own)
+        faster = 2.0 * bpms <= self.config.max_bpm * (1.0 + GRID_STEP)  # the end counts
         out *= np.where(faster, 1.0 - TATUM_FAST * sure[k:] * split[k:], 1.0)
         return out
 
-    def _split(self, acf: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """How clearly beats of ``periods`` (frames) are split in two, and how sure (0..1 each).
+    def _split(
+        self, acf: np.ndarray, periods: np.ndarray, thirds: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """How well beats of ``periods`` (frames) fit the hats and are split by them, 0..1.
 
-        The autocorrelation at half beats over that at whole beats, full
-        from ``SPLIT_FULL``; sure grows with the whole beats' periodicity (no
-        hats: no opinion). Only lags the envelope covers count.
+        Fit: the hats' autocorrelation at whole beats over its highest
+        (their own period); split: at half beats (or thirds where
+        ``thirds``) over whole beats, full from ``SPLIT_FULL``. Also how sure:
+        how periodic the hats are at all (none: no opinion). Only lags the
+        envelope covers count.
         """
         limit = self._max_lag
+        lo = max(int(SPLIT_MIN_LAG / self.hop), 1)
+        hi = min(int(SPLIT_MAX_LAG / self.hop), int(limit), len(acf))
+        if hi <= lo:
+            return np.zeros(len(periods)), np.zeros(len(periods))
+        top = float(acf[lo:hi].max())
         lags = periods[:, None] * SPLIT_TEETH[None, :]
         valid = lags < limit
         values = np.interp(np.minimum(lags, limit), np.arange(len(acf)), acf)
         values = np.where(valid, values, 0.0)
         n_beat = valid[:, :4].sum(axis=1)
-        n_half = valid[:, 4:].sum(axis=1)
-        ok = (n_beat > 0) & (n_half > 0)
+        n_half = valid[:, 4:8].sum(axis=1)
         beat = values[:, :4].sum(axis=1) / np.maximum(n_beat, 1)
-        half = values[:, 4:].sum(axis=1) / np.maximum(n_half, 1)
-        ok &= beat > 0
-        ratio = np.divide(half, beat, out=np.zeros_like(beat), where=ok)
-        sure = np.where(ok, np.clip(beat / TATUM_SURE, 0.0, 1.0), 0.0)
-        return np.clip(ratio / SPLIT_FULL, 0.0, 1.0), sure
+        half = values[:, 4:8].sum(axis=1) / np.maximum(n_half, 1)
+        if thirds.any():
+            n3 = valid[:, 8:].sum(axis=1)
+            third = values[:, 8:].sum(axis=1) / np.maximum(n3, 1)
+            half = np.where(thirds & (n3 > 0), np.maximum(half, third), half)
+        ok = (n_beat > 0) & (n_half > 0) & (beat > 0) & (top > 0)
+        split = np.clip(np.divide(half, beat, out=np.zeros_like(beat), where=ok) / SPLIT_FULL, 0, 1)
+        fit = np.clip(beat / max(top, 1e-9), 0.0, 1.0)
+        sure = np.where((n_beat > 0) & (n_half > 0), min(max(top / TATUM_SURE, 0.0), 1.0), 0.0)
+        return np.where(ok, fit * split, 0.0), sure
 
     def _three_two(self, peaks: np.ndarray, weighted: np.ndarray, back: np.ndarray) -> np.ndarray:
         """Raise (in place) a tempo two thirds as fast as a peak whose beats gather the accents.
