@@ -146,7 +146,7 @@ class BeatTracker:
         self._max_lag = 0.0  # frames: the longest lag the combs read (see _make_comb)
         self._pulse_acf: np.ndarray | None = None
         # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
-        self._acfs: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+        self._acfs: np.ndarray | None = None
         self._grid_combs: dict[tuple[float, float], tuple] = {}  # see _grid_folds
         self._phase_w = np.array(PHASE_W)[:, None]
         # Reversed envelopes for the folds: one buffer per shape, each with a
@@ -342,7 +342,8 @@ class BeatTracker:
         salience = self._salience(pulse)
         if salience is None:
             return
-        self._acfs = (self._acf(phase_env[2]), self._pulse_acf)
+        hats = self._acf(phase_env[2])
+        self._acfs = None if hats is None else np.stack([hats, self._pulse_acf])
         obs = self._metrical(salience, back)
         # Forward filter: drift, rare jumps, evidence.
         # Divided by the kernel mass inside the grid, so the slowest and fastest
@@ -537,58 +538,44 @@ class BeatTracker:
         split the hats' own period, but they split the beat).
         """
         out = np.ones(len(tempi))
-        hats, pulse = self._acfs
-        if hats is None or pulse is None or not len(tempi):
+        acfs = self._acfs
+        k = len(tempi)
+        limit = self._max_lag
+        lo = max(int(SPLIT_MIN_LAG / self.hop), 1)
+        hi = min(int(SPLIT_MAX_LAG / self.hop), int(limit))
+        if acfs is None or not k or hi <= lo:
             return out
         bpms = self._bpms[tempi]
         periods = 60.0 / bpms / self.hop
-        k = len(tempi)
-        both = np.concatenate([periods, 0.5 * periods])
-        thirds = np.arange(2 * k) < k  # the faster octave's beats must split in two
-        split, sure = self._split(hats, both, thirds)
-        # The pulse in halves only: with 16th notes in it, any false tempo
-        # on the 16th grid (4:3) is split in three.
-        split_pulse, _ = self._split(pulse, periods, np.zeros(k, dtype=bool))
-        own = np.maximum(split[:k], split_pulse)
+        # Every tempo and its double, at whole beats, half beats and thirds
+        # (linear between lags), in both envelopes at once: (2, 2k, 12).
+        lags = np.concatenate([periods, 0.5 * periods])[:, None] * SPLIT_TEETH
+        valid = lags < limit
+        x = np.minimum(lags, limit - 1.0)
+        i0 = x.astype(np.intp)
+        frac = x - i0
+        values = acfs[:, i0] * (1.0 - frac) + acfs[:, i0 + 1] * frac
+        values *= valid
+        counts = valid.reshape(2 * k, 3, 4).sum(axis=2)  # (2k, whole/half/third)
+        means = values.reshape(2, 2 * k, 3, 4).sum(axis=3) / np.maximum(counts, 1)
+        beat, half, third = means[..., 0], means[..., 1], means[..., 2]
+        # A tempo's own beats may split in three in the hats (6/8); the
+        # faster octave's in two only, and the pulse's (with 16th notes in
+        # it, any false tempo on the 16th grid, 4:3, splits in three).
+        thirds = counts[:k, 2] > 0
+        half[0, :k] = np.where(thirds, np.maximum(half[0, :k], third[0, :k]), half[0, :k])
+        top = acfs[:, lo:hi].max(axis=1)[:, None]  # each envelope at its own period
+        ok = (counts[:, 0] > 0) & (counts[:, 1] > 0) & (beat > 0) & (top > 0)
+        split = np.clip(np.divide(half, beat, out=np.zeros_like(beat), where=ok) / SPLIT_FULL, 0, 1)
+        fit = np.clip(np.divide(beat, top, out=np.zeros_like(beat), where=ok), 0.0, 1.0)
+        good = np.where(ok, fit * split, 0.0)
+        # Sure as far as the hats are periodic at all (none: no opinion).
+        sure = (counts[:, 0] > 0) * (counts[:, 1] > 0) * min(max(top[0, 0] / TATUM_SURE, 0.0), 1.0)
+        own = np.maximum(good[0, :k], good[1, :k])
         out *= 1.0 - TATUM_SPLIT * sure[:k] * (1.0 - own)
         faster = 2.0 * bpms <= self.config.max_bpm * (1.0 + GRID_STEP)  # the end counts
-        out *= np.where(faster, 1.0 - TATUM_FAST * sure[k:] * split[k:], 1.0)
+        out *= np.where(faster, 1.0 - TATUM_FAST * sure[k:] * good[0, k:], 1.0)
         return out
-
-    def _split(
-        self, acf: np.ndarray, periods: np.ndarray, thirds: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """How well beats of ``periods`` (frames) fit the hats and are split by them, 0..1.
-
-        Fit: the hats' autocorrelation at whole beats over its highest
-        (their own period); split: at half beats (or thirds where
-        ``thirds``) over whole beats, full from ``SPLIT_FULL``. Also how sure:
-        how periodic the hats are at all (none: no opinion). Only lags the
-        envelope covers count.
-        """
-        limit = self._max_lag
-        lo = max(int(SPLIT_MIN_LAG / self.hop), 1)
-        hi = min(int(SPLIT_MAX_LAG / self.hop), int(limit), len(acf))
-        if hi <= lo:
-            return np.zeros(len(periods)), np.zeros(len(periods))
-        top = float(acf[lo:hi].max())
-        lags = periods[:, None] * SPLIT_TEETH[None, :]
-        valid = lags < limit
-        values = np.interp(np.minimum(lags, limit), np.arange(len(acf)), acf)
-        values = np.where(valid, values, 0.0)
-        n_beat = valid[:, :4].sum(axis=1)
-        n_half = valid[:, 4:8].sum(axis=1)
-        beat = values[:, :4].sum(axis=1) / np.maximum(n_beat, 1)
-        half = values[:, 4:8].sum(axis=1) / np.maximum(n_half, 1)
-        if thirds.any():
-            n3 = valid[:, 8:].sum(axis=1)
-            third = values[:, 8:].sum(axis=1) / np.maximum(n3, 1)
-            half = np.where(thirds & (n3 > 0), np.maximum(half, third), half)
-        ok = (n_beat > 0) & (n_half > 0) & (beat > 0) & (top > 0)
-        split = np.clip(np.divide(half, beat, out=np.zeros_like(beat), where=ok) / SPLIT_FULL, 0, 1)
-        fit = np.clip(beat / max(top, 1e-9), 0.0, 1.0)
-        sure = np.where((n_beat > 0) & (n_half > 0), min(max(top / TATUM_SURE, 0.0), 1.0), 0.0)
-        return np.where(ok, fit * split, 0.0), sure
 
     def _three_two(self, peaks: np.ndarray, weighted: np.ndarray, back: np.ndarray) -> np.ndarray:
         """Raise (in place) a tempo two thirds as fast as a peak whose beats gather the accents.
