@@ -144,6 +144,7 @@ class BeatTracker:
         self._taps = max(round(SPREAD / hop) + 1, 1)  # frames an onset spreads over
         self._comb: tuple | None = None  # see _make_comb
         self._max_lag = 0.0  # frames: the longest lag the combs read (see _make_comb)
+        self._split_lags: np.ndarray | None = None  # see _tatum
         self._pulse_acf: np.ndarray | None = None
         # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
         self._acfs: np.ndarray | None = None
@@ -537,44 +538,59 @@ class BeatTracker:
         pulse's counts for the split too (off-beat hats between kicks do not
         split the hats' own period, but they split the beat).
         """
-        out = np.ones(len(tempi))
         acfs = self._acfs
         k = len(tempi)
         limit = self._max_lag
         lo = max(int(SPLIT_MIN_LAG / self.hop), 1)
         hi = min(int(SPLIT_MAX_LAG / self.hop), int(limit))
         if acfs is None or not k or hi <= lo:
-            return out
-        bpms = self._bpms[tempi]
-        periods = 60.0 / bpms / self.hop
-        # Every tempo and its double, at whole beats, half beats and thirds
-        # (linear between lags), in both envelopes at once: (2, 2k, 12).
-        lags = np.concatenate([periods, 0.5 * periods])[:, None] * SPLIT_TEETH
+            return np.ones(k)
+        if self._split_lags is None:
+            # Lags (frames) of whole beats, half beats and thirds of every
+            # tempo of the grid reaching an octave faster (index + octave).
+            ext = self.config.min_bpm * np.exp(GRID_STEP * np.arange(len(self._lags)))
+            self._split_lags = (60.0 / ext / self.hop)[:, None] * SPLIT_TEETH
+        # Every tempo and its double, in both envelopes at once: (2, 2k, 12).
+        lags = self._split_lags[np.concatenate((tempi, tempi + self._octave))]
         valid = lags < limit
         x = np.minimum(lags, limit - 1.0)
         i0 = x.astype(np.intp)
-        frac = x - i0
-        values = acfs[:, i0] * (1.0 - frac) + acfs[:, i0 + 1] * frac
+        below = acfs[:, i0]
+        values = below + (acfs[:, i0 + 1] - below) * (x - i0)  # linear between lags
         values *= valid
-        counts = valid.reshape(2 * k, 3, 4).sum(axis=2)  # (2k, whole/half/third)
-        means = values.reshape(2, 2 * k, 3, 4).sum(axis=3) / np.maximum(counts, 1)
-        beat, half, third = means[..., 0], means[..., 1], means[..., 2]
-        # A tempo's own beats may split in three in the hats (6/8); the
-        # faster octave's in two only, and the pulse's (with 16th notes in
-        # it, any false tempo on the 16th grid, 4:3, splits in three).
-        thirds = counts[:k, 2] > 0
-        half[0, :k] = np.where(thirds, np.maximum(half[0, :k], third[0, :k]), half[0, :k])
-        top = acfs[:, lo:hi].max(axis=1)[:, None]  # each envelope at its own period
-        ok = (counts[:, 0] > 0) & (counts[:, 1] > 0) & (beat > 0) & (top > 0)
-        split = np.clip(np.divide(half, beat, out=np.zeros_like(beat), where=ok) / SPLIT_FULL, 0, 1)
-        fit = np.clip(np.divide(beat, top, out=np.zeros_like(beat), where=ok), 0.0, 1.0)
-        good = np.where(ok, fit * split, 0.0)
+        counts = valid.reshape(2 * k, 3, 4).sum(axis=2)  # whole / half / third
+        beat, half, third = np.moveaxis(values.reshape(2, 2 * k, 3, 4).sum(axis=3), 2, 0)
+        nb, nh, n3 = counts.T.tolist()
+        top = acfs[:, lo:hi].max(axis=1).tolist()  # each envelope at its own period
         # Sure as far as the hats are periodic at all (none: no opinion).
-        sure = (counts[:, 0] > 0) * (counts[:, 1] > 0) * min(max(top[0, 0] / TATUM_SURE, 0.0), 1.0)
-        own = np.maximum(good[0, :k], good[1, :k])
-        out *= 1.0 - TATUM_SPLIT * sure[:k] * (1.0 - own)
-        faster = 2.0 * bpms <= self.config.max_bpm * (1.0 + GRID_STEP)  # the end counts
-        out *= np.where(faster, 1.0 - TATUM_FAST * sure[k:] * good[0, k:], 1.0)
+        sure = min(max(top[0] / TATUM_SURE, 0.0), 1.0)
+        good = [[0.0] * (2 * k), [0.0] * (2 * k)]
+        for e, (b_row, h_row, t_row) in enumerate(
+            zip(beat.tolist(), half.tolist(), third.tolist(), strict=True)
+        ):
+            for r in range(2 * k):
+                if not (nb[r] and nh[r]) or top[e] <= 0:
+                    continue
+                whole = b_row[r] / nb[r]
+                if whole <= 0:
+                    continue
+                split = h_row[r] / nh[r]
+                # A tempo's own beats may split in three in the hats (6/8);
+                # the faster octave's in two only, and the pulse's (with
+                # 16th notes in it, any false tempo on the 16th grid, 4:3,
+                # splits in three).
+                if e == 0 and r < k and n3[r]:
+                    split = max(split, t_row[r] / n3[r])
+                fit = min(whole / top[e], 1.0)
+                good[e][r] = fit * min(max(split / whole / SPLIT_FULL, 0.0), 1.0)
+        fastest = self.config.max_bpm * (1.0 + GRID_STEP)  # the end of the grid counts
+        out = np.ones(k)
+        for r, i in enumerate(tempi.tolist()):
+            if nb[r] and nh[r]:
+                own = max(good[0][r], good[1][r])
+                out[r] *= 1.0 - TATUM_SPLIT * sure * (1.0 - own)
+            if nb[k + r] and nh[k + r] and 2.0 * self._bpms[i] <= fastest:
+                out[r] *= 1.0 - TATUM_FAST * sure * good[0][k + r]
         return out
 
     def _three_two(self, peaks: np.ndarray, weighted: np.ndarray, back: np.ndarray) -> np.ndarray:
