@@ -18,11 +18,17 @@ Every ``update_interval`` seconds:
    twice the candidate period: when every other beat is much weaker (hats
    between kicks) the candidate is probably twice too fast. That ratio,
    raised to ``accent_weight``, multiplies the salience, and so does a
-   log-normal tempo prior around ``prior_bpm`` — which is what reads
-   half-time styles (dubstep, trap, drum & bass) at their notated tempo,
-   while a hip-hop groove at 90 stays there (one at 86 is a toss-up). A
-   tempo two thirds as fast as a peak wins when its beats gather the kicks
-   and snares far more sharply (6/8: the dotted quarter, not two eighths).
+   log-normal tempo prior around ``prior_bpm``. The hats then choose the
+   octave: a beat is split by them (two 8ths, four 16ths, three in 6/8),
+   so a candidate whose beats neither the high band nor the pulse splits
+   is damped (hip-hop's 8th hats at 86 are not quarters at 172), and so is
+   the slower of two octaves when the hats split the faster one's beats
+   too (drum & bass's 8th hats at 174 are not 16ths at 87) — measured on
+   the autocorrelations at half beats and thirds against whole beats. With
+   the prior this reads half-time styles (dubstep, trap, drum & bass) at
+   their notated tempo. A tempo two thirds as fast as a peak wins when its
+   beats gather the kicks and snares far more sharply (6/8: the dotted
+   quarter, not two eighths).
 3. **Tempo through time.** A forward (HMM) filter over the grid: the last
    belief, blurred by a small tempo drift and a rare jump, times the new
    evidence. A competing octave must win for a second or more to take over;
@@ -42,8 +48,10 @@ Every ``update_interval`` seconds:
    how much the kick and snare differ between beats.
 
 The first estimate waits for ``FIRST_GUESS`` periods of the slowest tempo
-(2.2 s). Before it, from ``EARLY_GUESS`` (1.2 s), early guesses run the same
-steps on the short envelope; their beats are emitted once a second guess
+(2.2 s); while the envelope is short the combs keep less than a second of
+overlap, so a 90 BPM beat has two teeth from the start. Before it, from
+``EARLY_GUESS`` (1.2 s), early guesses run the same steps on the short
+envelope; their beats are emitted once a second guess
 finds them where the clock has them. The first full estimate starts afresh
 (no state of the early guesses carries over), so from there on the clock is
 exactly what it would be without them.
