@@ -156,6 +156,8 @@ class BeatTracker:
         self._pulse_acf: np.ndarray | None = None
         # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
         self._acfs: np.ndarray | None = None
+        self._tatum_fresh = False  # the hat cue was measured at this update
+        self._tatum_last = np.ones(steps)  # its factors, around the last peaks
         self._grid_combs: dict[tuple[float, float], tuple] = {}  # see _grid_folds
         self._phase_w = np.array(PHASE_W)[:, None]
         # Reversed envelopes for the folds: one buffer per shape, each with a
@@ -351,8 +353,12 @@ class BeatTracker:
         salience = self._salience(pulse)
         if salience is None:
             return
-        hats = self._acf(phase_env[2])
-        self._acfs = None if hats is None else np.stack([hats, self._pulse_acf])
+        # The hats' pattern changes slowly: once the window is full their
+        # cue is measured every other update (the last factors hold between).
+        self._tatum_fresh = m < n or not self._tatum_fresh
+        if self._tatum_fresh:
+            hats = self._acf(phase_env[2])
+            self._acfs = None if hats is None else np.stack([hats, self._pulse_acf])
         obs = self._metrical(salience, back)
         # Forward filter: drift, rare jumps, evidence.
         # Divided by the kernel mass inside the grid, so the slowest and fastest
@@ -546,6 +552,9 @@ class BeatTracker:
         pulse's counts for the split too (off-beat hats between kicks do not
         split the hats' own period, but they split the beat).
         """
+        if not self._tatum_fresh:
+            return self._tatum_last[tempi]
+        self._tatum_last[:] = 1.0
         acfs = self._acfs
         k = len(tempi)
         limit = self._max_lag
@@ -599,6 +608,9 @@ class BeatTracker:
                 out[r] *= 1.0 - TATUM_SPLIT * sure * (1.0 - own)
             if nb[k + r] and nh[k + r] and 2.0 * self._bpms[i] <= fastest:
                 out[r] *= 1.0 - TATUM_FAST * sure * good[0][k + r]
+        width = max(int(0.03 / GRID_STEP), 1)
+        for i, f in zip(tempi.tolist(), out.tolist(), strict=True):
+            self._tatum_last[max(i - width, 0) : i + width + 1] = f
         return out
 
     def _three_two(self, peaks: np.ndarray, weighted: np.ndarray, back: np.ndarray) -> np.ndarray:
