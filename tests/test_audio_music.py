@@ -59,6 +59,20 @@ def test_dubstep_is_read_at_its_notated_140(cache: Path) -> None:
     assert _f(rendered.beats, result.beats) >= 0.9
 
 
+@pytest.mark.parametrize(("style", "bpm", "seed"), [("dnb", 174, 35), ("hiphop", 86, 37)])
+def test_the_hats_tell_drum_and_bass_at_174_from_hip_hop_at_86(
+    cache: Path, style: str, bpm: float, seed: int
+) -> None:
+    # The same kick-snare bar at double speed: by tempo alone an octave toss-up
+    # (drum & bass was read at 87 throughout, hip-hop flipped to 172); the
+    # 8th-note hats split the beat at 174 and at 86, not at 87 or 172.
+    piece = Piece(style, style, bpm, seed=seed, soundfont="timgm6mb", seconds=20)
+    rendered, result = _run(piece, cache)
+    late = [b for t, b in result.tempo if t >= 5.0]
+    assert late and all(abs(b - bpm) <= 2.0 for b in late)
+    assert _f(rendered.beats, result.beats) >= 0.95
+
+
 def test_a_waltz_has_its_bar_lines_every_three_beats(cache: Path) -> None:
     piece = Piece("waltz", "waltz", 156, seed=33, soundfont="timgm6mb", seconds=20)
     rendered, result = _run(piece, cache)

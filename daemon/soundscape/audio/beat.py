@@ -18,11 +18,17 @@ Every ``update_interval`` seconds:
    twice the candidate period: when every other beat is much weaker (hats
    between kicks) the candidate is probably twice too fast. That ratio,
    raised to ``accent_weight``, multiplies the salience, and so does a
-   log-normal tempo prior around ``prior_bpm`` — which is what reads
-   half-time styles (dubstep, trap, drum & bass) at their notated tempo,
-   while a hip-hop groove at 90 stays there (one at 86 is a toss-up). A
-   tempo two thirds as fast as a peak wins when its beats gather the kicks
-   and snares far more sharply (6/8: the dotted quarter, not two eighths).
+   log-normal tempo prior around ``prior_bpm``. The hats then choose the
+   octave: a beat is split by them (two 8ths, four 16ths, three in 6/8),
+   so a candidate whose beats neither the high band nor the pulse splits
+   is damped (hip-hop's 8th hats at 86 are not quarters at 172), and so is
+   the slower of two octaves when the hats split the faster one's beats
+   too (drum & bass's 8th hats at 174 are not 16ths at 87) — measured on
+   the autocorrelations at half beats and thirds against whole beats. With
+   the prior this reads half-time styles (dubstep, trap, drum & bass) at
+   their notated tempo. A tempo two thirds as fast as a peak wins when its
+   beats gather the kicks and snares far more sharply (6/8: the dotted
+   quarter, not two eighths).
 3. **Tempo through time.** A forward (HMM) filter over the grid: the last
    belief, blurred by a small tempo drift and a rare jump, times the new
    evidence. A competing octave must win for a second or more to take over;
@@ -48,8 +54,10 @@ Every ``update_interval`` seconds:
    quarters), else 3 vs 4 from how much the kick and snare differ between beats.
 
 The first estimate waits for ``FIRST_GUESS`` periods of the slowest tempo
-(2.2 s). Before it, from ``EARLY_GUESS`` (1.2 s), early guesses run the same
-steps on the short envelope; their beats are emitted once a second guess
+(2.2 s); while the envelope is short the combs keep less than a second of
+overlap, so a 90 BPM beat has two teeth from the start. Before it, from
+``EARLY_GUESS`` (1.2 s), early guesses run the same steps on the short
+envelope; their beats are emitted once a second guess
 finds them where the clock has them. The first full estimate starts afresh
 (no state of the early guesses carries over), so from there on the clock is
 exactly what it would be without them.
@@ -76,6 +84,14 @@ DRIFT = 0.004  # relative tempo drift per update allowed by the filter
 JUMP = 1e-4  # share of belief that may jump anywhere per update (tempo changes)
 PEAKS = 4  # salience peaks whose metrical accent is measured
 SUB_DAMP = 0.5  # share of a tempo's salience that hangs on a strong subdivision
+TATUM_SPLIT = 0.5  # damping of a tempo whose beats nothing splits
+TATUM_FAST = 0.4  # damping of the slower octave when the hats split the faster one's beats
+SPLIT_FULL = 0.5  # half beats this strong (over whole beats) split them fully
+TATUM_SURE = 0.3  # hat periodicity (autocorrelation at whole beats) for a full opinion
+# Lags of the split test, in beats: whole beats, half beats, thirds (6/8).
+SPLIT_TEETH = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5, 1 / 3, 2 / 3, 4 / 3, 5 / 3])
+SPLIT_MIN_LAG = 0.08  # s: the hats' own period is sought above this (the onset's own lobe)...
+SPLIT_MAX_LAG = 0.6  # s: ... and below this
 CONC_32 = 1.7  # a 2:3 tempo whose fold is this much sharper takes over (6/8)
 PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
 PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
@@ -143,6 +159,13 @@ class BeatTracker:
         self._recency = np.exp((np.arange(n) - n + 1) * hop / RECENCY)
         self._taps = max(round(SPREAD / hop) + 1, 1)  # frames an onset spreads over
         self._comb: tuple | None = None  # see _make_comb
+        self._max_lag = 0.0  # frames: the longest lag the combs read (see _make_comb)
+        self._split_lags: np.ndarray | None = None  # see _tatum
+        self._pulse_acf: np.ndarray | None = None
+        # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
+        self._acfs: np.ndarray | None = None
+        self._tatum_fresh = False  # the hat cue was measured at this update
+        self._tatum_last = np.ones(steps)  # its factors, around the last peaks
         self._grid_combs: dict[tuple[float, float], tuple] = {}  # see _grid_folds
         self._phase_w = np.array(PHASE_W)[:, None]
         # Reversed envelopes for the folds: one buffer per shape, each with a
@@ -406,6 +429,12 @@ class BeatTracker:
         salience = self._salience(pulse)
         if salience is None:
             return
+        # The hats' pattern changes slowly: once the window is full their
+        # cue is measured every other update (the last factors hold between).
+        self._tatum_fresh = m < n or not self._tatum_fresh
+        if self._tatum_fresh:
+            hats = self._acf(phase_env[2])
+            self._acfs = None if hats is None else np.stack([hats, self._pulse_acf])
         obs = self._metrical(salience, back)
         # Forward filter: drift, rare jumps, evidence.
         # Divided by the kernel mass inside the grid, so the slowest and fastest
@@ -488,10 +517,21 @@ class BeatTracker:
 
     def _salience(self, env: np.ndarray) -> np.ndarray | None:
         """Comb score of the envelope's autocorrelation for every tempo of the grid."""
+        unbiased = self._pulse_acf = self._acf(env)
+        if unbiased is None:
+            return None
+        _, _, _, taps, weights, empty, *_ = self._comb  # type: ignore[misc]
+        # Each tempo: the mean of its comb teeth, read between lags (linear);
+        # teeth x tempi, so the sum runs over whole rows.
+        out = np.add.reduce(unbiased[taps] * weights, axis=0)
+        out[empty] = -1.0
+        return out
+
+    def _acf(self, env: np.ndarray) -> np.ndarray | None:
+        """The envelope's autocorrelation (recent frames weighted most), unbiased, 1 at lag 0."""
         m = len(env)
-        key = (m, self._settled)
-        comb = self._comb if self._comb is not None and self._comb[0] == key else self._make_comb(m)
-        _, recency, unbias, taps, weights, empty, frame, spec, power, acf = comb
+        comb = self._comb if self._comb is not None and self._comb[0] == m else self._make_comb(m)
+        _, recency, unbias, _, _, _, frame, spec, power, acf = comb
         # Recent frames weigh more, so a ramp is followed rather than averaged.
         x = frame[:m]  # the rest stays zero (padding)
         np.subtract(env, np.add.reduce(env) / m, out=x)
@@ -502,12 +542,7 @@ class BeatTracker:
         irfft_into(power, acf)
         if acf[0] <= 0:
             return None
-        unbiased = acf[:m] / (acf[0] * unbias / m)  # unbiased, 1 at lag 0
-        # Each tempo: the mean of its comb teeth, read between lags (linear);
-        # teeth x tempi, so the sum runs over whole rows.
-        out = np.add.reduce(unbiased[taps] * weights, axis=0)
-        out[empty] = -1.0
-        return out
+        return acf[:m] / (acf[0] * unbias / m)
 
     def _make_comb(self, m: int) -> tuple:
         """What the salience needs for an envelope of ``m`` frames (cached while m holds)."""
@@ -518,9 +553,12 @@ class BeatTracker:
             for size in (1 << math.ceil(math.log2(2 * m)), 3 << math.ceil(math.log2(2 * m / 3)))
             if size >= 2 * m - 1
         )
-        # Keep at least one second of overlap (less for the early guesses).
-        overlap = 1.0 if self._settled else min(1.0, EARLY_OVERLAP * m * self.hop)
+        # Keep at least one second of overlap, less while the envelope is
+        # short (the early guesses, and the first full estimates: a 90 BPM
+        # comb gets its second tooth at 2.2 s).
+        overlap = min(1.0, EARLY_OVERLAP * m * self.hop)
         max_lag = m - overlap / self.hop
+        self._max_lag = max_lag
         lags = self._lags
         valid = lags < max_lag
         li = np.minimum(lags, m - 2)
@@ -531,7 +569,7 @@ class BeatTracker:
         taps = np.ascontiguousarray(np.concatenate([i0, i0 + 1], axis=1).T)
         weights = np.ascontiguousarray(np.concatenate([(1 - frac) * share, frac * share], axis=1).T)
         self._comb = (
-            (m, self._settled),
+            m,
             self._recency[-m:],
             m - np.arange(m, dtype=float),
             taps,
@@ -576,10 +614,85 @@ class BeatTracker:
         width = max(int(0.03 / GRID_STEP), 1)
         order = sorted(peaks.tolist(), key=lambda i: weighted[i])
         alternation = self._alternation(back, np.array(order, dtype=np.intp))
-        for i, alt in zip(order, alternation.tolist(), strict=True):
+        tatum = self._tatum(np.array(order, dtype=np.intp))
+        for i, alt, tat in zip(order, alternation.tolist(), tatum.tolist(), strict=True):
             lo, hi = max(i - width, 0), i + width + 1
-            metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight
+            metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * tat
         return (weighted * metre) ** 2 + 1e-6
+
+    def _tatum(self, tempi: np.ndarray) -> np.ndarray:
+        """How well the hats make each tempo the beat: a factor per tempo (1: no objection).
+
+        Hats, shakers and rides mark the fastest regular pulse, and a beat
+        is split by them: two 8ths, four 16ths, three in 6/8. A tempo whose
+        beats nothing splits is damped (hip-hop's 8th hats at 86 read as
+        quarters at 172; a 4:3 false tempo); so is the slower of two octaves
+        when the hats split the faster one's beats too (drum & bass: 8th
+        hats at 174, not 16ths at 87). Read from the autocorrelation of the
+        high band at half beats (or thirds) against whole beats; the whole
+        pulse's counts for the split too (off-beat hats between kicks do not
+        split the hats' own period, but they split the beat).
+        """
+        if not self._tatum_fresh:
+            return self._tatum_last[tempi]
+        self._tatum_last[:] = 1.0
+        acfs = self._acfs
+        k = len(tempi)
+        limit = self._max_lag
+        lo = max(int(SPLIT_MIN_LAG / self.hop), 1)
+        hi = min(int(SPLIT_MAX_LAG / self.hop), int(limit))
+        if acfs is None or not k or hi <= lo:
+            return np.ones(k)
+        if self._split_lags is None:
+            # Lags (frames) of whole beats, half beats and thirds of every
+            # tempo of the grid reaching an octave faster (index + octave).
+            ext = self.config.min_bpm * np.exp(GRID_STEP * np.arange(len(self._lags)))
+            self._split_lags = (60.0 / ext / self.hop)[:, None] * SPLIT_TEETH
+        # Every tempo and its double, in both envelopes at once: (2, 2k, 12).
+        lags = self._split_lags[np.concatenate((tempi, tempi + self._octave))]
+        valid = lags < limit
+        x = np.minimum(lags, limit - 1.0)
+        i0 = x.astype(np.intp)
+        below = acfs[:, i0]
+        values = below + (acfs[:, i0 + 1] - below) * (x - i0)  # linear between lags
+        values *= valid
+        counts = valid.reshape(2 * k, 3, 4).sum(axis=2)  # whole / half / third
+        beat, half, third = np.moveaxis(values.reshape(2, 2 * k, 3, 4).sum(axis=3), 2, 0)
+        nb, nh, n3 = counts.T.tolist()
+        top = acfs[:, lo:hi].max(axis=1).tolist()  # each envelope at its own period
+        # Sure as far as the hats are periodic at all (none: no opinion).
+        sure = min(max(top[0] / TATUM_SURE, 0.0), 1.0)
+        good = [[0.0] * (2 * k), [0.0] * (2 * k)]
+        for e, (b_row, h_row, t_row) in enumerate(
+            zip(beat.tolist(), half.tolist(), third.tolist(), strict=True)
+        ):
+            for r in range(2 * k):
+                if not (nb[r] and nh[r]) or top[e] <= 0:
+                    continue
+                whole = b_row[r] / nb[r]
+                if whole <= 0:
+                    continue
+                split = h_row[r] / nh[r]
+                # A tempo's own beats may split in three in the hats (6/8);
+                # the faster octave's in two only, and the pulse's (with
+                # 16th notes in it, any false tempo on the 16th grid, 4:3,
+                # splits in three).
+                if e == 0 and r < k and n3[r]:
+                    split = max(split, t_row[r] / n3[r])
+                fit = min(whole / top[e], 1.0)
+                good[e][r] = fit * min(max(split / whole / SPLIT_FULL, 0.0), 1.0)
+        fastest = self.config.max_bpm * (1.0 + GRID_STEP)  # the end of the grid counts
+        out = np.ones(k)
+        for r, i in enumerate(tempi.tolist()):
+            if nb[r] and nh[r]:
+                own = max(good[0][r], good[1][r])
+                out[r] *= 1.0 - TATUM_SPLIT * sure * (1.0 - own)
+            if nb[k + r] and nh[k + r] and 2.0 * self._bpms[i] <= fastest:
+                out[r] *= 1.0 - TATUM_FAST * sure * good[0][k + r]
+        width = max(int(0.03 / GRID_STEP), 1)
+        for i, f in zip(tempi.tolist(), out.tolist(), strict=True):
+            self._tatum_last[max(i - width, 0) : i + width + 1] = f
+        return out
 
     def _three_two(self, peaks: np.ndarray, weighted: np.ndarray, back: np.ndarray) -> np.ndarray:
         """Raise (in place) a tempo two thirds as fast as a peak whose beats gather the accents.
