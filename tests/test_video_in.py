@@ -298,6 +298,59 @@ async def test_scope_input_source_only_where_the_server_has_it(
         await daemon.stop()
 
 
+async def test_scope_input_source_reaches_the_hot_standby_too(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only an offer carries input_source: the standby's session, open before the
+    # server's answer, is rebuilt with it too (it used to wait for its next reconnect).
+    from soundscape.config import parse
+    from soundscape.emulator import catalog
+
+    recorded = catalog.hardware_info()
+    ndi = {**recorded["ndi"], "available": True}
+    monkeypatch.setattr(catalog, "hardware_info", lambda: {**recorded, "ndi": ndi})
+    standby = Emulator(EmulatorConfig(width=W, height=H, fps=FPS, load_time=0.1))
+    await standby.start(host="127.0.0.1", port=0)
+    from soundscape.scope.api import ScopeClient
+
+    answer = ScopeClient.hardware_info
+
+    async def answer_once_both_stream(self: ScopeClient) -> dict[str, Any]:
+        # The server answers late, when both sessions are open (a slow pod).
+        for emu in (emulator, standby):
+            await emu.wait_for(lambda s: bool(open_sessions(s)), 10)
+        return await answer(self)
+
+    monkeypatch.setattr(ScopeClient, "hardware_info", answer_once_both_stream)
+    config = parse(
+        {
+            "scope": [{"url": emulator.url}, {"url": standby.url, "role": "standby"}],
+            "pipeline": {"pipeline_ids": ["longlive"]},
+            "video_in": {"source": "scope-ndi:Stage Cam", "fps": FPS},
+            "osc": {"enabled": False},
+            "http": {"enabled": False},
+        }
+    )
+    daemon, _ = await run_daemon(config)
+    try:
+        assert daemon.server_input is not None
+        await asyncio.wait_for(daemon.server_input._part.wait_ended(), 10)
+        assert daemon.server_input.available
+        wanted = {"enabled": True, "source_type": "ndi", "source_name": "Stage Cam"}
+
+        def carried(emu: Emulator) -> Any:
+            return lambda s: any(
+                getattr(emu.sessions.get(x["id"]), "input_source", None) == wanted
+                for x in open_sessions(s)
+            )
+
+        await emulator.wait_for(carried(emulator), 10)
+        await standby.wait_for(carried(standby), 10)
+    finally:
+        await daemon.stop()
+        await standby.stop()
+
+
 def test_the_video_in_flag_sets_the_source_and_video_mode() -> None:
     from soundscape.cli import _build_parser, _load_config
     from soundscape.errors import ConfigError

@@ -104,9 +104,7 @@ class Daemon:
         self.client = self.main_screen.client
         self.supervisor = self.main_screen.primary
         if spec is not None and spec.kind == "scope":
-            self.server_input = ServerInput(
-                spec, self.store, self.client, lambda why: self.supervisor.reconnect(why)
-            )
+            self.server_input = ServerInput(spec, self.store, self.client, self._rebuild_main)
         self.components: list[Component] = []
         self._started: list[Component] = []
         self.required: set[str] = set()  # inputs that must start ("osc"), set by run()
@@ -319,6 +317,14 @@ class Daemon:
         bus.register("reconnect", reconnect)
         if screen.failover is not None:
             bus.register("failover", failover)
+
+    def _rebuild_main(self, why: str) -> None:
+        """A new session on every server of the main screen that has one: what only an
+        offer carries (Scope's ``input_source``) reaches a hot standby too, not only
+        after its next reconnect. A warm standby offers it when it is woken."""
+        for supervisor in self.main_screen.supervisors.values():
+            if supervisor.active:
+                supervisor.reconnect(why)
 
     def _register_commands(self) -> None:
         store = self.store
