@@ -11,6 +11,8 @@ for when ``check`` has been looked at too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bench.music.compose import Piece
 
 # (style, bpm, extra) — the styles VJs play, with the hard cases the issue lists.
@@ -90,43 +92,60 @@ def heldout() -> list[Piece]:
     return out
 
 
-def check() -> list[Piece]:
-    """A third look, kept for the end of a tuning round: yet other seeds and tempi, and
-    the three soundfonts in turn, so a change that only fits ``dev`` and ``heldout``
-    shows here."""
-    fonts = ("fluidr3", "musescore", "timgm6mb")
+def _variant(
+    seed: tuple[int, int],
+    fonts: tuple[str, ...],
+    shift: Callable[[int, str], int],
+    ramp: tuple[float, float],
+    step: tuple[float, float],
+) -> list[Piece]:
+    """Every piece of the plan again: seeds ``seed[0] + seed[1] * i``, soundfonts in
+    turn, tempo ``shift(i, style)`` away, the ramp's end and times moved by ``ramp``,
+    the tempo step's tempo and time by ``step``."""
     out = []
     for i, (name, style, bpm, extra) in enumerate(_PLAN):
         extra = dict(extra)
         if "ramp" in extra:
             to, a, b = extra["ramp"]
-            extra["ramp"] = (to - 2, a + 4, b + 4)
+            extra["ramp"] = (to + ramp[0], a + ramp[1], b + ramp[1])
         if "step" in extra:
-            extra["step"] = (extra["step"][0] + 6, extra["step"][1] - 2)
-        shift = -(_SHIFT[style] // 2) + (1 if i % 2 else -1)
+            extra["step"] = (extra["step"][0] + step[0], extra["step"][1] + step[1])
         out.append(
-            Piece(name, style, bpm + shift, seed=20000 + 53 * i, soundfont=fonts[i % 3], **extra)
+            Piece(
+                name,
+                style,
+                bpm + shift(i, style),
+                seed=seed[0] + seed[1] * i,
+                soundfont=fonts[i % len(fonts)],
+                **extra,
+            )
         )
     return out
+
+
+def check() -> list[Piece]:
+    """A third look, kept for the end of a tuning round: yet other seeds and tempi, and
+    the three soundfonts in turn, so a change that only fits ``dev`` and ``heldout``
+    shows here."""
+    return _variant(
+        (20000, 53),
+        ("fluidr3", "musescore", "timgm6mb"),
+        lambda i, style: -(_SHIFT[style] // 2) + (1 if i % 2 else -1),
+        (-2, 4),
+        (6, -2),
+    )
 
 
 def final() -> list[Piece]:
     """The last look, for a round's end once ``check`` has been tuned on too: other
     seeds and tempi again (shifted the other way), the soundfonts in another order."""
-    fonts = ("timgm6mb", "fluidr3", "musescore")
-    out = []
-    for i, (name, style, bpm, extra) in enumerate(_PLAN):
-        extra = dict(extra)
-        if "ramp" in extra:
-            to, a, b = extra["ramp"]
-            extra["ramp"] = (to + 1, a + 1, b + 1)
-        if "step" in extra:
-            extra["step"] = (extra["step"][0] - 4, extra["step"][1] + 1)
-        shift = (_SHIFT[style] + 1) // 3 - (1 if i % 3 == 0 else 0)
-        out.append(
-            Piece(name, style, bpm + shift, seed=40000 + 71 * i, soundfont=fonts[i % 3], **extra)
-        )
-    return out
+    return _variant(
+        (40000, 71),
+        ("timgm6mb", "fluidr3", "musescore"),
+        lambda i, style: (_SHIFT[style] + 1) // 3 - (1 if i % 3 == 0 else 0),
+        (1, 1),
+        (-4, 1),
+    )
 
 
 SETS = {"dev": dev, "heldout": heldout, "check": check, "final": final}
