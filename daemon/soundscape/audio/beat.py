@@ -38,14 +38,16 @@ Every ``update_interval`` seconds:
 4. **Phase.** Each band is folded at the beat period (squared, recent beats
    weighted most) and standardised; the weighted sum scores every phase.
    The best phase near the predicted beat corrects it by half the error
-   each update. A far-away best phase must persist ``JUMP_CONFIRM`` before
-   the clock jumps to it (no flips on syncopation or a fill). Which of the
-   two half-beat grids is the beat is the mid band's call (snare, clap and
-   chords fall on beats; kick, bass and hats often sit off them): its fold
-   on the clock's beats against half a beat off, summed over the last
-   seconds; the clock moves half a beat when that sum turns clearly
-   against it, and a seed takes the side the mid band has. A tempo change
-   of more than a few percent re-seeds the phase.
+   each update, at most ``PLL_MAX_STEP`` of a period (through a breakdown a
+   chord stab a 16th early must not drag the clock there). A far-away best
+   phase must persist ``JUMP_CONFIRM`` before the clock jumps to it (no
+   flips on syncopation or a fill). Which of the two half-beat grids is the
+   beat is the mid band's call (snare, clap and chords fall on beats; kick,
+   bass and hats often sit off them): its fold on the clock's beats against
+   half a beat off, summed over the last seconds; the clock moves half a
+   beat when that sum turns clearly against it. A tempo change of more than
+   a few percent re-seeds the phase (from the full scores; the side's
+   evidence starts afresh).
 5. **Bars.** Low and mid strength around each beat is accumulated per beat
    of the bar (kick on beat 1, snare or clap on the backbeats), and so is the
    harmonic change at each beat (the analyzer's pitch-class profile averaged
@@ -99,6 +101,7 @@ CONC_32 = 1.7  # a 2:3 tempo whose fold is this much sharper takes over (6/8)
 PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
 PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
 PLL_PHASE_GAIN = 0.5  # share of the phase error corrected per update
+PLL_MAX_STEP = 0.05  # share of a period the loop may move the clock per update
 JUMP_CONFIRM = 1.0  # s a far-away phase must persist before the clock jumps to it
 SIDE_DECAY = 0.9  # weight of each older beat in the mid band's fold that picks the side
 SIDE_TAU = 3.0  # s, memory of the side evidence (the mid band on the beat over half a beat off)
@@ -873,7 +876,8 @@ class BeatTracker:
         self.period = 60.0 / bpm
         self.bpm = bpm
         if self.next_beat is not None:
-            self.next_beat += PLL_PHASE_GAIN * err
+            step = PLL_MAX_STEP * self.period
+            self.next_beat += min(max(PLL_PHASE_GAIN * err, -step), step)
 
     def _side_margin(self, mid: np.ndarray, frames: float, back: float) -> float:
         """How much more the mid band gathers on the beat ``back`` frames ago than half
@@ -906,13 +910,7 @@ class BeatTracker:
         frames = period / self.hop
         scores = self._phase_scores(back, frames, PHASE_DECAY)
         best = int(np.argmax(scores))
-        # The side as the mid band has it (see _side_margin); its evidence starts afresh.
-        self._side = 0.0
-        if self._side_margin(back[1], frames, best) < 0.0:
-            n = len(scores)
-            w = int(PHASE_WINDOW * frames)
-            near = np.rint(best + 0.5 * frames + np.arange(-w, w + 1)).astype(np.intp) % n
-            best = int(near[int(np.argmax(scores[near]))])
+        self._side = 0.0  # the side's evidence starts afresh (see _track_phase)
         beat = self._t_newest - best * self.hop
         self._pending_beat = None
         self._place(period, beat)
