@@ -219,6 +219,47 @@ def test_off_beat_hats_do_not_pull_the_clock_off_the_kick_and_clap() -> None:
     assert np.mean(np.abs(residual) < 0.1) >= 0.95
 
 
+def test_the_snare_picks_the_side_when_kick_bass_and_hats_sit_off_the_beat() -> None:
+    """A half-time groove (dubstep-like): the kick and bass hit on the one and on the
+    off-beats after beats 2 and 3 (with chord stabs), the hats on every off-beat, and
+    only the snare on beat 3 and a chord on the one mark the beats. Low and high
+    bands favour the off-beat grid and so did the full phase scores; the side is the
+    mid band's, summed over time, so the clock must sit on the beats (it used to lock
+    half a beat off)."""
+    hop, bpm, seconds, t0 = 0.005, 140.0, 24.0, 0.1
+    period = 60.0 / bpm
+    rng = np.random.default_rng(2)
+    bands = np.zeros((3, int(seconds / hop)))
+
+    def hit(band: int, t: float, v: float) -> None:
+        k = round(t / hop)
+        if k < bands.shape[1]:
+            bands[band, k] += v
+
+    for bar in range(int((seconds - t0) / (4 * period)) + 1):
+        t = t0 + bar * 4 * period
+        hit(0, t, 1.0)  # kick and bass on the one
+        hit(1, t, 0.4)  # a chord on the one
+        hit(1, t + 2 * period, 1.0)  # the snare on beat 3
+        for off in (1.5, 2.5):
+            hit(0, t + off * period, 1.0)  # kick and bass after beats 2 and 3
+            hit(1, t + off * period, 0.6)  # chord stabs with them
+        for beat in range(4):
+            hit(2, t + (beat + 0.5) * period, 1.0)  # off-beat hats
+            hit(1, t + (beat + 0.25) * period, 0.2 * rng.random())  # ghost notes
+    tracker = BeatTracker(BeatSection())
+    fired = []
+    for k in range(bands.shape[1]):
+        lo, mid, hi = bands[:, k].tolist()
+        t = k * hop
+        if tracker.update_bands(lo, mid, hi, t, t + hop, hop, lo + mid + hi > 0):
+            fired.append(tracker.last_beat)
+    assert tracker.bpm == pytest.approx(bpm, abs=0.5)
+    late = np.array([b for b in fired if b > 6.0])
+    residual = ((late - t0) / period + 0.5) % 1.0 - 0.5
+    assert np.mean(np.abs(residual) < 0.1) >= 0.95
+
+
 def test_phases_at_is_phase_at_and_bar_phase_at() -> None:
     tracker = BeatTracker(BeatSection())
     assert tracker.phases_at(1.0) == (0.0, 0.0)

@@ -38,11 +38,16 @@ Every ``update_interval`` seconds:
 4. **Phase.** Each band is folded at the beat period (squared, recent beats
    weighted most) and standardised; the weighted sum scores every phase.
    The best phase near the predicted beat corrects it by half the error
-   each update. A far-away best phase must persist ``JUMP_CONFIRM`` before
-   the clock jumps to it (no flips on syncopation or a fill), and a jump by
-   about half a beat waits while the low and mid bands, summed over the
-   wait, are against it (off-beat hats alone do not move the clock); a
-   tempo change of more than a few percent re-seeds the phase.
+   each update, at most ``PLL_MAX_STEP`` of a period (through a breakdown a
+   chord stab a 16th early must not drag the clock there). A far-away best
+   phase must persist ``JUMP_CONFIRM`` before the clock jumps to it (no
+   flips on syncopation or a fill). Which of the two half-beat grids is the
+   beat is the mid band's call (snare, clap and chords fall on beats; kick,
+   bass and hats often sit off them): its fold on the clock's beats against
+   half a beat off, summed over the last seconds; the clock moves half a
+   beat when that sum turns clearly against it. A tempo change of more than
+   a few percent re-seeds the phase (from the full scores; the side's
+   evidence starts afresh).
 5. **Bars.** Low and mid strength around each beat is accumulated per beat
    of the bar (kick on beat 1, snare or clap on the backbeats), and so is the
    harmonic change at each beat (the analyzer's pitch-class profile averaged
@@ -96,7 +101,12 @@ CONC_32 = 1.7  # a 2:3 tempo whose fold is this much sharper takes over (6/8)
 PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
 PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
 PLL_PHASE_GAIN = 0.5  # share of the phase error corrected per update
+PLL_MAX_STEP = 0.05  # share of a period the loop may move the clock per update
 JUMP_CONFIRM = 1.0  # s a far-away phase must persist before the clock jumps to it
+SIDE_DECAY = 0.9  # weight of each older beat in the mid band's fold that picks the side
+SIDE_TAU = 3.0  # s, memory of the side evidence (the mid band on the beat over half a beat off)
+SIDE_FLIP = 1.5  # accumulated evidence (z units x updates) for which the clock moves half a beat
+SIDE_WINDOW = 0.1  # share of a period around each side's beat its mid band peak is sought in
 RAMP_SPAN = 4.0  # s of tempo readings a ramp is fitted on
 RAMP_LEAD = 2.0  # s ahead on a steady ramp the tempo is read (about the window's lag)
 RESEED = 0.04  # filter tempo this far from the loop's: re-seed the loop
@@ -390,7 +400,7 @@ class BeatTracker:
         self._confirmed = False  # the last estimate found the beats where the clock has them
         self._pending_beat: float | None = None
         self._pending_since = 0.0
-        self._pending_back = 0.0  # summed backbone margin of the pending phase
+        self._side = 0.0  # summed mid-band evidence for the clock's side (< 0: off)
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
             self._tempo_hist.clear()
@@ -730,8 +740,7 @@ class BeatTracker:
 
         Each band votes with the shape of its own fold, not its loudness: a
         soft kick on the beat counts against loud hats or a bass off it.
-        Returns the weighted sum and, second row, its backbone part (low and
-        mid bands: the hats left out).
+        Returns the weighted sum.
         """
         m = bands.shape[-1]
         view = self._reversed(bands**PHASE_POWER)
@@ -741,9 +750,7 @@ class BeatTracker:
         dev = folds - np.add.reduce(folds, axis=1, keepdims=True) / count
         sd = np.sqrt(np.add.reduce(dev * dev, axis=1, keepdims=True) / count)
         sd[sd <= 0] = 1.0
-        votes = dev / sd * self._phase_w
-        back = votes[0] + votes[1]
-        return np.stack((back + votes[2], back))
+        return np.add.reduce(dev / sd * self._phase_w, axis=0)
 
     def _grid_folds(
         self, env: np.ndarray, tempi: np.ndarray, scale: float, decay: float
@@ -819,7 +826,7 @@ class BeatTracker:
             return
         # Predicted beat nearest to the newest frame, then the fold's best phase near it.
         frames = self.period / self.hop
-        scores, backbone = self._phase_scores(back, frames, PHASE_DECAY)
+        scores = self._phase_scores(back, frames, PHASE_DECAY)
         nb = self.next_beat if self.next_beat is not None else now
         predicted = (nb - now) % self.period  # s after now of the next beat
         pred_back = (self.period - predicted) / self.hop  # frames back of the previous beat
@@ -834,11 +841,23 @@ class BeatTracker:
             den = a - 2 * b + c
             if den < 0:
                 err_frames += 0.5 * (a - c) / den
+        # The side of the beat: evidence summed over updates (see _side_margin).
+        self._side = self._side * math.exp(
+            -self.config.update_interval / SIDE_TAU
+        ) + self._side_margin(back[1], frames, pred_back)
+        if self._side < -SIDE_FLIP:
+            self._side = -self._side
+            self._pending_beat = None
+            self._place(self.period, now - (pred_back + 0.5 * frames) * self.hop)
+            return
         glob = int(np.argmax(scores))
         far = abs(((glob - pred_back + n / 2) % n) - n / 2) > PHASE_WINDOW * frames
         # An early guess is trusted once a later one finds its beats where the clock has them.
         self._confirmed = not far
-        if far and scores[glob] > local + 0.3 * sum(PHASE_W):
+        # A best phase about half a beat off is the side's to decide (hats, a
+        # rolling bass or a fill often peak there for a while).
+        half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
+        if far and not half and scores[glob] > local + 0.3 * sum(PHASE_W):
             beat = now - glob * self.hop
             same = (
                 self._pending_beat is not None
@@ -846,16 +865,7 @@ class BeatTracker:
             )
             if not same:
                 self._pending_beat, self._pending_since = beat, now
-                self._pending_back = 0.0
-            # Off-beat hats (one sharp peak in their fold) can outvote the
-            # busier low and mid bands for a while (a fill, a rolling bass): a
-            # jump by about half a beat must not go against those, which carry
-            # the beat, over the time it waits.
-            self._pending_back += float(backbone[glob] - backbone[near[k]])
-            half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
-            if now - self._pending_since >= JUMP_CONFIRM and not (
-                half and self._pending_back < 0.0
-            ):
+            if now - self._pending_since >= JUMP_CONFIRM:
                 self._pending_beat = None
                 self._place(self.period, beat)
                 return
@@ -866,12 +876,42 @@ class BeatTracker:
         self.period = 60.0 / bpm
         self.bpm = bpm
         if self.next_beat is not None:
-            self.next_beat += PLL_PHASE_GAIN * err
+            step = PLL_MAX_STEP * self.period
+            self.next_beat += min(max(PLL_PHASE_GAIN * err, -step), step)
+
+    def _side_margin(self, mid: np.ndarray, frames: float, back: float) -> float:
+        """How much more the mid band gathers on the beat ``back`` frames ago than half
+        a beat from it (standardised fold, older beats weighing ``SIDE_DECAY``).
+
+        Which of two half-beat grids carries the beat: the snare, clap and
+        chords mostly fall on beats, while the kick, the bass and the hats
+        often sit on the off-beats (house and techno hats, a dubstep or
+        afro kick, an off-beat bass) and outvote them in the full phase
+        scores for seconds at a time. Measured on the three tuning sets, the
+        mid band alone picks the right grid at 82 % or more of the updates
+        of every piece but one, the full scores at 54 % in the worst.
+        """
+        m = mid.shape[-1]
+        fold = _folds(self._reversed(mid * mid), m, np.array([frames]), SIDE_DECAY)[0][0]
+        dev = fold - np.add.reduce(fold) / len(fold)
+        sd = math.sqrt(float(np.dot(dev, dev)) / len(fold))
+        if not sd > 0:
+            return 0.0
+        n = len(fold)
+        w = int(SIDE_WINDOW * frames)
+        on = back + np.arange(-w, w + 1)
+        off = on + 0.5 * frames
+        on_peak = float(dev[np.rint(on).astype(np.intp) % n].max())
+        off_peak = float(dev[np.rint(off).astype(np.intp) % n].max())
+        return (on_peak - off_peak) / sd
 
     def _seed(self, period: float, back: np.ndarray) -> None:
         self._confirmed = False
-        scores = self._phase_scores(back, period / self.hop, PHASE_DECAY)[0]
-        beat = self._t_newest - int(np.argmax(scores)) * self.hop
+        frames = period / self.hop
+        scores = self._phase_scores(back, frames, PHASE_DECAY)
+        best = int(np.argmax(scores))
+        self._side = 0.0  # the side's evidence starts afresh (see _track_phase)
+        beat = self._t_newest - best * self.hop
         self._pending_beat = None
         self._place(period, beat)
 
