@@ -152,6 +152,9 @@ class BeatTracker:
         self._band_k = 1.0 - math.exp(-hop / BAND_TAU)
         steps = int(math.log(cfg.max_bpm / cfg.min_bpm) / GRID_STEP) + 1
         self._bpms = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps))
+        self._bpm_list = self._bpms.tolist()
+        # The weighted salience between two -1 ends, for the peak picking (see _metrical).
+        self._peak_buf = np.full(steps + 2, -1.0)
         # The salience grid reaches twice as fast, for the subdivision of each tempo.
         self._octave = round(math.log(2.0) / GRID_STEP)
         ext = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps + self._octave))
@@ -596,31 +599,35 @@ class BeatTracker:
         sub = s[self._octave : self._octave + n]
         ratio = np.minimum(sub / np.maximum(s[:n], 1e-9), 1.0)
         s = s[:n] * (1.0 - SUB_DAMP + SUB_DAMP * ratio)
-        top = float(s.max())
+        top = float(np.maximum.reduce(s))
         if top <= 0:
             return np.ones(n)
         s = s / top
-        weighted = s * self._prior
         # Local maxima, strongest first; the ends of the grid count (a 60 or
-        # 180 BPM loop peaks there).
-        padded = np.concatenate(([-1.0], weighted, [-1.0]))
-        inner = padded[1:-1]
-        peaks = np.flatnonzero((inner >= padded[:-2]) & (inner > padded[2:]))
-        peaks = peaks[np.argsort(weighted[peaks])[::-1][:PEAKS]]
+        # 180 BPM loop peaks there): a buffer with -1 at both ends.
+        padded = self._peak_buf
+        weighted = padded[1:-1]
+        np.multiply(s, self._prior, out=weighted)
+        peaks = np.flatnonzero((weighted >= padded[:-2]) & (weighted > padded[2:]))
+        peaks = peaks[np.argsort(weighted[peaks])[::-1][:PEAKS]].tolist()
         peaks = self._three_two(peaks, weighted, back)
         cfg = self.config
         floor = 0.1**cfg.accent_weight
         metre = np.full(n, floor)
         width = max(int(0.03 / GRID_STEP), 1)
-        order = sorted(peaks.tolist(), key=lambda i: weighted[i])
-        alternation = self._alternation(back, np.array(order, dtype=np.intp))
-        tatum = self._tatum(np.array(order, dtype=np.intp))
-        for i, alt, tat in zip(order, alternation.tolist(), tatum.tolist(), strict=True):
+        strength = dict(zip(peaks, weighted[peaks].tolist(), strict=True))
+        order = sorted(peaks, key=strength.__getitem__)
+        alternation = self._alternation(back, order)
+        tatum = self._tatum(order)
+        for i, alt, tat in zip(order, alternation, tatum, strict=True):
             lo, hi = max(i - width, 0), i + width + 1
             metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * tat
-        return (weighted * metre) ** 2 + 1e-6
+        metre *= weighted
+        np.multiply(metre, metre, out=metre)
+        metre += 1e-6
+        return metre
 
-    def _tatum(self, tempi: np.ndarray) -> np.ndarray:
+    def _tatum(self, tempi: list[int]) -> list[float]:
         """How well the hats make each tempo the beat: a factor per tempo (1: no objection).
 
         Hats, shakers and rides mark the fastest regular pulse, and a beat
@@ -634,67 +641,77 @@ class BeatTracker:
         split the hats' own period, but they split the beat).
         """
         if not self._tatum_fresh:
-            return self._tatum_last[tempi]
-        self._tatum_last[:] = 1.0
+            return self._tatum_last[tempi].tolist()
+        last = self._tatum_last
+        last.fill(1.0)
         acfs = self._acfs
         k = len(tempi)
         limit = self._max_lag
         lo = max(int(SPLIT_MIN_LAG / self.hop), 1)
         hi = min(int(SPLIT_MAX_LAG / self.hop), int(limit))
         if acfs is None or not k or hi <= lo:
-            return np.ones(k)
+            return [1.0] * k
         if self._split_lags is None:
             # Lags (frames) of whole beats, half beats and thirds of every
             # tempo of the grid reaching an octave faster (index + octave).
             ext = self.config.min_bpm * np.exp(GRID_STEP * np.arange(len(self._lags)))
             self._split_lags = (60.0 / ext / self.hop)[:, None] * SPLIT_TEETH
         # Every tempo and its double, in both envelopes at once: (2, 2k, 12).
-        lags = self._split_lags[np.concatenate((tempi, tempi + self._octave))]
+        lags = self._split_lags[tempi + [i + self._octave for i in tempi]]
         valid = lags < limit
         x = np.minimum(lags, limit - 1.0)
         i0 = x.astype(np.intp)
         below = acfs[:, i0]
         values = below + (acfs[:, i0 + 1] - below) * (x - i0)  # linear between lags
         values *= valid
-        counts = valid.reshape(2 * k, 3, 4).sum(axis=2)  # whole / half / third
-        beat, half, third = np.moveaxis(values.reshape(2, 2 * k, 3, 4).sum(axis=3), 2, 0)
-        nb, nh, n3 = counts.T.tolist()
-        top = acfs[:, lo:hi].max(axis=1).tolist()  # each envelope at its own period
+        # Per envelope and tempo: the sums over whole beats, half beats and
+        # thirds, and how many of each are inside the window.
+        sums = np.add.reduce(values.reshape(2, 2 * k, 3, 4), axis=3).tolist()
+        counts = np.add.reduce(valid.reshape(2 * k, 3, 4), axis=2).tolist()
+        top = np.maximum.reduce(acfs[:, lo:hi], axis=1).tolist()  # each envelope at its own period
         # Sure as far as the hats are periodic at all (none: no opinion).
         sure = min(max(top[0] / TATUM_SURE, 0.0), 1.0)
         good = [[0.0] * (2 * k), [0.0] * (2 * k)]
-        for e, (b_row, h_row, t_row) in enumerate(
-            zip(beat.tolist(), half.tolist(), third.tolist(), strict=True)
-        ):
+        for e in range(2):
+            peak = top[e]
+            if peak <= 0:
+                continue
+            rows, row_good = sums[e], good[e]
             for r in range(2 * k):
-                if not (nb[r] and nh[r]) or top[e] <= 0:
+                nb, nh, n3 = counts[r]
+                if not (nb and nh):
                     continue
-                whole = b_row[r] / nb[r]
+                b_sum, h_sum, t_sum = rows[r]
+                whole = b_sum / nb
                 if whole <= 0:
                     continue
-                split = h_row[r] / nh[r]
+                split = h_sum / nh
                 # A tempo's own beats may split in three in the hats (6/8);
                 # the faster octave's in two only, and the pulse's (with
                 # 16th notes in it, any false tempo on the 16th grid, 4:3,
                 # splits in three).
-                if e == 0 and r < k and n3[r]:
-                    split = max(split, t_row[r] / n3[r])
-                fit = min(whole / top[e], 1.0)
-                good[e][r] = fit * min(max(split / whole / SPLIT_FULL, 0.0), 1.0)
+                if e == 0 and r < k and n3:
+                    split = max(split, t_sum / n3)
+                fit = min(whole / peak, 1.0)
+                row_good[r] = fit * min(max(split / whole / SPLIT_FULL, 0.0), 1.0)
         fastest = self.config.max_bpm * (1.0 + GRID_STEP)  # the end of the grid counts
-        out = np.ones(k)
-        for r, i in enumerate(tempi.tolist()):
-            if nb[r] and nh[r]:
-                own = max(good[0][r], good[1][r])
-                out[r] *= 1.0 - TATUM_SPLIT * sure * (1.0 - own)
-            if nb[k + r] and nh[k + r] and 2.0 * self._bpms[i] <= fastest:
-                out[r] *= 1.0 - TATUM_FAST * sure * good[0][k + r]
+        bpms = self._bpm_list
         width = max(int(0.03 / GRID_STEP), 1)
-        for i, f in zip(tempi.tolist(), out.tolist(), strict=True):
-            self._tatum_last[max(i - width, 0) : i + width + 1] = f
+        out = []
+        for r, i in enumerate(tempi):
+            f = 1.0
+            nb, nh, _ = counts[r]
+            if nb and nh:
+                own = max(good[0][r], good[1][r])
+                f *= 1.0 - TATUM_SPLIT * sure * (1.0 - own)
+            nb, nh, _ = counts[k + r]
+            if nb and nh and 2.0 * bpms[i] <= fastest:
+                f *= 1.0 - TATUM_FAST * sure * good[0][k + r]
+            last[max(i - width, 0) : i + width + 1] = f
+            out.append(f)
         return out
 
-    def _three_two(self, peaks: np.ndarray, weighted: np.ndarray, back: np.ndarray) -> np.ndarray:
+    def _three_two(self, peaks: list[int], weighted: np.ndarray, back: np.ndarray) -> list[int]:
         """Raise (in place) a tempo two thirds as fast as a peak whose beats gather the accents.
 
         In 6/8 the quarter-note reading (two eighths) is subdivided in two and
@@ -706,16 +723,22 @@ class BeatTracker:
         """
         shift = round(math.log(1.5) / GRID_STEP)
         width = max(int(0.02 / GRID_STEP), 1)
-        out = peaks.tolist()
+        out = list(peaks)
         pairs = [(i, i - shift) for i in out[:2] if i >= shift]  # the two strongest
         if not pairs:
-            return peaks
+            return out
         # How sharply the accents gather on one phase of each period: the
         # fold's peak over its mean (all four folds at once).
-        folds, valid, _ = self._grid_folds(back * back, np.array(pairs).ravel(), 1.0, 0.85)
-        means = np.where(valid, folds, 0.0).sum(axis=1) / valid.sum(axis=1)
-        peaks_ = np.where(valid, folds, -np.inf).max(axis=1)
-        conc = np.divide(peaks_, means, out=np.ones_like(means), where=means > 0).tolist()
+        folds, _, ceils = self._grid_folds(back * back, [i for p in pairs for i in p], 1.0, 0.85)
+        phases = folds.shape[1]
+        short = [(r, c) for r, c in enumerate(ceils) if c < phases]
+        for r, c in short:  # phases past a tempo's period are not its own
+            folds[r, c:] = 0.0
+        means = (np.add.reduce(folds, axis=1) / np.array(ceils)).tolist()
+        for r, c in short:
+            folds[r, c:] = -np.inf
+        tops = np.maximum.reduce(folds, axis=1).tolist()
+        conc = [t / mean if mean > 0 else 1.0 for t, mean in zip(tops, means, strict=True)]
         for k, (i, j) in enumerate(pairs):
             ci, cj = conc[2 * k], conc[2 * k + 1]
             if cj > CONC_32 * ci:
@@ -723,7 +746,7 @@ class BeatTracker:
                 gain = min(cj / (CONC_32 * ci), 2.0)
                 weighted[lo:hi] = np.maximum(weighted[lo:hi], weighted[i] * gain)
                 out.append(j)
-        return np.asarray(out, dtype=np.intp)
+        return out
 
     def _phase_scores(self, bands: np.ndarray, period: float, decay: float) -> np.ndarray:
         """Phase scores from the three bands, each standardised over the phases.
@@ -746,39 +769,58 @@ class BeatTracker:
         return np.stack((back + votes[2], back))
 
     def _grid_folds(
-        self, env: np.ndarray, tempi: np.ndarray, scale: float, decay: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:func:`_folds` at ``scale`` times the periods of grid tempi (indices), from a table.
+        self, env: np.ndarray, tempi: list[int], scale: float, decay: float
+    ) -> tuple[np.ndarray, list[float], list[int]]:
+        """:func:`_folds` at ``scale`` times the periods of grid tempi (indices), from tables.
 
-        The combs of every grid tempo are computed once per envelope length
-        (which only changes while the window fills). Returns the folds, the
-        valid phases and the periods in frames.
+        The tables hold every grid tempo's comb for the whole window, so they
+        are built once (not at every update while the window fills): a
+        shorter envelope uses fewer of each comb's beats (the rest weigh
+        zero). Returns the folds, whose phases at and beyond a tempo's
+        ceiling are not part of its fold, the periods in frames and their
+        ceilings (plain lists: a handful of tempi).
         """
         m = env.shape[-1]
-        key = (scale, decay)
-        table = self._grid_combs.get(key)
-        if table is None or table[0] != m:
-            periods = scale * 60.0 / self._bpms / self.hop
-            beats = np.maximum(((m - 1) / periods).astype(np.intp), 1)
-            ks = np.arange(int(beats.max()))
-            inside = ks < beats[:, None]
-            weights = np.where(inside, decay**ks, 0.0)
-            offsets = np.where(inside, np.rint(periods[:, None] * ks), 0).astype(np.intp)
-            ceil = np.ceil(periods).astype(np.intp)
-            table = (m, periods, beats.tolist(), offsets, weights, weights.sum(axis=1), ceil)
-            self._grid_combs[key] = table
-        _, periods, beats, offsets, weights, mass, ceil = table
-        # A handful of tempi: their beat counts and widths as plain integers.
-        picked = tempi.tolist()
-        used = max(beats[i] for i in picked)
-        ceils = ceil[tempi]
-        width = max(ceils.tolist())
-        w = weights[tempi, :used]
+        table = self._grid_combs.get((scale, decay))
+        if table is None:
+            table = self._grid_table(scale, decay)
+        periods, ceil, offsets, weights, masses = table
+        ps = [periods[i] for i in tempi]
+        beats = [max(int((m - 1) / p), 1) for p in ps]
+        used = max(beats)
+        cs = [ceil[i] for i in tempi]
+        width = max(cs)
+        # The comb's weights are summed as in a table of every tempo's combs
+        # for this length, each row as long as the fastest tempo's comb.
+        longest = max(int((m - 1) / periods[-1]), 1)
+        mass = []
+        for b in beats:
+            total = masses.get((b, longest))
+            if total is None:
+                total = masses[b, longest] = float(np.add.reduce(weights[b, :longest]))
+            mass.append(total)
+        w = weights[beats, :used]
         rows = self._reversed(env)[..., offsets[tempi, :used], :width]
-        total = np.matmul(w[:, None, :], rows)[..., 0, :]
-        phases = self._phases if width <= len(self._phases) else np.arange(width)
-        valid = phases[:width] < ceils[:, None]
-        return total / mass[tempi][:, None], valid, periods[tempi]
+        folds = np.matmul(w[:, None, :], rows)[..., 0, :]
+        folds /= np.array(mass)[:, None]
+        return folds, ps, cs
+
+    def _grid_table(self, scale: float, decay: float) -> tuple:
+        """The combs of every grid tempo at ``scale`` times its period, for the whole window."""
+        n = self._len
+        periods = scale * 60.0 / self._bpms / self.hop
+        most = max(int((n - 1) / float(periods.min())), 1)
+        ks = np.arange(most)
+        # Beat k of each comb, frames back (an offset past the window only
+        # ever has weight zero: it is kept inside the buffer).
+        offsets = np.rint(periods[:, None] * ks).astype(np.intp)
+        offsets[offsets > n - 1] = 0
+        # Row b: the weights of a comb of b beats (zero beyond).
+        weights = np.where(ks < np.arange(most + 1)[:, None], decay**ks, 0.0)
+        ceil = np.ceil(periods).astype(np.intp).tolist()
+        table = (periods.tolist(), ceil, offsets, weights, {})
+        self._grid_combs[scale, decay] = table
+        return table
 
     def _reversed(self, env: np.ndarray) -> np.ndarray:
         """``env`` (frames, or bands x frames) newest first, zero beyond, as overlapping rows.
@@ -795,21 +837,32 @@ class BeatTracker:
         self._rev_used[env.ndim] = m
         return rows
 
-    def _alternation(self, back: np.ndarray, tempi: np.ndarray) -> np.ndarray:
+    def _alternation(self, back: np.ndarray, tempi: list[int]) -> list[float]:
         """How strong the weaker of alternate beats is, relative to the stronger (0..1).
 
         For each tempo (index in the grid). Measured above the fold's quietest
         phase (the floor between hits), so steady noise does not pull the
         ratio toward 1.
         """
-        folds, valid, periods = self._grid_folds(back, tempi, 2.0, 1.0)
-        floor = np.where(valid, folds, np.inf).min(axis=1)
-        best = np.where(valid, folds, -np.inf).argmax(axis=1)
-        rows = np.arange(len(tempi))
-        on = folds[rows, best] - floor
-        other = np.rint(best + 0.5 * periods).astype(np.intp) % valid.sum(axis=1)
-        off = np.maximum(folds[rows, other] - floor, 0.0)
-        return np.divide(off, on, out=np.ones_like(on), where=on > 0)
+        folds, periods, ceils = self._grid_folds(back, tempi, 2.0, 1.0)
+        width = folds.shape[1]
+        short = [(r, c) for r, c in enumerate(ceils) if c < width]
+        for r, c in short:  # phases past a tempo's period are not its own
+            folds[r, c:] = np.inf
+        floor = np.minimum.reduce(folds, axis=1).tolist()
+        for r, c in short:
+            folds[r, c:] = -np.inf
+        best = folds.argmax(axis=1).tolist()
+        # Half a period on (rounded half to even, as np.rint does).
+        other = [round(b + 0.5 * p) % c for b, p, c in zip(best, periods, ceils, strict=True)]
+        k = len(tempi)
+        at = folds[list(range(k)) * 2, best + other].tolist()
+        out = []
+        for r in range(k):
+            on = at[r] - floor[r]
+            off = max(at[k + r] - floor[r], 0.0)
+            out.append(off / on if on > 0 else 1.0)
+        return out
 
     def _track_phase(self, bpm: float, back: np.ndarray) -> None:
         period = 60.0 / bpm
