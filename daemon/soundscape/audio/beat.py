@@ -164,7 +164,7 @@ class BeatTracker:
         self._comb: tuple | None = None  # see _make_comb
         self._max_lag = 0.0  # frames: the longest lag the combs read (see _make_comb)
         self._split_lags: np.ndarray | None = None  # see _tatum
-        self._pulse_acf: np.ndarray | None = None
+        self._comb_parts: tuple | None = None  # see _make_comb
         # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
         self._acfs: np.ndarray | None = None
         self._tatum_fresh = False  # the hat cue was measured at this update
@@ -436,8 +436,8 @@ class BeatTracker:
         # cue is measured every other update (the last factors hold between).
         self._tatum_fresh = m < n or not self._tatum_fresh
         if self._tatum_fresh:
-            hats = self._acf(phase_env[2])
-            self._acfs = None if hats is None else np.stack([hats, self._pulse_acf])
+            acfs = self._comb[-1]  # type: ignore[index]
+            self._acfs = None if self._acf(phase_env[2], acfs[0]) is None else acfs
         obs = self._metrical(salience, back)
         # Forward filter: drift, rare jumps, evidence.
         # Divided by the kernel mass inside the grid, so the slowest and fastest
@@ -445,11 +445,11 @@ class BeatTracker:
         belief = np.convolve(self._belief, self._drift, mode="same") / self._drift_mass
         belief = belief * (1.0 - JUMP) + JUMP / len(belief)
         belief *= obs
-        total = float(belief.sum())
+        total = float(np.add.reduce(belief))
         if not total > 0 or not math.isfinite(total):
             return
         self._belief = belief / total
-        best = int(np.argmax(self._belief))
+        best = int(self._belief.argmax())
         bpm = float(self._bpms[best])
         salience = salience[: len(self._bpms)]
         if 0 < best < len(salience) - 1:  # parabolic refinement on the salience
@@ -502,39 +502,57 @@ class BeatTracker:
         count = len(hist)
         if count < 6:
             return bpm
-        ts = [h[0] for h in hist]
-        bs = [h[1] for h in hist]
+        ts, bs = zip(*hist, strict=True)
         if max(bs) - min(bs) > RESEED:
             return bpm
         t_mean = sum(ts) / count
         b_mean = sum(bs) / count
         ts = [t - t_mean for t in ts]
         bs = [b - b_mean for b in bs]
-        slope = sum(t * b for t, b in zip(ts, bs, strict=True)) / sum(t * t for t in ts)
+        # The sums in order, as sum() adds them.
+        sxy = sxx = 0.0
+        for t, b in zip(ts, bs, strict=True):
+            sxy += t * b
+            sxx += t * t
+        slope = sxy / sxx
         resid = [b - slope * t for t, b in zip(ts, bs, strict=True)]
         r_mean = sum(resid) / count
-        scatter = math.sqrt(sum((r - r_mean) ** 2 for r in resid) / count)
+        ss = 0.0
+        for r in resid:
+            ss += (r - r_mean) ** 2
+        scatter = math.sqrt(ss / count)
         if abs(slope) * RAMP_SPAN < 3.0 * scatter + 1e-3:
             return bpm
         return bpm * math.exp(slope * RAMP_LEAD)
 
     def _salience(self, env: np.ndarray) -> np.ndarray | None:
-        """Comb score of the envelope's autocorrelation for every tempo of the grid."""
-        unbiased = self._pulse_acf = self._acf(env)
-        if unbiased is None:
-            return None
-        _, _, _, taps, weights, empty, *_ = self._comb  # type: ignore[misc]
-        # Each tempo: the mean of its comb teeth, read between lags (linear);
-        # teeth x tempi, so the sum runs over whole rows.
-        out = np.add.reduce(unbiased[taps] * weights, axis=0)
-        out[empty] = -1.0
-        return out
+        """Comb score of the envelope's autocorrelation for every tempo of the grid.
 
-    def _acf(self, env: np.ndarray) -> np.ndarray | None:
-        """The envelope's autocorrelation (recent frames weighted most), unbiased, 1 at lag 0."""
+        The autocorrelation is left in the second row of the comb's ``acfs``
+        (see :meth:`_tatum`).
+        """
         m = len(env)
         comb = self._comb if self._comb is not None and self._comb[0] == m else self._make_comb(m)
-        _, recency, unbias, _, _, _, frame, spec, power, acf = comb
+        acfs = comb[-1]
+        unbiased = self._acf(env, acfs[1])
+        if unbiased is None:
+            return None
+        _, _, _, taps, weights, empty, *_ = comb
+        # Each tempo: the mean of its comb teeth, read between lags (linear);
+        # teeth x tempi, so the sum runs over whole rows.
+        teeth = unbiased[taps]
+        teeth *= weights
+        out = np.add.reduce(teeth, axis=0)
+        out[:empty] = -1.0
+        return out
+
+    def _acf(self, env: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+        """The envelope's autocorrelation (recent frames weighted most), unbiased, 1 at lag 0.
+
+        Written into ``out`` (as long as ``env``; see :meth:`_make_comb`).
+        """
+        m = len(env)
+        _, recency, unbias, _, _, _, frame, spec, power, acf, _ = self._comb  # type: ignore[misc]
         # Recent frames weigh more, so a ramp is followed rather than averaged.
         x = frame[:m]  # the rest stays zero (padding)
         np.subtract(env, np.add.reduce(env) / m, out=x)
@@ -545,10 +563,30 @@ class BeatTracker:
         irfft_into(power, acf)
         if acf[0] <= 0:
             return None
-        return acf[:m] / (acf[0] * unbias / m)
+        return np.divide(acf[:m], acf[0] * unbias / m, out=out)
 
     def _make_comb(self, m: int) -> tuple:
-        """What the salience needs for an envelope of ``m`` frames (cached while m holds)."""
+        """What the salience needs for an envelope of ``m`` frames (cached while m holds).
+
+        While the window fills m changes at every update: the parts that do
+        not depend on it (each tooth's lags and weights, the FFT buffers of
+        each length) are kept, and only which teeth are inside is redone.
+        """
+        if self._comb_parts is None:
+            lags = self._lags
+            i0 = lags.astype(np.intp)
+            frac = lags - i0
+            taps = np.ascontiguousarray(np.concatenate([i0, i0 + 1], axis=1).T)
+            # Weights when the first c teeth of a comb are inside (c = 1..4),
+            # each tooth 1/c of the comb, split between the two lags around it.
+            weights = [np.zeros_like(taps, dtype=float)]
+            for c in range(1, HARMONICS + 1):
+                share = (np.arange(HARMONICS) < c) / c
+                pair = np.concatenate([(1 - frac) * share, frac * share], axis=1)
+                weights.append(np.ascontiguousarray(pair.T))
+            unbias = self._len - np.arange(self._len, dtype=float)  # its tail: m, m-1 ... 1
+            self._comb_parts = (taps, weights, unbias, {})
+        taps_all, weights_all, unbias_all, ffts = self._comb_parts
         # Zero-padded to at least 2m - 1 (a linear, not circular,
         # autocorrelation), to a length pocketfft is quick at.
         nfft = min(
@@ -556,32 +594,37 @@ class BeatTracker:
             for size in (1 << math.ceil(math.log2(2 * m)), 3 << math.ceil(math.log2(2 * m / 3)))
             if size >= 2 * m - 1
         )
+        buffers = ffts.get(nfft)
+        if buffers is None:
+            buffers = ffts[nfft] = (
+                np.zeros(nfft),
+                np.empty(nfft // 2 + 1, dtype=complex),
+                np.empty(nfft // 2 + 1),
+                np.empty(nfft),
+            )
+        buffers[0][m:] = 0.0
         # Keep at least one second of overlap, less while the envelope is
         # short (the early guesses, and the first full estimates: a 90 BPM
         # comb gets its second tooth at 2.2 s).
         overlap = min(1.0, EARLY_OVERLAP * m * self.hop)
         max_lag = m - overlap / self.hop
         self._max_lag = max_lag
-        lags = self._lags
-        valid = lags < max_lag
-        li = np.minimum(lags, m - 2)
-        i0 = li.astype(np.intp)
-        frac = li - i0
-        counts = valid.sum(axis=1)
-        share = valid / np.maximum(counts, 1)[:, None]
-        taps = np.ascontiguousarray(np.concatenate([i0, i0 + 1], axis=1).T)
-        weights = np.ascontiguousarray(np.concatenate([(1 - frac) * share, frac * share], axis=1).T)
+        # Lags fall along the grid and rise with the tooth: from bounds[c]
+        # on, the first c + 1 teeth of every comb are inside.
+        bounds = [*np.count_nonzero(self._lags >= max_lag, axis=0).tolist(), len(self._lags)]
+        weights = np.zeros_like(weights_all[0])
+        for c in range(HARMONICS):
+            lo, hi = bounds[c], bounds[c + 1]
+            weights[:, lo:hi] = weights_all[c + 1][:, lo:hi]
         self._comb = (
             m,
             self._recency[-m:],
-            m - np.arange(m, dtype=float),
-            taps,
+            unbias_all[-m:],
+            np.minimum(taps_all, m - 1),  # the teeth outside (weight 0) kept in range
             weights,
-            counts == 0,
-            np.zeros(nfft),
-            np.empty(nfft // 2 + 1, dtype=complex),
-            np.empty(nfft // 2 + 1),
-            np.empty(nfft),
+            bounds[0],  # tempi below have no tooth inside
+            *buffers,
+            np.empty((2, m)),
         )
         return self._comb
 
@@ -856,7 +899,11 @@ class BeatTracker:
         # Half a period on (rounded half to even, as np.rint does).
         other = [round(b + 0.5 * p) % c for b, p, c in zip(best, periods, ceils, strict=True)]
         k = len(tempi)
-        at = folds[list(range(k)) * 2, best + other].tolist()
+        # Each row's best phase, then the phase half a period on (one flat gather).
+        flat = [r * width + b for r, b in enumerate(best)] + [
+            r * width + o for r, o in enumerate(other)
+        ]
+        at = folds.ravel().take(flat).tolist()
         out = []
         for r in range(k):
             on = at[r] - floor[r]
