@@ -164,6 +164,7 @@ class BeatTracker:
         self._comb: tuple | None = None  # see _make_comb
         self._max_lag = 0.0  # frames: the longest lag the combs read (see _make_comb)
         self._split_lags: np.ndarray | None = None  # see _tatum
+        self._split_table: tuple | None = None  # see _tatum
         self._comb_parts: tuple | None = None  # see _make_comb
         # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
         self._acfs: np.ndarray | None = None
@@ -651,8 +652,8 @@ class BeatTracker:
         padded = self._peak_buf
         weighted = padded[1:-1]
         np.multiply(s, self._prior, out=weighted)
-        peaks = np.flatnonzero((weighted >= padded[:-2]) & (weighted > padded[2:]))
-        peaks = peaks[np.argsort(weighted[peaks])[::-1][:PEAKS]].tolist()
+        peaks = ((weighted >= padded[:-2]) & (weighted > padded[2:])).nonzero()[0]
+        peaks = peaks[weighted[peaks].argsort()[::-1][:PEAKS]].tolist()
         peaks = self._three_two(peaks, weighted, back)
         cfg = self.config
         floor = 0.1**cfg.accent_weight
@@ -699,32 +700,42 @@ class BeatTracker:
             # tempo of the grid reaching an octave faster (index + octave).
             ext = self.config.min_bpm * np.exp(GRID_STEP * np.arange(len(self._lags)))
             self._split_lags = (60.0 / ext / self.hop)[:, None] * SPLIT_TEETH
-        # Every tempo and its double, in both envelopes at once: (2, 2k, 12).
-        lags = self._split_lags[tempi + [i + self._octave for i in tempi]]
-        valid = lags < limit
-        x = np.minimum(lags, limit - 1.0)
-        i0 = x.astype(np.intp)
-        below = acfs[:, i0]
-        values = below + (acfs[:, i0 + 1] - below) * (x - i0)  # linear between lags
+        # Every tempo and its double, in both envelopes at once: (2k, 2, 12).
+        rows = tempi + [i + self._octave for i in tempi]
+        m = acfs.shape[1]
+        table = self._split_table
+        if table is not None and table[0] == (limit, m):
+            _, idx, frac, valid, counts = table
+            idx, frac, valid = idx[rows], frac[rows], valid[rows]
+            counts = [counts[r] for r in rows]
+        else:
+            idx, frac, valid, counts = self._split_parts(self._split_lags[rows], limit, m)
+            if m == self._len:  # the window is full: the same for every tempo from now on
+                self._split_table = ((limit, m), *self._split_parts(self._split_lags, limit, m))
+        around = acfs.take(idx)  # each lag's two neighbours, in each envelope
+        below = around[:, :, 0]
+        values = below + (around[:, :, 1] - below) * frac  # linear between lags
         values *= valid
-        # Per envelope and tempo: the sums over whole beats, half beats and
-        # thirds, and how many of each are inside the window.
-        sums = np.add.reduce(values.reshape(2, 2 * k, 3, 4), axis=3).tolist()
-        counts = np.add.reduce(valid.reshape(2 * k, 3, 4), axis=2).tolist()
+        # Per tempo and envelope: the sums over whole beats, half beats and
+        # thirds (and, in counts, how many of each are inside the window).
+        sums = np.add.reduce(values.reshape(2 * k, 2, 3, 4), axis=3).tolist()
         top = np.maximum.reduce(acfs[:, lo:hi], axis=1).tolist()  # each envelope at its own period
         # Sure as far as the hats are periodic at all (none: no opinion).
         sure = min(max(top[0] / TATUM_SURE, 0.0), 1.0)
-        good = [[0.0] * (2 * k), [0.0] * (2 * k)]
-        for e in range(2):
+        # How well each envelope splits each tempo's beats: the hats and the
+        # pulse for the tempi themselves, the hats for their doubles (only
+        # those are used).
+        good = [[0.0] * (2 * k), [0.0] * k]
+        for e, stop in ((0, 2 * k), (1, k)):
             peak = top[e]
             if peak <= 0:
                 continue
-            rows, row_good = sums[e], good[e]
-            for r in range(2 * k):
+            row_good = good[e]
+            for r in range(stop):
                 nb, nh, n3 = counts[r]
                 if not (nb and nh):
                     continue
-                b_sum, h_sum, t_sum = rows[r]
+                b_sum, h_sum, t_sum = sums[r][e]
                 whole = b_sum / nb
                 if whole <= 0:
                     continue
@@ -753,6 +764,21 @@ class BeatTracker:
             last[max(i - width, 0) : i + width + 1] = f
             out.append(f)
         return out
+
+    @staticmethod
+    def _split_parts(lags: np.ndarray, limit: float, m: int) -> tuple:
+        """What :meth:`_tatum` reads at ``lags`` (rows x 12) from ``acfs`` (2 x m).
+
+        The flat indices of the lags below and above each (rows x envelope x
+        2 x 12), the fractions between them and the valid teeth (rows x 1 x
+        12, inside ``limit``), and the valid whole / half / third beats per row.
+        """
+        valid = lags < limit
+        x = np.minimum(lags, limit - 1.0)
+        i0 = x.astype(np.intp)
+        idx = i0[:, None, None, :] + np.array([[0, 1], [m, m + 1]])[None, :, :, None]
+        counts = np.add.reduce(valid.reshape(-1, 3, 4), axis=2).tolist()
+        return idx, (x - i0)[:, None, :], valid[:, None, :].astype(float), counts
 
     def _three_two(self, peaks: list[int], weighted: np.ndarray, back: np.ndarray) -> list[int]:
         """Raise (in place) a tempo two thirds as fast as a peak whose beats gather the accents.
@@ -827,21 +853,29 @@ class BeatTracker:
         table = self._grid_combs.get((scale, decay))
         if table is None:
             table = self._grid_table(scale, decay)
-        periods, ceil, offsets, weights, masses = table
-        ps = [periods[i] for i in tempi]
-        beats = [max(int((m - 1) / p), 1) for p in ps]
+        periods, ceil, offsets, weights, masses, known = table
+        if known[0] != m:  # per tempo at this length (only changes while the window fills)
+            known[0] = m
+            known[1].clear()
+        ps, beats, cs, mass = [], [], [], []
+        for i in tempi:
+            row = known[1].get(i)
+            if row is None:
+                p = periods[i]
+                b = max(int((m - 1) / p), 1)
+                # The comb's weights are summed as in a table of every tempo's
+                # combs for this length, each row as long as the fastest tempo's.
+                longest = max(int((m - 1) / periods[-1]), 1)
+                total = masses.get((b, longest))
+                if total is None:
+                    total = masses[b, longest] = float(np.add.reduce(weights[b, :longest]))
+                row = known[1][i] = (p, b, ceil[i], total)
+            ps.append(row[0])
+            beats.append(row[1])
+            cs.append(row[2])
+            mass.append(row[3])
         used = max(beats)
-        cs = [ceil[i] for i in tempi]
         width = max(cs)
-        # The comb's weights are summed as in a table of every tempo's combs
-        # for this length, each row as long as the fastest tempo's comb.
-        longest = max(int((m - 1) / periods[-1]), 1)
-        mass = []
-        for b in beats:
-            total = masses.get((b, longest))
-            if total is None:
-                total = masses[b, longest] = float(np.add.reduce(weights[b, :longest]))
-            mass.append(total)
         w = weights[beats, :used]
         rows = self._reversed(env)[..., offsets[tempi, :used], :width]
         folds = np.matmul(w[:, None, :], rows)[..., 0, :]
@@ -861,7 +895,7 @@ class BeatTracker:
         # Row b: the weights of a comb of b beats (zero beyond).
         weights = np.where(ks < np.arange(most + 1)[:, None], decay**ks, 0.0)
         ceil = np.ceil(periods).astype(np.intp).tolist()
-        table = (periods.tolist(), ceil, offsets, weights, {})
+        table = (periods.tolist(), ceil, offsets, weights, {}, [0, {}])
         self._grid_combs[scale, decay] = table
         return table
 
