@@ -155,6 +155,7 @@ class BeatTracker:
         self._bpm_list = self._bpms.tolist()
         # The weighted salience between two -1 ends, for the peak picking (see _metrical).
         self._peak_buf = np.full(steps + 2, -1.0)
+        self._metre = np.empty(steps)  # see _metrical
         # The salience grid reaches twice as fast, for the subdivision of each tempo.
         self._octave = round(math.log(2.0) / GRID_STEP)
         ext = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps + self._octave))
@@ -443,13 +444,16 @@ class BeatTracker:
         # Forward filter: drift, rare jumps, evidence.
         # Divided by the kernel mass inside the grid, so the slowest and fastest
         # tempi do not leak belief off the edge at every update.
-        belief = np.convolve(self._belief, self._drift, mode="same") / self._drift_mass
-        belief = belief * (1.0 - JUMP) + JUMP / len(belief)
+        belief = np.convolve(self._belief, self._drift, mode="same")
+        belief /= self._drift_mass
+        belief *= 1.0 - JUMP
+        belief += JUMP / len(belief)
         belief *= obs
         total = float(np.add.reduce(belief))
         if not total > 0 or not math.isfinite(total):
             return
-        self._belief = belief / total
+        belief /= total
+        self._belief = belief
         best = int(self._belief.argmax())
         bpm = float(self._bpms[best])
         salience = salience[: len(self._bpms)]
@@ -657,7 +661,8 @@ class BeatTracker:
         peaks = self._three_two(peaks, weighted, back)
         cfg = self.config
         floor = 0.1**cfg.accent_weight
-        metre = np.full(n, floor)
+        metre = self._metre  # reused: the caller only reads it
+        metre.fill(floor)
         width = max(int(0.03 / GRID_STEP), 1)
         strength = dict(zip(peaks, weighted[peaks].tolist(), strict=True))
         order = sorted(peaks, key=strength.__getitem__)
