@@ -71,7 +71,9 @@ first hits of the drop pull the phase back within a beat or two.
 from __future__ import annotations
 
 import collections
+import itertools
 import math
+import operator
 
 import numpy as np
 
@@ -512,19 +514,14 @@ class BeatTracker:
             return bpm
         t_mean = sum(ts) / count
         b_mean = sum(bs) / count
-        ts = [t - t_mean for t in ts]
-        bs = [b - b_mean for b in bs]
-        # The sums in order, as sum() adds them.
-        sxy = sxx = 0.0
-        for t, b in zip(ts, bs, strict=True):
-            sxy += t * b
-            sxx += t * t
-        slope = sxy / sxx
-        resid = [b - slope * t for t, b in zip(ts, bs, strict=True)]
+        # Each step over all points at C speed (map), the same float
+        # operations in the same order as a loop would do them.
+        ts = list(map(t_mean.__rsub__, ts))  # t - t_mean
+        bs = list(map(b_mean.__rsub__, bs))
+        slope = sum(map(operator.mul, ts, bs)) / sum(map(operator.mul, ts, ts))
+        resid = list(map(operator.sub, bs, map(slope.__mul__, ts)))  # b - slope * t
         r_mean = sum(resid) / count
-        ss = 0.0
-        for r in resid:
-            ss += (r - r_mean) ** 2
+        ss = sum(map(pow, map(r_mean.__rsub__, resid), itertools.repeat(2)))  # (r - r_mean) ** 2
         scatter = math.sqrt(ss / count)
         if abs(slope) * RAMP_SPAN < 3.0 * scatter + 1e-3:
             return bpm
@@ -803,14 +800,12 @@ class BeatTracker:
             return out
         # How sharply the accents gather on one phase of each period: the
         # fold's peak over its mean (all four folds at once).
-        folds, _, ceils = self._grid_folds(back * back, [i for p in pairs for i in p], 1.0, 0.85)
-        phases = folds.shape[1]
-        short = [(r, c) for r, c in enumerate(ceils) if c < phases]
-        for r, c in short:  # phases past a tempo's period are not its own
-            folds[r, c:] = 0.0
-        means = (np.add.reduce(folds, axis=1) / np.array(ceils)).tolist()
-        for r, c in short:
-            folds[r, c:] = -np.inf
+        folds, periods, beyond = self._grid_folds(
+            back * back, [i for p in pairs for i in p], 1.0, 0.85
+        )
+        folds[beyond] = 0.0  # phases past a tempo's period are not its own
+        means = (np.add.reduce(folds, axis=1) / np.array(list(map(math.ceil, periods)))).tolist()
+        folds[beyond] = -np.inf
         tops = np.maximum.reduce(folds, axis=1).tolist()
         conc = [t / mean if mean > 0 else 1.0 for t, mean in zip(tops, means, strict=True)]
         for k, (i, j) in enumerate(pairs):
@@ -844,48 +839,49 @@ class BeatTracker:
 
     def _grid_folds(
         self, env: np.ndarray, tempi: list[int], scale: float, decay: float
-    ) -> tuple[np.ndarray, list[float], list[int]]:
+    ) -> tuple[np.ndarray, list[float], np.ndarray]:
         """:func:`_folds` at ``scale`` times the periods of grid tempi (indices), from tables.
 
         The tables hold every grid tempo's comb for the whole window, so they
         are built once (not at every update while the window fills): a
         shorter envelope uses fewer of each comb's beats (the rest weigh
-        zero). Returns the folds, whose phases at and beyond a tempo's
-        ceiling are not part of its fold, the periods in frames and their
-        ceilings (plain lists: a handful of tempi).
+        zero). Returns the folds, the periods in frames (a plain list: a
+        handful of tempi) and a mask of the phases at and beyond each
+        tempo's ceiling (not part of its fold).
         """
         m = env.shape[-1]
         table = self._grid_combs.get((scale, decay))
         if table is None:
             table = self._grid_table(scale, decay)
-        periods, ceil, offsets, weights, masses, known = table
+        _, _, offsets, weights, _, known = table
         if known[0] != m:  # per tempo at this length (only changes while the window fills)
             known[0] = m
             known[1].clear()
-        ps, beats, cs, mass = [], [], [], []
-        for i in tempi:
-            row = known[1].get(i)
-            if row is None:
-                p = periods[i]
-                b = max(int((m - 1) / p), 1)
-                # The comb's weights are summed as in a table of every tempo's
-                # combs for this length, each row as long as the fastest tempo's.
-                longest = max(int((m - 1) / periods[-1]), 1)
-                total = masses.get((b, longest))
-                if total is None:
-                    total = masses[b, longest] = float(np.add.reduce(weights[b, :longest]))
-                row = known[1][i] = (p, b, ceil[i], total)
-            ps.append(row[0])
-            beats.append(row[1])
-            cs.append(row[2])
-            mass.append(row[3])
+        info = known[1]
+        rows = [info.get(i) or self._grid_row(table, i, m) for i in tempi]
+        ps, beats, cs, mass = map(list, zip(*rows, strict=True))
         used = max(beats)
         width = max(cs)
         w = weights[beats, :used]
-        rows = self._reversed(env)[..., offsets[tempi, :used], :width]
-        folds = np.matmul(w[:, None, :], rows)[..., 0, :]
+        gathered = self._reversed(env)[..., offsets[tempi, :used], :width]
+        folds = np.matmul(w[:, None, :], gathered)[..., 0, :]
         folds /= np.array(mass)[:, None]
-        return folds, ps, cs
+        phases = self._phases if width <= len(self._phases) else np.arange(width)
+        return folds, ps, phases[:width] >= np.array(cs)[:, None]
+
+    def _grid_row(self, table: tuple, i: int, m: int) -> tuple[float, int, int, float]:
+        """Grid tempo ``i``'s period, beat count, ceiling and comb weight at length ``m``."""
+        periods, ceil, _, weights, masses, known = table
+        p = periods[i]
+        b = max(int((m - 1) / p), 1)
+        # The comb's weights are summed as in a table of every tempo's combs
+        # for this length, each row as long as the fastest tempo's.
+        longest = max(int((m - 1) / periods[-1]), 1)
+        total = masses.get((b, longest))
+        if total is None:
+            total = masses[b, longest] = float(np.add.reduce(weights[b, :longest]))
+        row = known[1][i] = (p, b, ceil[i], total)
+        return row
 
     def _grid_table(self, scale: float, decay: float) -> tuple:
         """The combs of every grid tempo at ``scale`` times its period, for the whole window."""
@@ -926,17 +922,14 @@ class BeatTracker:
         phase (the floor between hits), so steady noise does not pull the
         ratio toward 1.
         """
-        folds, periods, ceils = self._grid_folds(back, tempi, 2.0, 1.0)
+        folds, periods, beyond = self._grid_folds(back, tempi, 2.0, 1.0)
         width = folds.shape[1]
-        short = [(r, c) for r, c in enumerate(ceils) if c < width]
-        for r, c in short:  # phases past a tempo's period are not its own
-            folds[r, c:] = np.inf
+        folds[beyond] = np.inf  # phases past a tempo's period are not its own
         floor = np.minimum.reduce(folds, axis=1).tolist()
-        for r, c in short:
-            folds[r, c:] = -np.inf
+        folds[beyond] = -np.inf
         best = folds.argmax(axis=1).tolist()
         # Half a period on (rounded half to even, as np.rint does).
-        other = [round(b + 0.5 * p) % c for b, p, c in zip(best, periods, ceils, strict=True)]
+        other = [round(b + 0.5 * p) % math.ceil(p) for b, p in zip(best, periods, strict=True)]
         k = len(tempi)
         # Each row's best phase, then the phase half a period on (one flat gather).
         flat = [r * width + b for r, b in enumerate(best)] + [
