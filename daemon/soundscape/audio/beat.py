@@ -661,8 +661,7 @@ class BeatTracker:
         metre = self._metre  # reused: the caller only reads it
         metre.fill(floor)
         width = max(int(0.03 / GRID_STEP), 1)
-        strength = dict(zip(peaks, weighted[peaks].tolist(), strict=True))
-        order = sorted(peaks, key=strength.__getitem__)
+        order = sorted(peaks, key=weighted.item)  # weakest first
         alternation = self._alternation(back, order)
         tatum = self._tatum(order)
         for i, alt, tat in zip(order, alternation, tatum, strict=True):
