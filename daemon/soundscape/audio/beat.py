@@ -542,7 +542,7 @@ class BeatTracker:
         _, _, _, taps, weights, empty, *_ = comb
         # Each tempo: the mean of its comb teeth, read between lags (linear);
         # teeth x tempi, so the sum runs over whole rows.
-        teeth = unbiased[taps]
+        teeth = unbiased.take(taps)  # (a third quicker than indexing)
         teeth *= weights
         out = np.add.reduce(teeth, axis=0)
         out[:empty] = -1.0
@@ -686,7 +686,7 @@ class BeatTracker:
         split the hats' own period, but they split the beat).
         """
         if not self._tatum_fresh:
-            return self._tatum_last[tempi].tolist()
+            return self._tatum_last.take(tempi).tolist()
         last = self._tatum_last
         last.fill(1.0)
         acfs = self._acfs
@@ -707,7 +707,7 @@ class BeatTracker:
         table = self._split_table
         if table is not None and table[0] == (limit, m):
             _, idx, frac, valid, counts = table
-            idx, frac, valid = idx[rows], frac[rows], valid[rows]
+            idx, frac, valid = idx.take(rows, 0), frac.take(rows, 0), valid.take(rows, 0)
             counts = [counts[r] for r in rows]
         else:
             idx, frac, valid, counts = self._split_parts(self._split_lags[rows], limit, m)
@@ -798,9 +798,9 @@ class BeatTracker:
         if not pairs:
             return out
         # How sharply the accents gather on one phase of each period: the
-        # fold's peak over its mean (all four folds at once).
+        # fold's peak over its mean (all four folds at once, of the squared backbone).
         folds, periods, beyond = self._grid_folds(
-            back * back, [i for p in pairs for i in p], 1.0, 0.85
+            back, [i for p in pairs for i in p], 1.0, 0.85, squared=True
         )
         folds[beyond] = 0.0  # phases past a tempo's period are not its own
         means = (np.add.reduce(folds, axis=1) / np.array(list(map(math.ceil, periods)))).tolist()
@@ -837,7 +837,7 @@ class BeatTracker:
         return np.stack((back + votes[2], back))
 
     def _grid_folds(
-        self, env: np.ndarray, tempi: list[int], scale: float, decay: float
+        self, env: np.ndarray, tempi: list[int], scale: float, decay: float, squared: bool = False
     ) -> tuple[np.ndarray, list[float], np.ndarray]:
         """:func:`_folds` at ``scale`` times the periods of grid tempi (indices), from tables.
 
@@ -862,7 +862,8 @@ class BeatTracker:
         used = max(beats)
         width = max(cs)
         w = weights[beats, :used]
-        gathered = self._reversed(env)[..., offsets[tempi, :used], :width]
+        view = self._reversed(env, squared)
+        gathered = view[..., offsets.take(tempi, 0)[:, :used], :width]
         folds = np.matmul(w[:, None, :], gathered)[..., 0, :]
         folds /= np.array(mass)[:, None]
         phases = self._phases if width <= len(self._phases) else np.arange(width)
@@ -899,15 +900,19 @@ class BeatTracker:
         self._grid_combs[scale, decay] = table
         return table
 
-    def _reversed(self, env: np.ndarray) -> np.ndarray:
+    def _reversed(self, env: np.ndarray, squared: bool = False) -> np.ndarray:
         """``env`` (frames, or bands x frames) newest first, zero beyond, as overlapping rows.
 
         Row ``o`` of the result (a view) starts ``o`` frames before the newest
-        frame: a comb is a gather of rows (see :func:`_folds`).
+        frame: a comb is a gather of rows (see :func:`_folds`). ``squared``:
+        of ``env * env`` (squared as it is copied, a pass less).
         """
         m = env.shape[-1]
         buf, rows = self._rev[env.ndim]
-        buf[..., :m] = env[..., ::-1]
+        if squared:
+            np.multiply(env[..., ::-1], env[..., ::-1], out=buf[..., :m])
+        else:
+            buf[..., :m] = env[..., ::-1]
         used = self._rev_used[env.ndim]
         if used > m:  # only while the window fills is m ever shorter than before
             buf[..., m:used] = 0.0
