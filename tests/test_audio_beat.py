@@ -285,6 +285,52 @@ def test_the_one_period_fold_is_the_general_fold() -> None:
             assert valid.shape == (1, math.ceil(period)) and valid.all()
 
 
+def test_the_grid_folds_from_tables_are_the_general_folds() -> None:
+    # _grid_folds reads one table of every tempo's comb for the whole window
+    # (built once); at any length it must fold as _folds does from scratch.
+    tracker = BeatTracker(BeatSection())
+    tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
+    rng = np.random.default_rng(7)
+    steps = len(tracker._bpms)
+    for m in (120, 121, 400, tracker._len):  # growing, as while the window fills
+        env = rng.random(m)
+        for scale, decay in ((2.0, 1.0), (1.0, 0.85)):
+            for tempi in ([0], [5, steps - 1, 200], [steps // 2, 3, 100, 101, 250, 40]):
+                periods = scale * 60.0 / tracker._bpms[tempi] / tracker.hop
+                want, valid = beat_module._folds(tracker._reversed(env), m, periods, decay)
+                folds, got_periods, beyond = tracker._grid_folds(env, tempi, scale, decay)
+                assert got_periods == periods.tolist()
+                np.testing.assert_array_equal(beyond, ~valid)
+                np.testing.assert_allclose(folds[valid], want[valid], rtol=1e-13)
+                squared, _, _ = tracker._grid_folds(np.sqrt(env), tempi, scale, decay, True)
+                np.testing.assert_allclose(squared[valid], want[valid], rtol=1e-13)
+
+
+def test_the_salience_combs_while_the_window_fills_are_built_afresh() -> None:
+    # _make_comb keeps each tooth's lags and weights and redoes only which
+    # teeth are inside: the same combs as building them for the length.
+    tracker = BeatTracker(BeatSection())
+    tracker.update(0.0, 0.0, 0.01, 0.01)
+    lags = tracker._lags
+    for m in (112, 113, 205, 206, 400, 401, tracker._len):
+        _, _, unbias, taps, weights, empty, *_ = tracker._make_comb(m)
+        max_lag = m - min(1.0, beat_module.EARLY_OVERLAP * m * tracker.hop) / tracker.hop
+        valid = lags < max_lag
+        li = np.minimum(lags, m - 2)
+        i0 = li.astype(np.intp)
+        frac = li - i0
+        counts = valid.sum(axis=1)
+        share = valid / np.maximum(counts, 1)[:, None]
+        want = np.concatenate([(1 - frac) * share, frac * share], axis=1).T
+        np.testing.assert_array_equal(weights, want)
+        used = want != 0
+        np.testing.assert_array_equal(taps[used], np.concatenate([i0, i0 + 1], axis=1).T[used])
+        assert taps.max() < m
+        assert empty == int((counts == 0).sum()) and counts[empty:].min() != 0
+        np.testing.assert_array_equal(unbias, m - np.arange(m, dtype=float))
+        assert tracker._max_lag == max_lag
+
+
 def test_bar_statistics_are_numpys() -> None:
     # _contrast, _unit and the rotations skip numpy's wrappers: the same numbers.
     rng = np.random.default_rng(5)

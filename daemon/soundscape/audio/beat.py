@@ -76,7 +76,9 @@ first hits of the drop pull the phase back within a beat or two.
 from __future__ import annotations
 
 import collections
+import itertools
 import math
+import operator
 
 import numpy as np
 
@@ -162,6 +164,10 @@ class BeatTracker:
         self._band_k = 1.0 - math.exp(-hop / BAND_TAU)
         steps = int(math.log(cfg.max_bpm / cfg.min_bpm) / GRID_STEP) + 1
         self._bpms = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps))
+        self._bpm_list = self._bpms.tolist()
+        # The weighted salience between two -1 ends, for the peak picking (see _metrical).
+        self._peak_buf = np.full(steps + 2, -1.0)
+        self._metre = np.empty(steps)  # see _metrical
         # The salience grid reaches twice as fast, for the subdivision of each tempo.
         self._octave = round(math.log(2.0) / GRID_STEP)
         ext = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps + self._octave))
@@ -171,7 +177,8 @@ class BeatTracker:
         self._comb: tuple | None = None  # see _make_comb
         self._max_lag = 0.0  # frames: the longest lag the combs read (see _make_comb)
         self._split_lags: np.ndarray | None = None  # see _tatum
-        self._pulse_acf: np.ndarray | None = None
+        self._split_table: tuple | None = None  # see _tatum
+        self._comb_parts: tuple | None = None  # see _make_comb
         # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
         self._acfs: np.ndarray | None = None
         self._tatum_fresh = False  # the hat cue was measured at this update
@@ -443,20 +450,23 @@ class BeatTracker:
         # cue is measured every other update (the last factors hold between).
         self._tatum_fresh = m < n or not self._tatum_fresh
         if self._tatum_fresh:
-            hats = self._acf(phase_env[2])
-            self._acfs = None if hats is None else np.stack([hats, self._pulse_acf])
+            acfs = self._comb[-1]  # type: ignore[index]
+            self._acfs = None if self._acf(phase_env[2], acfs[0]) is None else acfs
         obs = self._metrical(salience, back)
         # Forward filter: drift, rare jumps, evidence.
         # Divided by the kernel mass inside the grid, so the slowest and fastest
         # tempi do not leak belief off the edge at every update.
-        belief = np.convolve(self._belief, self._drift, mode="same") / self._drift_mass
-        belief = belief * (1.0 - JUMP) + JUMP / len(belief)
+        belief = np.convolve(self._belief, self._drift, mode="same")
+        belief /= self._drift_mass
+        belief *= 1.0 - JUMP
+        belief += JUMP / len(belief)
         belief *= obs
-        total = float(belief.sum())
+        total = float(np.add.reduce(belief))
         if not total > 0 or not math.isfinite(total):
             return
-        self._belief = belief / total
-        best = int(np.argmax(self._belief))
+        belief /= total
+        self._belief = belief
+        best = int(self._belief.argmax())
         bpm = float(self._bpms[best])
         salience = salience[: len(self._bpms)]
         if 0 < best < len(salience) - 1:  # parabolic refinement on the salience
@@ -509,39 +519,52 @@ class BeatTracker:
         count = len(hist)
         if count < 6:
             return bpm
-        ts = [h[0] for h in hist]
-        bs = [h[1] for h in hist]
+        ts, bs = zip(*hist, strict=True)
         if max(bs) - min(bs) > RESEED:
             return bpm
         t_mean = sum(ts) / count
         b_mean = sum(bs) / count
-        ts = [t - t_mean for t in ts]
-        bs = [b - b_mean for b in bs]
-        slope = sum(t * b for t, b in zip(ts, bs, strict=True)) / sum(t * t for t in ts)
-        resid = [b - slope * t for t, b in zip(ts, bs, strict=True)]
+        # Each step over all points at C speed (map), the same float
+        # operations in the same order as a loop would do them.
+        ts = list(map(t_mean.__rsub__, ts))  # t - t_mean
+        bs = list(map(b_mean.__rsub__, bs))
+        slope = sum(map(operator.mul, ts, bs)) / sum(map(operator.mul, ts, ts))
+        resid = list(map(operator.sub, bs, map(slope.__mul__, ts)))  # b - slope * t
         r_mean = sum(resid) / count
-        scatter = math.sqrt(sum((r - r_mean) ** 2 for r in resid) / count)
+        ss = sum(map(pow, map(r_mean.__rsub__, resid), itertools.repeat(2)))  # (r - r_mean) ** 2
+        scatter = math.sqrt(ss / count)
         if abs(slope) * RAMP_SPAN < 3.0 * scatter + 1e-3:
             return bpm
         return bpm * math.exp(slope * RAMP_LEAD)
 
     def _salience(self, env: np.ndarray) -> np.ndarray | None:
-        """Comb score of the envelope's autocorrelation for every tempo of the grid."""
-        unbiased = self._pulse_acf = self._acf(env)
-        if unbiased is None:
-            return None
-        _, _, _, taps, weights, empty, *_ = self._comb  # type: ignore[misc]
-        # Each tempo: the mean of its comb teeth, read between lags (linear);
-        # teeth x tempi, so the sum runs over whole rows.
-        out = np.add.reduce(unbiased[taps] * weights, axis=0)
-        out[empty] = -1.0
-        return out
+        """Comb score of the envelope's autocorrelation for every tempo of the grid.
 
-    def _acf(self, env: np.ndarray) -> np.ndarray | None:
-        """The envelope's autocorrelation (recent frames weighted most), unbiased, 1 at lag 0."""
+        The autocorrelation is left in the second row of the comb's ``acfs``
+        (see :meth:`_tatum`).
+        """
         m = len(env)
         comb = self._comb if self._comb is not None and self._comb[0] == m else self._make_comb(m)
-        _, recency, unbias, _, _, _, frame, spec, power, acf = comb
+        acfs = comb[-1]
+        unbiased = self._acf(env, acfs[1])
+        if unbiased is None:
+            return None
+        _, _, _, taps, weights, empty, *_ = comb
+        # Each tempo: the mean of its comb teeth, read between lags (linear);
+        # teeth x tempi, so the sum runs over whole rows.
+        teeth = unbiased.take(taps)  # (a third quicker than indexing)
+        teeth *= weights
+        out = np.add.reduce(teeth, axis=0)
+        out[:empty] = -1.0
+        return out
+
+    def _acf(self, env: np.ndarray, out: np.ndarray) -> np.ndarray | None:
+        """The envelope's autocorrelation (recent frames weighted most), unbiased, 1 at lag 0.
+
+        Written into ``out`` (as long as ``env``; see :meth:`_make_comb`).
+        """
+        m = len(env)
+        _, recency, unbias, _, _, _, frame, spec, power, acf, _ = self._comb  # type: ignore[misc]
         # Recent frames weigh more, so a ramp is followed rather than averaged.
         x = frame[:m]  # the rest stays zero (padding)
         np.subtract(env, np.add.reduce(env) / m, out=x)
@@ -552,10 +575,30 @@ class BeatTracker:
         irfft_into(power, acf)
         if acf[0] <= 0:
             return None
-        return acf[:m] / (acf[0] * unbias / m)
+        return np.divide(acf[:m], acf[0] * unbias / m, out=out)
 
     def _make_comb(self, m: int) -> tuple:
-        """What the salience needs for an envelope of ``m`` frames (cached while m holds)."""
+        """What the salience needs for an envelope of ``m`` frames (cached while m holds).
+
+        While the window fills m changes at every update: the parts that do
+        not depend on it (each tooth's lags and weights, the FFT buffers of
+        each length) are kept, and only which teeth are inside is redone.
+        """
+        if self._comb_parts is None:
+            lags = self._lags
+            i0 = lags.astype(np.intp)
+            frac = lags - i0
+            taps = np.ascontiguousarray(np.concatenate([i0, i0 + 1], axis=1).T)
+            # Weights when the first c teeth of a comb are inside (c = 1..4),
+            # each tooth 1/c of the comb, split between the two lags around it.
+            weights = [np.zeros_like(taps, dtype=float)]
+            for c in range(1, HARMONICS + 1):
+                share = (np.arange(HARMONICS) < c) / c
+                pair = np.concatenate([(1 - frac) * share, frac * share], axis=1)
+                weights.append(np.ascontiguousarray(pair.T))
+            unbias = self._len - np.arange(self._len, dtype=float)  # its tail: m, m-1 ... 1
+            self._comb_parts = (taps, weights, unbias, {})
+        taps_all, weights_all, unbias_all, ffts = self._comb_parts
         # Zero-padded to at least 2m - 1 (a linear, not circular,
         # autocorrelation), to a length pocketfft is quick at.
         nfft = min(
@@ -563,32 +606,37 @@ class BeatTracker:
             for size in (1 << math.ceil(math.log2(2 * m)), 3 << math.ceil(math.log2(2 * m / 3)))
             if size >= 2 * m - 1
         )
+        buffers = ffts.get(nfft)
+        if buffers is None:
+            buffers = ffts[nfft] = (
+                np.zeros(nfft),
+                np.empty(nfft // 2 + 1, dtype=complex),
+                np.empty(nfft // 2 + 1),
+                np.empty(nfft),
+            )
+        buffers[0][m:] = 0.0
         # Keep at least one second of overlap, less while the envelope is
         # short (the early guesses, and the first full estimates: a 90 BPM
         # comb gets its second tooth at 2.2 s).
         overlap = min(1.0, EARLY_OVERLAP * m * self.hop)
         max_lag = m - overlap / self.hop
         self._max_lag = max_lag
-        lags = self._lags
-        valid = lags < max_lag
-        li = np.minimum(lags, m - 2)
-        i0 = li.astype(np.intp)
-        frac = li - i0
-        counts = valid.sum(axis=1)
-        share = valid / np.maximum(counts, 1)[:, None]
-        taps = np.ascontiguousarray(np.concatenate([i0, i0 + 1], axis=1).T)
-        weights = np.ascontiguousarray(np.concatenate([(1 - frac) * share, frac * share], axis=1).T)
+        # Lags fall along the grid and rise with the tooth: from bounds[c]
+        # on, the first c + 1 teeth of every comb are inside.
+        bounds = [*np.count_nonzero(self._lags >= max_lag, axis=0).tolist(), len(self._lags)]
+        weights = np.zeros_like(weights_all[0])
+        for c in range(HARMONICS):
+            lo, hi = bounds[c], bounds[c + 1]
+            weights[:, lo:hi] = weights_all[c + 1][:, lo:hi]
         self._comb = (
             m,
             self._recency[-m:],
-            m - np.arange(m, dtype=float),
-            taps,
+            unbias_all[-m:],
+            np.minimum(taps_all, m - 1),  # the teeth outside (weight 0) kept in range
             weights,
-            counts == 0,
-            np.zeros(nfft),
-            np.empty(nfft // 2 + 1, dtype=complex),
-            np.empty(nfft // 2 + 1),
-            np.empty(nfft),
+            bounds[0],  # tempi below have no tooth inside
+            *buffers,
+            np.empty((2, m)),
         )
         return self._comb
 
@@ -606,31 +654,35 @@ class BeatTracker:
         sub = s[self._octave : self._octave + n]
         ratio = np.minimum(sub / np.maximum(s[:n], 1e-9), 1.0)
         s = s[:n] * (1.0 - SUB_DAMP + SUB_DAMP * ratio)
-        top = float(s.max())
+        top = float(np.maximum.reduce(s))
         if top <= 0:
             return np.ones(n)
         s = s / top
-        weighted = s * self._prior
         # Local maxima, strongest first; the ends of the grid count (a 60 or
-        # 180 BPM loop peaks there).
-        padded = np.concatenate(([-1.0], weighted, [-1.0]))
-        inner = padded[1:-1]
-        peaks = np.flatnonzero((inner >= padded[:-2]) & (inner > padded[2:]))
-        peaks = peaks[np.argsort(weighted[peaks])[::-1][:PEAKS]]
+        # 180 BPM loop peaks there): a buffer with -1 at both ends.
+        padded = self._peak_buf
+        weighted = padded[1:-1]
+        np.multiply(s, self._prior, out=weighted)
+        peaks = ((weighted >= padded[:-2]) & (weighted > padded[2:])).nonzero()[0]
+        peaks = peaks[weighted[peaks].argsort()[::-1][:PEAKS]].tolist()
         peaks = self._three_two(peaks, weighted, back)
         cfg = self.config
         floor = 0.1**cfg.accent_weight
-        metre = np.full(n, floor)
+        metre = self._metre  # reused: the caller only reads it
+        metre.fill(floor)
         width = max(int(0.03 / GRID_STEP), 1)
-        order = sorted(peaks.tolist(), key=lambda i: weighted[i])
-        alternation = self._alternation(back, np.array(order, dtype=np.intp))
-        tatum = self._tatum(np.array(order, dtype=np.intp))
-        for i, alt, tat in zip(order, alternation.tolist(), tatum.tolist(), strict=True):
+        order = sorted(peaks, key=weighted.item)  # weakest first
+        alternation = self._alternation(back, order)
+        tatum = self._tatum(order)
+        for i, alt, tat in zip(order, alternation, tatum, strict=True):
             lo, hi = max(i - width, 0), i + width + 1
             metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * tat
-        return (weighted * metre) ** 2 + 1e-6
+        metre *= weighted
+        np.multiply(metre, metre, out=metre)
+        metre += 1e-6
+        return metre
 
-    def _tatum(self, tempi: np.ndarray) -> np.ndarray:
+    def _tatum(self, tempi: list[int]) -> list[float]:
         """How well the hats make each tempo the beat: a factor per tempo (1: no objection).
 
         Hats, shakers and rides mark the fastest regular pulse, and a beat
@@ -644,67 +696,102 @@ class BeatTracker:
         split the hats' own period, but they split the beat).
         """
         if not self._tatum_fresh:
-            return self._tatum_last[tempi]
-        self._tatum_last[:] = 1.0
+            return self._tatum_last.take(tempi).tolist()
+        last = self._tatum_last
+        last.fill(1.0)
         acfs = self._acfs
         k = len(tempi)
         limit = self._max_lag
         lo = max(int(SPLIT_MIN_LAG / self.hop), 1)
         hi = min(int(SPLIT_MAX_LAG / self.hop), int(limit))
         if acfs is None or not k or hi <= lo:
-            return np.ones(k)
+            return [1.0] * k
         if self._split_lags is None:
             # Lags (frames) of whole beats, half beats and thirds of every
             # tempo of the grid reaching an octave faster (index + octave).
             ext = self.config.min_bpm * np.exp(GRID_STEP * np.arange(len(self._lags)))
             self._split_lags = (60.0 / ext / self.hop)[:, None] * SPLIT_TEETH
-        # Every tempo and its double, in both envelopes at once: (2, 2k, 12).
-        lags = self._split_lags[np.concatenate((tempi, tempi + self._octave))]
-        valid = lags < limit
-        x = np.minimum(lags, limit - 1.0)
-        i0 = x.astype(np.intp)
-        below = acfs[:, i0]
-        values = below + (acfs[:, i0 + 1] - below) * (x - i0)  # linear between lags
+        # Every tempo and its double, in both envelopes at once: (2k, 2, 12).
+        rows = tempi + [i + self._octave for i in tempi]
+        m = acfs.shape[1]
+        table = self._split_table
+        if table is not None and table[0] == (limit, m):
+            _, idx, frac, valid, counts = table
+            idx, frac, valid = idx.take(rows, 0), frac.take(rows, 0), valid.take(rows, 0)
+            counts = [counts[r] for r in rows]
+        else:
+            idx, frac, valid, counts = self._split_parts(self._split_lags[rows], limit, m)
+            if m == self._len:  # the window is full: the same for every tempo from now on
+                self._split_table = ((limit, m), *self._split_parts(self._split_lags, limit, m))
+        around = acfs.take(idx)  # each lag's two neighbours, in each envelope
+        below = around[:, :, 0]
+        values = below + (around[:, :, 1] - below) * frac  # linear between lags
         values *= valid
-        counts = valid.reshape(2 * k, 3, 4).sum(axis=2)  # whole / half / third
-        beat, half, third = np.moveaxis(values.reshape(2, 2 * k, 3, 4).sum(axis=3), 2, 0)
-        nb, nh, n3 = counts.T.tolist()
-        top = acfs[:, lo:hi].max(axis=1).tolist()  # each envelope at its own period
+        # Per tempo and envelope: the sums over whole beats, half beats and
+        # thirds (and, in counts, how many of each are inside the window).
+        sums = np.add.reduce(values.reshape(2 * k, 2, 3, 4), axis=3).tolist()
+        top = np.maximum.reduce(acfs[:, lo:hi], axis=1).tolist()  # each envelope at its own period
         # Sure as far as the hats are periodic at all (none: no opinion).
         sure = min(max(top[0] / TATUM_SURE, 0.0), 1.0)
-        good = [[0.0] * (2 * k), [0.0] * (2 * k)]
-        for e, (b_row, h_row, t_row) in enumerate(
-            zip(beat.tolist(), half.tolist(), third.tolist(), strict=True)
-        ):
-            for r in range(2 * k):
-                if not (nb[r] and nh[r]) or top[e] <= 0:
+        # How well each envelope splits each tempo's beats: the hats and the
+        # pulse for the tempi themselves, the hats for their doubles (only
+        # those are used).
+        good = [[0.0] * (2 * k), [0.0] * k]
+        for e, stop in ((0, 2 * k), (1, k)):
+            peak = top[e]
+            if peak <= 0:
+                continue
+            row_good = good[e]
+            for r in range(stop):
+                nb, nh, n3 = counts[r]
+                if not (nb and nh):
                     continue
-                whole = b_row[r] / nb[r]
+                b_sum, h_sum, t_sum = sums[r][e]
+                whole = b_sum / nb
                 if whole <= 0:
                     continue
-                split = h_row[r] / nh[r]
+                split = h_sum / nh
                 # A tempo's own beats may split in three in the hats (6/8);
                 # the faster octave's in two only, and the pulse's (with
                 # 16th notes in it, any false tempo on the 16th grid, 4:3,
                 # splits in three).
-                if e == 0 and r < k and n3[r]:
-                    split = max(split, t_row[r] / n3[r])
-                fit = min(whole / top[e], 1.0)
-                good[e][r] = fit * min(max(split / whole / SPLIT_FULL, 0.0), 1.0)
+                if e == 0 and r < k and n3:
+                    split = max(split, t_sum / n3)
+                fit = min(whole / peak, 1.0)
+                row_good[r] = fit * min(max(split / whole / SPLIT_FULL, 0.0), 1.0)
         fastest = self.config.max_bpm * (1.0 + GRID_STEP)  # the end of the grid counts
-        out = np.ones(k)
-        for r, i in enumerate(tempi.tolist()):
-            if nb[r] and nh[r]:
-                own = max(good[0][r], good[1][r])
-                out[r] *= 1.0 - TATUM_SPLIT * sure * (1.0 - own)
-            if nb[k + r] and nh[k + r] and 2.0 * self._bpms[i] <= fastest:
-                out[r] *= 1.0 - TATUM_FAST * sure * good[0][k + r]
+        bpms = self._bpm_list
         width = max(int(0.03 / GRID_STEP), 1)
-        for i, f in zip(tempi.tolist(), out.tolist(), strict=True):
-            self._tatum_last[max(i - width, 0) : i + width + 1] = f
+        out = []
+        for r, i in enumerate(tempi):
+            f = 1.0
+            nb, nh, _ = counts[r]
+            if nb and nh:
+                own = max(good[0][r], good[1][r])
+                f *= 1.0 - TATUM_SPLIT * sure * (1.0 - own)
+            nb, nh, _ = counts[k + r]
+            if nb and nh and 2.0 * bpms[i] <= fastest:
+                f *= 1.0 - TATUM_FAST * sure * good[0][k + r]
+            last[max(i - width, 0) : i + width + 1] = f
+            out.append(f)
         return out
 
-    def _three_two(self, peaks: np.ndarray, weighted: np.ndarray, back: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def _split_parts(lags: np.ndarray, limit: float, m: int) -> tuple:
+        """What :meth:`_tatum` reads at ``lags`` (rows x 12) from ``acfs`` (2 x m).
+
+        The flat indices of the lags below and above each (rows x envelope x
+        2 x 12), the fractions between them and the valid teeth (rows x 1 x
+        12, inside ``limit``), and the valid whole / half / third beats per row.
+        """
+        valid = lags < limit
+        x = np.minimum(lags, limit - 1.0)
+        i0 = x.astype(np.intp)
+        idx = i0[:, None, None, :] + np.array([[0, 1], [m, m + 1]])[None, :, :, None]
+        counts = np.add.reduce(valid.reshape(-1, 3, 4), axis=2).tolist()
+        return idx, (x - i0)[:, None, :], valid[:, None, :].astype(float), counts
+
+    def _three_two(self, peaks: list[int], weighted: np.ndarray, back: np.ndarray) -> list[int]:
         """Raise (in place) a tempo two thirds as fast as a peak whose beats gather the accents.
 
         In 6/8 the quarter-note reading (two eighths) is subdivided in two and
@@ -716,16 +803,20 @@ class BeatTracker:
         """
         shift = round(math.log(1.5) / GRID_STEP)
         width = max(int(0.02 / GRID_STEP), 1)
-        out = peaks.tolist()
+        out = list(peaks)
         pairs = [(i, i - shift) for i in out[:2] if i >= shift]  # the two strongest
         if not pairs:
-            return peaks
+            return out
         # How sharply the accents gather on one phase of each period: the
-        # fold's peak over its mean (all four folds at once).
-        folds, valid, _ = self._grid_folds(back * back, np.array(pairs).ravel(), 1.0, 0.85)
-        means = np.where(valid, folds, 0.0).sum(axis=1) / valid.sum(axis=1)
-        peaks_ = np.where(valid, folds, -np.inf).max(axis=1)
-        conc = np.divide(peaks_, means, out=np.ones_like(means), where=means > 0).tolist()
+        # fold's peak over its mean (all four folds at once, of the squared backbone).
+        folds, periods, beyond = self._grid_folds(
+            back, [i for p in pairs for i in p], 1.0, 0.85, squared=True
+        )
+        folds[beyond] = 0.0  # phases past a tempo's period are not its own
+        means = (np.add.reduce(folds, axis=1) / np.array(list(map(math.ceil, periods)))).tolist()
+        folds[beyond] = -np.inf
+        tops = np.maximum.reduce(folds, axis=1).tolist()
+        conc = [t / mean if mean > 0 else 1.0 for t, mean in zip(tops, means, strict=True)]
         for k, (i, j) in enumerate(pairs):
             ci, cj = conc[2 * k], conc[2 * k + 1]
             if cj > CONC_32 * ci:
@@ -733,7 +824,7 @@ class BeatTracker:
                 gain = min(cj / (CONC_32 * ci), 2.0)
                 weighted[lo:hi] = np.maximum(weighted[lo:hi], weighted[i] * gain)
                 out.append(j)
-        return np.asarray(out, dtype=np.intp)
+        return out
 
     def _phase_scores(self, bands: np.ndarray, period: float, decay: float) -> np.ndarray:
         """Phase scores from the three bands, each standardised over the phases.
@@ -753,70 +844,115 @@ class BeatTracker:
         return np.add.reduce(dev / sd * self._phase_w, axis=0)
 
     def _grid_folds(
-        self, env: np.ndarray, tempi: np.ndarray, scale: float, decay: float
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """:func:`_folds` at ``scale`` times the periods of grid tempi (indices), from a table.
+        self, env: np.ndarray, tempi: list[int], scale: float, decay: float, squared: bool = False
+    ) -> tuple[np.ndarray, list[float], np.ndarray]:
+        """:func:`_folds` at ``scale`` times the periods of grid tempi (indices), from tables.
 
-        The combs of every grid tempo are computed once per envelope length
-        (which only changes while the window fills). Returns the folds, the
-        valid phases and the periods in frames.
+        The tables hold every grid tempo's comb for the whole window, so they
+        are built once (not at every update while the window fills): a
+        shorter envelope uses fewer of each comb's beats (the rest weigh
+        zero). Returns the folds, the periods in frames (a plain list: a
+        handful of tempi) and a mask of the phases at and beyond each
+        tempo's ceiling (not part of its fold).
         """
         m = env.shape[-1]
-        key = (scale, decay)
-        table = self._grid_combs.get(key)
-        if table is None or table[0] != m:
-            periods = scale * 60.0 / self._bpms / self.hop
-            beats = np.maximum(((m - 1) / periods).astype(np.intp), 1)
-            ks = np.arange(int(beats.max()))
-            inside = ks < beats[:, None]
-            weights = np.where(inside, decay**ks, 0.0)
-            offsets = np.where(inside, np.rint(periods[:, None] * ks), 0).astype(np.intp)
-            ceil = np.ceil(periods).astype(np.intp)
-            table = (m, periods, beats.tolist(), offsets, weights, weights.sum(axis=1), ceil)
-            self._grid_combs[key] = table
-        _, periods, beats, offsets, weights, mass, ceil = table
-        # A handful of tempi: their beat counts and widths as plain integers.
-        picked = tempi.tolist()
-        used = max(beats[i] for i in picked)
-        ceils = ceil[tempi]
-        width = max(ceils.tolist())
-        w = weights[tempi, :used]
-        rows = self._reversed(env)[..., offsets[tempi, :used], :width]
-        total = np.matmul(w[:, None, :], rows)[..., 0, :]
+        table = self._grid_combs.get((scale, decay))
+        if table is None:
+            table = self._grid_table(scale, decay)
+        _, _, offsets, weights, _, known = table
+        if known[0] != m:  # per tempo at this length (only changes while the window fills)
+            known[0] = m
+            known[1].clear()
+        info = known[1]
+        rows = [info.get(i) or self._grid_row(table, i, m) for i in tempi]
+        ps, beats, cs, mass = map(list, zip(*rows, strict=True))
+        used = max(beats)
+        width = max(cs)
+        w = weights[beats, :used]
+        view = self._reversed(env, squared)
+        gathered = view[..., offsets.take(tempi, 0)[:, :used], :width]
+        folds = np.matmul(w[:, None, :], gathered)[..., 0, :]
+        folds /= np.array(mass)[:, None]
         phases = self._phases if width <= len(self._phases) else np.arange(width)
-        valid = phases[:width] < ceils[:, None]
-        return total / mass[tempi][:, None], valid, periods[tempi]
+        return folds, ps, phases[:width] >= np.array(cs)[:, None]
 
-    def _reversed(self, env: np.ndarray) -> np.ndarray:
+    def _grid_row(self, table: tuple, i: int, m: int) -> tuple[float, int, int, float]:
+        """Grid tempo ``i``'s period, beat count, ceiling and comb weight at length ``m``."""
+        periods, ceil, _, weights, masses, known = table
+        p = periods[i]
+        b = max(int((m - 1) / p), 1)
+        # The comb's weights are summed as in a table of every tempo's combs
+        # for this length, each row as long as the fastest tempo's.
+        longest = max(int((m - 1) / periods[-1]), 1)
+        total = masses.get((b, longest))
+        if total is None:
+            total = masses[b, longest] = float(np.add.reduce(weights[b, :longest]))
+        row = known[1][i] = (p, b, ceil[i], total)
+        return row
+
+    def _grid_table(self, scale: float, decay: float) -> tuple:
+        """The combs of every grid tempo at ``scale`` times its period, for the whole window."""
+        n = self._len
+        periods = scale * 60.0 / self._bpms / self.hop
+        most = max(int((n - 1) / float(periods.min())), 1)
+        ks = np.arange(most)
+        # Beat k of each comb, frames back (an offset past the window only
+        # ever has weight zero: it is kept inside the buffer).
+        offsets = np.rint(periods[:, None] * ks).astype(np.intp)
+        offsets[offsets > n - 1] = 0
+        # Row b: the weights of a comb of b beats (zero beyond).
+        weights = np.where(ks < np.arange(most + 1)[:, None], decay**ks, 0.0)
+        ceil = np.ceil(periods).astype(np.intp).tolist()
+        table = (periods.tolist(), ceil, offsets, weights, {}, [0, {}])
+        self._grid_combs[scale, decay] = table
+        return table
+
+    def _reversed(self, env: np.ndarray, squared: bool = False) -> np.ndarray:
         """``env`` (frames, or bands x frames) newest first, zero beyond, as overlapping rows.
 
         Row ``o`` of the result (a view) starts ``o`` frames before the newest
-        frame: a comb is a gather of rows (see :func:`_folds`).
+        frame: a comb is a gather of rows (see :func:`_folds`). ``squared``:
+        of ``env * env`` (squared as it is copied, a pass less).
         """
         m = env.shape[-1]
         buf, rows = self._rev[env.ndim]
-        buf[..., :m] = env[..., ::-1]
+        if squared:
+            np.multiply(env[..., ::-1], env[..., ::-1], out=buf[..., :m])
+        else:
+            buf[..., :m] = env[..., ::-1]
         used = self._rev_used[env.ndim]
         if used > m:  # only while the window fills is m ever shorter than before
             buf[..., m:used] = 0.0
         self._rev_used[env.ndim] = m
         return rows
 
-    def _alternation(self, back: np.ndarray, tempi: np.ndarray) -> np.ndarray:
+    def _alternation(self, back: np.ndarray, tempi: list[int]) -> list[float]:
         """How strong the weaker of alternate beats is, relative to the stronger (0..1).
 
         For each tempo (index in the grid). Measured above the fold's quietest
         phase (the floor between hits), so steady noise does not pull the
         ratio toward 1.
         """
-        folds, valid, periods = self._grid_folds(back, tempi, 2.0, 1.0)
-        floor = np.where(valid, folds, np.inf).min(axis=1)
-        best = np.where(valid, folds, -np.inf).argmax(axis=1)
-        rows = np.arange(len(tempi))
-        on = folds[rows, best] - floor
-        other = np.rint(best + 0.5 * periods).astype(np.intp) % valid.sum(axis=1)
-        off = np.maximum(folds[rows, other] - floor, 0.0)
-        return np.divide(off, on, out=np.ones_like(on), where=on > 0)
+        folds, periods, beyond = self._grid_folds(back, tempi, 2.0, 1.0)
+        width = folds.shape[1]
+        folds[beyond] = np.inf  # phases past a tempo's period are not its own
+        floor = np.minimum.reduce(folds, axis=1).tolist()
+        folds[beyond] = -np.inf
+        best = folds.argmax(axis=1).tolist()
+        # Half a period on (rounded half to even, as np.rint does).
+        other = [round(b + 0.5 * p) % math.ceil(p) for b, p in zip(best, periods, strict=True)]
+        k = len(tempi)
+        # Each row's best phase, then the phase half a period on (one flat gather).
+        flat = [r * width + b for r, b in enumerate(best)] + [
+            r * width + o for r, o in enumerate(other)
+        ]
+        at = folds.ravel().take(flat).tolist()
+        out = []
+        for r in range(k):
+            on = at[r] - floor[r]
+            off = max(at[k + r] - floor[r], 0.0)
+            out.append(off / on if on > 0 else 1.0)
+        return out
 
     def _track_phase(self, bpm: float, back: np.ndarray) -> None:
         period = 60.0 / bpm
