@@ -247,7 +247,8 @@ def main() -> None:
     sets = list(SETS) if args.set == "all" else [args.set]
     out = [
         "Pieces rendered from MIDI by `bench/music` (FluidSynth; MuseScore General and TimGM6mb "
-        "for `dev`, FluidR3 and TimGM6mb with other seeds and tempi for `heldout`), "
+        "for `dev`, FluidR3 and TimGM6mb with other seeds and tempi for `heldout`, all three "
+        "in turn with other seeds and tempi again for `check` and `final`), "
         f"block {args.block} at 48 kHz. `python bench/beat.py --write-docs`.",
         "",
     ]
