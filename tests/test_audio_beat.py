@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -175,6 +176,38 @@ def test_tracker_ignores_changing_frame_rates_safely() -> None:
     assert math.isfinite(tracker.phase_at(2.0))
 
 
+Hit = Callable[[int, float, float], None]
+
+
+def _band_frames(seconds: float, hop: float) -> tuple[np.ndarray, Hit]:
+    """Empty per-band frames and ``hit(band, t, strength)`` that adds an onset to them."""
+    bands = np.zeros((3, int(seconds / hop)))
+
+    def hit(band: int, t: float, v: float) -> None:
+        k = round(t / hop)
+        if k < bands.shape[1]:
+            bands[band, k] += v
+
+    return bands, hit
+
+
+def _on_the_beats(bands: np.ndarray, hop: float, bpm: float, t0: float, after: float) -> float:
+    """Run the tracker alone over ``bands``; the share of its beats after ``after`` that
+    fall within a tenth of a period of the true grid (beats at ``t0 + k * period``)."""
+    tracker = BeatTracker(BeatSection())
+    fired = []
+    for k in range(bands.shape[1]):
+        lo, mid, hi = bands[:, k].tolist()
+        t = k * hop
+        if tracker.update_bands(lo, mid, hi, t, t + hop, hop, lo + mid + hi > 0):
+            fired.append(tracker.last_beat)
+    assert tracker.bpm == pytest.approx(bpm, abs=0.5)
+    period = 60.0 / bpm
+    late = np.array([b for b in fired if b > after])
+    residual = ((late - t0) / period + 0.5) % 1.0 - 0.5
+    return float(np.mean(np.abs(residual) < 0.1))
+
+
 def test_off_beat_hats_do_not_pull_the_clock_off_the_kick_and_clap() -> None:
     """Kick and clap lock the beat; then loud hats come in on the off-beats, over a
     rolling bass, fuzz between the beats and a fill at the end of every bar (the
@@ -184,13 +217,7 @@ def test_off_beat_hats_do_not_pull_the_clock_off_the_kick_and_clap() -> None:
     hop, bpm, seconds, t0 = 0.005, 132.0, 30.0, 0.1
     period = 60.0 / bpm
     rng = np.random.default_rng(1)
-    bands = np.zeros((3, int(seconds / hop)))
-
-    def hit(band: int, t: float, v: float) -> None:
-        k = round(t / hop)
-        if k < bands.shape[1]:
-            bands[band, k] += v
-
+    bands, hit = _band_frames(seconds, hop)
     for beat in range(int((seconds - t0) / period) + 1):
         t = t0 + beat * period
         if beat % 4 == 3:  # the fill
@@ -206,17 +233,7 @@ def test_off_beat_hats_do_not_pull_the_clock_off_the_kick_and_clap() -> None:
             hit(1, t, 0.5)  # clap
         if t > 8.0:
             hit(2, t + period / 2, 1.0)  # hats, after an intro without them
-    tracker = BeatTracker(BeatSection())
-    fired = []
-    for k in range(bands.shape[1]):
-        lo, mid, hi = bands[:, k].tolist()
-        t = k * hop
-        if tracker.update_bands(lo, mid, hi, t, t + hop, hop, lo + mid + hi > 0):
-            fired.append(tracker.last_beat)
-    assert tracker.bpm == pytest.approx(bpm, abs=0.5)
-    late = np.array([b for b in fired if b > 8.0])
-    residual = ((late - t0) / period + 0.5) % 1.0 - 0.5
-    assert np.mean(np.abs(residual) < 0.1) >= 0.95
+    assert _on_the_beats(bands, hop, bpm, t0, after=8.0) >= 0.95
 
 
 def test_the_snare_picks_the_side_when_kick_bass_and_hats_sit_off_the_beat() -> None:
@@ -229,13 +246,7 @@ def test_the_snare_picks_the_side_when_kick_bass_and_hats_sit_off_the_beat() -> 
     hop, bpm, seconds, t0 = 0.005, 140.0, 24.0, 0.1
     period = 60.0 / bpm
     rng = np.random.default_rng(2)
-    bands = np.zeros((3, int(seconds / hop)))
-
-    def hit(band: int, t: float, v: float) -> None:
-        k = round(t / hop)
-        if k < bands.shape[1]:
-            bands[band, k] += v
-
+    bands, hit = _band_frames(seconds, hop)
     for bar in range(int((seconds - t0) / (4 * period)) + 1):
         t = t0 + bar * 4 * period
         hit(0, t, 1.0)  # kick and bass on the one
@@ -247,17 +258,7 @@ def test_the_snare_picks_the_side_when_kick_bass_and_hats_sit_off_the_beat() -> 
         for beat in range(4):
             hit(2, t + (beat + 0.5) * period, 1.0)  # off-beat hats
             hit(1, t + (beat + 0.25) * period, 0.2 * rng.random())  # ghost notes
-    tracker = BeatTracker(BeatSection())
-    fired = []
-    for k in range(bands.shape[1]):
-        lo, mid, hi = bands[:, k].tolist()
-        t = k * hop
-        if tracker.update_bands(lo, mid, hi, t, t + hop, hop, lo + mid + hi > 0):
-            fired.append(tracker.last_beat)
-    assert tracker.bpm == pytest.approx(bpm, abs=0.5)
-    late = np.array([b for b in fired if b > 6.0])
-    residual = ((late - t0) / period + 0.5) % 1.0 - 0.5
-    assert np.mean(np.abs(residual) < 0.1) >= 0.95
+    assert _on_the_beats(bands, hop, bpm, t0, after=6.0) >= 0.95
 
 
 def test_phases_at_is_phase_at_and_bar_phase_at() -> None:
