@@ -1,4 +1,5 @@
-"""Shared fixtures: a real JACK server (dummy driver) for audio and MIDI tests."""
+"""Shared fixtures: a real JACK server (dummy driver) for audio and MIDI tests, and a small
+in-process Scope emulator (a test file may define its own ``emulator`` with other settings)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
+from soundscape.emulator import Emulator, EmulatorConfig
 
 
 @pytest.fixture(autouse=True)
@@ -65,3 +68,13 @@ def jack_server() -> Iterator[None]:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[Emulator]:
+    emu = Emulator(EmulatorConfig(width=320, height=192, fps=30, load_time=0.2))
+    await emu.start(host="127.0.0.1", port=0)
+    try:
+        yield emu
+    finally:
+        await emu.stop()

@@ -19,18 +19,8 @@ import pytest
 
 from soundscape.app import Daemon
 from soundscape.config import load
-from soundscape.emulator import Emulator, EmulatorConfig
+from soundscape.emulator import Emulator
 from soundscape.scope.api import ScopeClient
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    emu = Emulator(EmulatorConfig(width=320, height=192, fps=30, load_time=0.2))
-    await emu.start(host="127.0.0.1", port=0)
-    try:
-        yield emu
-    finally:
-        await emu.stop()
 
 
 @pytest.fixture

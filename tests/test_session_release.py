@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 
 import pytest
 
-from soundscape.emulator import Emulator, EmulatorConfig
+from soundscape.emulator import Emulator
 from soundscape.scope import session as session_module
 from soundscape.scope.api import ScopeClient
 from soundscape.scope.session import HeapTrim, ScopeSession
@@ -54,16 +53,6 @@ def test_without_glibc_nothing_is_trimmed() -> None:
     trim = HeapTrim(None)
     trim.soon()  # no loop needed: nothing is scheduled
     assert trim.running is None and trim.runs == 0
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    emu = Emulator(EmulatorConfig(width=320, height=192, fps=30, load_time=0.2))
-    await emu.start(host="127.0.0.1", port=0)
-    try:
-        yield emu
-    finally:
-        await emu.stop()
 
 
 @pytest.mark.skipif(session_module.HEAP_TRIM._trim is None, reason="no glibc malloc_trim")

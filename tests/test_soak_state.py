@@ -11,27 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from bench.soak import server_view, state_differences
 
 from soundscape.app import Daemon
 from soundscape.config import load
-from soundscape.emulator import Emulator, EmulatorConfig
+from soundscape.emulator import Emulator
 
 TARGET = [{"text": "a quiet shore", "weight": 1.0}, {"text": "mist", "weight": 0.4}]
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    emu = Emulator(EmulatorConfig(width=320, height=192, fps=30, load_time=0.2))
-    await emu.start(host="127.0.0.1", port=0)
-    try:
-        yield emu
-    finally:
-        await emu.stop()
 
 
 async def test_a_transition_made_while_a_session_opens_reaches_the_server(

@@ -7,7 +7,6 @@ import dataclasses
 import json
 import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 
 from soundscape.app import Daemon, run
 from soundscape.config import Config, load
-from soundscape.emulator import Emulator, EmulatorConfig
+from soundscape.emulator import Emulator
 from soundscape.errors import StartupError
 from soundscape.logring import LogRing
 from soundscape.web.config import HttpConfig
@@ -88,16 +87,6 @@ def test_http_config_parses_and_knows_loopback():
 
 
 # --------------------------------------------------------------------------- a running daemon
-
-
-@pytest.fixture
-async def emulator() -> AsyncIterator[Emulator]:
-    emu = Emulator(EmulatorConfig(width=320, height=192, fps=30, load_time=0.2))
-    await emu.start(host="127.0.0.1", port=0)
-    try:
-        yield emu
-    finally:
-        await emu.stop()
 
 
 def daemon_config(emulator: Emulator, listen: str) -> Config:
