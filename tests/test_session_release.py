@@ -1,11 +1,14 @@
-"""A closed session gives its native memory back: glibc's free pages are trimmed once it
-is gone, in a worker thread, one trim at a time (the soak's RSS crept up by reconnects
-with the heap in use flat). Real aiortc against the emulator in this process."""
+"""A closed session gives its native memory back: its peer connection is freed without
+waiting for the garbage collector, and glibc's free pages are trimmed once it is gone, in
+a worker thread, one trim at a time (the soak's RSS crept up by reconnects with the heap in
+use flat). Real aiortc against the emulator in this process."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 
 import pytest
 
@@ -13,6 +16,26 @@ from soundscape.emulator import Emulator
 from soundscape.scope import session as session_module
 from soundscape.scope.api import ScopeClient
 from soundscape.scope.session import HeapTrim, ScopeSession
+from test_session import open_sessions
+
+OFFER = {"pipeline_ids": ["longlive"], "input_mode": "text"}
+
+
+async def new_session(
+    client: ScopeClient, emulator: Emulator
+) -> tuple[ScopeSession, asyncio.Event]:
+    """A session on a loaded pipeline, not opened yet, and the event its first frame sets."""
+    await client.load_pipeline(["longlive"], {"width": 320, "height": 192})
+    await emulator.wait_for(lambda st: st["pipeline"]["status"] == "loaded", timeout=10)
+    got = asyncio.Event()
+    session = ScopeSession(
+        client,
+        ice_servers=[],
+        on_frame=lambda frame: got.set(),
+        on_message=lambda message: None,
+        on_lost=lambda reason: None,
+    )
+    return session, got
 
 
 async def finished(trim: HeapTrim) -> None:
@@ -59,17 +82,8 @@ def test_without_glibc_nothing_is_trimmed() -> None:
 async def test_closing_a_session_trims_the_heap(emulator: Emulator) -> None:
     trim = session_module.HEAP_TRIM
     async with ScopeClient(emulator.url) as client:
-        await client.load_pipeline(["longlive"], {"width": 320, "height": 192})
-        await emulator.wait_for(lambda st: st["pipeline"]["status"] == "loaded", timeout=10)
-        got = asyncio.Event()
-        session = ScopeSession(
-            client,
-            ice_servers=[],
-            on_frame=lambda frame: got.set(),
-            on_message=lambda message: None,
-            on_lost=lambda reason: None,
-        )
-        await session.open({"pipeline_ids": ["longlive"], "input_mode": "text"}, timeout=10)
+        session, got = await new_session(client, emulator)
+        await session.open(OFFER, timeout=10)
         await asyncio.wait_for(got.wait(), 10)
         before = trim.runs
         await session.close(polite=True)
@@ -77,3 +91,25 @@ async def test_closing_a_session_trims_the_heap(emulator: Emulator) -> None:
         await finished(trim)
         assert trim.runs == before + 1
         assert trim.longest < 0.5
+
+
+async def test_a_closed_session_is_freed_without_waiting_for_the_garbage_collector(
+    emulator: Emulator,
+) -> None:
+    # aiortc's transports hold the peer connection's listeners: without release() a closed
+    # connection (and its native buffers) lived until a full collection -- RSS grew by
+    # reconnects in the soak.
+    async with ScopeClient(emulator.url) as client:
+        session, got = await new_session(client, emulator)
+        gc.collect()
+        gc.disable()
+        try:
+            await session.open(OFFER, timeout=10)
+            await asyncio.wait_for(got.wait(), 10)
+            pc = weakref.ref(session._pc)
+            await session.close(polite=True)
+            del session
+            await emulator.wait_for(lambda st: not open_sessions(st), timeout=10)
+            assert pc() is None, "the closed peer connection waits for a garbage collection"
+        finally:
+            gc.enable()
