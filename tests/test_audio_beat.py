@@ -261,14 +261,24 @@ def test_the_snare_picks_the_side_when_kick_bass_and_hats_sit_off_the_beat() -> 
     assert _on_the_beats(bands, hop, bpm, t0, after=6.0) >= 0.95
 
 
-def test_phases_at_is_phase_at_and_bar_phase_at() -> None:
+def test_phases_at_is_the_beat_and_bar_position() -> None:
+    def beat_phase(tracker: BeatTracker, t: float) -> float:
+        x = 1.0 - (tracker.next_beat - t) / tracker.period
+        return x - math.floor(x)
+
+    def bar_phase(tracker: BeatTracker, t: float) -> float:
+        beats_to_next = (tracker.next_beat - t) / tracker.period  # 0..1 before the next beat
+        next_index = (tracker.beat_in_bar + 1) % tracker.beats_per_bar
+        x = (next_index - beats_to_next) / tracker.beats_per_bar
+        return x - math.floor(x)
+
     tracker = BeatTracker(BeatSection())
     assert tracker.phases_at(1.0) == (0.0, 0.0)
     tracker.next_beat, tracker.period = 10.3, 0.5
     for bpb, index in ((4, 0), (4, 3), (3, 1)):
         tracker.beats_per_bar, tracker.beat_in_bar = bpb, index
         for t in (9.0, 9.95, 10.29, 10.3, 10.6):
-            assert tracker.phases_at(t) == (tracker.phase_at(t), tracker.bar_phase_at(t))
+            assert tracker.phases_at(t) == (beat_phase(tracker, t), bar_phase(tracker, t))
 
 
 def test_the_one_period_fold_is_the_general_fold() -> None:

@@ -371,22 +371,15 @@ class BeatTracker:
 
     def phase_at(self, t: float) -> float:
         """Position of ``t`` between the previous beat (0) and the next (1); 0 if unknown."""
-        if self.next_beat is None or self.period <= 0:
-            return 0.0
-        x = 1.0 - (self.next_beat - t) / self.period
-        return x - math.floor(x)
+        return self.phases_at(t)[0]
 
     def bar_phase_at(self, t: float) -> float:
         """Position of ``t`` in the bar (0 on the downbeat, rising to 1); 0 if unknown."""
-        if self.next_beat is None or self.period <= 0:
-            return 0.0
-        beats_to_next = (self.next_beat - t) / self.period  # 0..1 before the next beat
-        next_index = (self.beat_in_bar + 1) % self.beats_per_bar
-        x = (next_index - beats_to_next) / self.beats_per_bar
-        return x - math.floor(x)
+        return self.phases_at(t)[1]
 
     def phases_at(self, t: float) -> tuple[float, float]:
-        """:meth:`phase_at` and :meth:`bar_phase_at` of ``t`` in one call (per block)."""
+        """Where ``t`` is between the previous beat (0) and the next (1), and in the bar
+        (0 on the downbeat, rising to 1); both 0 while the beat is unknown."""
         nb, period = self.next_beat, self.period
         if nb is None or period <= 0:
             return 0.0, 0.0
