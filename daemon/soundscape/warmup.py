@@ -14,9 +14,8 @@ off the loop: ``await asyncio.to_thread(warm_up)``.
 
 from __future__ import annotations
 
-# Imported here, at import time: asyncio's first to_thread() imports it lazily.
 import asyncio
-import concurrent.futures.thread
+import concurrent.futures.thread  # at import time: asyncio would import it lazily, on the loop
 import importlib
 import threading
 import time
