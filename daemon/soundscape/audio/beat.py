@@ -114,6 +114,12 @@ SIDE_WINDOW = 0.1  # share of a period around each side's beat its mid band peak
 RAMP_SPAN = 4.0  # s of tempo readings a ramp is fitted on
 RAMP_LEAD = 2.0  # s ahead on a steady ramp the tempo is read (about the window's lag)
 RESEED = 0.04  # filter tempo this far from the loop's: re-seed the loop
+CHANGE_BEATS = 4  # consecutive beats whose onsets must fall on one line to show a new tempo
+CHANGE_WINDOW = 0.4  # share of a period around each clock beat its onset is sought in
+CHANGE_FIT = 0.1  # share of a period around the line's prediction the newest onset is sought in
+CHANGE_RESID = 0.03  # share of a period: the largest miss of the line by any onset
+CHANGE_Z = 3.0  # each of those onsets stands this far out of the recent envelope (z units)
+CHANGE_TAU = 1.0  # s, the shortest memory of the tempo evidence after a change
 SILENCE_BEATS = 4.0  # no onset for this many beats: confidence starts to fall
 FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on meanwhile)
 PHASE_POWER = 2.0  # accents (kick, snare) over steady hats and bass
@@ -175,6 +181,7 @@ class BeatTracker:
         ext = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps + self._octave))
         self._lags = (60.0 / ext / hop)[:, None] * np.arange(1, HARMONICS + 1)[None, :]
         self._recency = np.exp((np.arange(n) - n + 1) * hop / RECENCY)
+        self._recency_tau = RECENCY  # its time constant (shorter just after a tempo change)
         self._taps = max(round(SPREAD / hop) + 1, 1)  # frames an onset spreads over
         self._comb: tuple | None = None  # see _make_comb
         self._max_lag = 0.0  # frames: the longest lag the combs read (see _make_comb)
@@ -403,6 +410,7 @@ class BeatTracker:
         self._pending_beat: float | None = None
         self._pending_since = 0.0
         self._side = 0.0  # summed mid-band evidence for the clock's side (< 0: off)
+        self._change_at = -math.inf  # time of the last beat before a detected tempo change
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
             self._tempo_hist.clear()
@@ -438,6 +446,7 @@ class BeatTracker:
         phase_env = self._spread(self._bands[:, p + n - m : p + n])
         back = phase_env[0] + phase_env[1]
         pulse = back + 0.5 * phase_env[2]
+        self._forget_before_change()
         salience = self._salience(pulse)
         if salience is None:
             return
@@ -480,6 +489,16 @@ class BeatTracker:
         silent_beats = (self._t_newest - self.last_onset) / max(self.period, 1e-3)
         fade = min(max((silent_beats - SILENCE_BEATS) / (FLY_BEATS - SILENCE_BEATS), 0.0), 1.0)
         self.confidence = min(max(self.tempo_score * 2.0, 0.0), 1.0) * (1.0 - fade)
+
+    def _forget_before_change(self) -> None:
+        """After a detected tempo change the evidence's memory reaches back no further
+        than the change (at least ``CHANGE_TAU``), growing back to ``RECENCY``: the
+        old tempo's seconds of autocorrelation must not outvote the new one's."""
+        tau = min(max(self._t_newest - self._change_at, CHANGE_TAU), RECENCY)
+        if tau != self._recency_tau:
+            self._recency_tau = tau
+            n = len(self._recency)
+            np.exp((np.arange(n) - n + 1) * (self.hop / tau), out=self._recency)
 
     def _spread(self, bands: np.ndarray) -> np.ndarray:
         """Each band box-summed over ``SPREAD`` (centred, zero beyond the ends)."""
@@ -971,6 +990,8 @@ class BeatTracker:
         nb = self.next_beat if self.next_beat is not None else now
         predicted = (nb - now) % self.period  # s after now of the next beat
         pred_back = (self.period - predicted) / self.hop  # frames back of the previous beat
+        if self._retime(back, pred_back):
+            return
         n = len(scores)
         offsets = np.arange(-int(PHASE_WINDOW * frames), int(PHASE_WINDOW * frames) + 1)
         near = np.rint(pred_back + offsets).astype(np.intp) % n
@@ -1019,6 +1040,90 @@ class BeatTracker:
         if self.next_beat is not None:
             step = PLL_MAX_STEP * self.period
             self.next_beat += min(max(PLL_PHASE_GAIN * err, -step), step)
+
+    def _retime(self, bands: np.ndarray, back: float) -> bool:
+        """Relock at once to a sudden tempo change that the latest beats' onsets show.
+
+        A new tempo on a bar line takes the tempo evidence (an autocorrelation
+        over seconds) two or three seconds to follow, and the loop, folding
+        many beats at the old period, does not see it either. The onsets do:
+        each lands further from the clock's beat than the last. The onset of
+        each of the last clock beats is sought around it (the envelope's peak
+        within ``CHANGE_WINDOW`` of a period), the newest one on the line
+        through the others; when all are clear onsets on one line whose period
+        is more than ``RESEED`` from the clock's, the clock moves onto that
+        line, the filter's belief to its tempo, and the tempo evidence forgets
+        what came before the change (see :meth:`_forget_before_change`). A
+        fill or a syncopation moves one onset off the line, not each further.
+        """
+        frames = self.period / self.hop
+        w = CHANGE_WINDOW * frames
+        margin = SPREAD / self.hop  # an onset's flux spreads this far: its window must be past
+        m = bands.shape[1]
+        seg = int(back + CHANGE_BEATS * frames + w) + 2
+        if seg >= m:
+            return False
+        env = bands[:, m - seg :] ** 2
+        dev = env - np.add.reduce(env, axis=1, keepdims=True) / seg
+        sd = np.sqrt(np.add.reduce(dev * dev, axis=1, keepdims=True) / seg)
+        sd[sd <= 0] = 1.0
+        z = np.add.reduce(dev / sd * self._phase_w, axis=0)[::-1]  # frames back, newest first
+        # The newest onset is the one after the clock's previous beat's, or, while
+        # that is not all heard yet, the previous beat's own.
+        for last in (back - frames, back):
+            at = self._onsets_on_line(z, last, frames, w, margin)
+            if at is not None:
+                break
+        else:
+            return False
+        # The line through the onsets (least squares), beat index against frames back.
+        idx = np.arange(CHANGE_BEATS, dtype=float)
+        slope, icept = np.polyfit(idx, np.array(at), 1)
+        period = -slope * self.hop
+        resid = np.abs(np.array(at) - (icept + slope * idx)).max() * self.hop
+        if not period > 0 or abs(math.log(period / self.period)) <= RESEED:
+            return False
+        if resid > CHANGE_RESID * period:
+            return False
+        now = self._t_newest
+        self._change_at = now - at[0] * self.hop
+        bpm = 60.0 / period
+        # The belief moves to the new tempo (the drift kernel around it).
+        belief = np.zeros_like(self._belief)
+        i = int(np.argmin(np.abs(self._bpms - bpm)))
+        half_k = len(self._drift) // 2
+        lo, hi = max(i - half_k, 0), min(i + half_k + 1, len(belief))
+        belief[lo:hi] = self._drift[lo - i + half_k : hi - i + half_k]
+        self._belief = belief / belief.sum()
+        self._tempo_hist.clear()
+        self._pending_beat = None
+        self._place(period, now - (icept + slope * (CHANGE_BEATS - 1)) * self.hop)
+        return True
+
+    @staticmethod
+    def _onsets_on_line(
+        z: np.ndarray, last: float, frames: float, w: float, margin: float
+    ) -> list[float] | None:
+        """Frames back of the onsets of the clock beats before ``last`` (frames back,
+        oldest first), then of the one on the line through them; None where one is not
+        a clear onset or the newest is not all heard yet (see :meth:`_retime`)."""
+        at: list[float] = []
+        for j in range(CHANGE_BEATS - 1, -1, -1):
+            if j:
+                centre, half = last + j * frames, w
+            else:
+                step = (at[0] - at[-1]) / (len(at) - 1)
+                centre, half = at[-1] - step, CHANGE_FIT * step
+            if centre < half + margin:
+                return None
+            lo, hi = math.ceil(centre - half), min(math.floor(centre + half), len(z) - 1)
+            if hi < lo:
+                return None
+            k = lo + int(np.argmax(z[lo : hi + 1]))
+            if z[k] < CHANGE_Z:
+                return None
+            at.append(float(k))
+        return at
 
     def _side_margin(self, mid: np.ndarray, frames: float, back: float) -> float:
         """How much more the mid band gathers on the beat ``back`` frames ago than half
