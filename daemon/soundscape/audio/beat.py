@@ -122,6 +122,7 @@ CHANGE_Z = 3.0  # each of those onsets stands this far out of the recent envelop
 CHANGE_TAU = 1.0  # s, the shortest memory of the tempo evidence after a change
 SILENCE_BEATS = 4.0  # no onset for this many beats: confidence starts to fall
 FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on meanwhile)
+SURE_TAU = 1.0  # s, time constant of the fall of the tempo's share of the confidence
 PHASE_POWER = 2.0  # accents (kick, snare) over steady hats and bass
 PHASE_W = (0.3, 1.0, 0.6)  # low, mid, high weights of the envelope the phase is read from
 RECENCY = 4.0  # s, time constant of the weighting of the tempo evidence
@@ -411,6 +412,7 @@ class BeatTracker:
         self._pending_since = 0.0
         self._side = 0.0  # summed mid-band evidence for the clock's side (< 0: off)
         self._change_at = -math.inf  # time of the last beat before a detected tempo change
+        self._sure = 0.0  # the tempo's share of the confidence (see _estimate)
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
             self._tempo_hist.clear()
@@ -488,7 +490,13 @@ class BeatTracker:
         self._track_phase(bpm, phase_env)
         silent_beats = (self._t_newest - self.last_onset) / max(self.period, 1e-3)
         fade = min(max((silent_beats - SILENCE_BEATS) / (FLY_BEATS - SILENCE_BEATS), 0.0), 1.0)
-        self.confidence = min(max(self.tempo_score * 2.0, 0.0), 1.0) * (1.0 - fade)
+        # How sure of the tempo the salience makes us, held as it falls: at a drop
+        # the first loud hits (the bands' running means sank through the
+        # breakdown) swamp the autocorrelation for a beat or two, while the
+        # clock, flown on, is on them.
+        sure = min(max(self.tempo_score * 2.0, 0.0), 1.0)
+        self._sure = max(sure, self._sure * math.exp(-self.config.update_interval / SURE_TAU))
+        self.confidence = self._sure * (1.0 - fade)
 
     def _forget_before_change(self) -> None:
         """After a detected tempo change the evidence's memory reaches back no further
