@@ -49,7 +49,18 @@ Every ``update_interval`` seconds:
    half a beat off, summed over the last seconds; the clock moves half a
    beat when that sum turns clearly against it. A tempo change of more than
    a few percent re-seeds the phase (from the full scores; the side's
-   evidence starts afresh).
+   evidence starts afresh). A sudden tempo change (the next track cut in on
+   a bar line) takes the autocorrelation seconds to show, and the loop,
+   folding many beats at the old period, does not see it either; but each
+   onset lands further from the clock's beat than the last. When the onsets
+   of the last ``CHANGE_BEATS`` beats fall on one line of another period
+   (each sought within ``CHANGE_WINDOW`` of a period of its clock beat, the
+   newest on the line), the clock moves onto that line, the filter's belief
+   to its tempo, and the tempo evidence's memory reaches back no further
+   than the change (growing back to ``RECENCY``): about 1.7 s after a
+   110 -> 124 step, where the evidence alone took 3.5 s. A fill or a
+   syncopation moves one onset off the line, not each further; a walk along
+   16ths (a 4:3 tempo) leaves the window by the third beat.
 5. **Bars.** Low and mid strength around each beat is accumulated per beat
    of the bar (kick on beat 1, snare or clap on the backbeats), and so is the
    harmonic change at each beat (the analyzer's pitch-class profile averaged
@@ -72,7 +83,10 @@ exactly what it would be without them.
 Beats are emitted as the stream passes each predicted beat, so a beat event
 costs no analysis delay. Through a breakdown (no onsets) the clock flies on
 at the last tempo: beats keep coming with slowly falling confidence, and the
-first hits of the drop pull the phase back within a beat or two.
+first hits of the drop pull the phase back within a beat or two. The
+tempo's share of the confidence falls at most with ``SURE_TAU``: the drop's
+first loud hits swamp the autocorrelation for a beat or two, and the beats
+the clock has right there are not withheld.
 """
 
 from __future__ import annotations
@@ -1084,11 +1098,15 @@ class BeatTracker:
                 break
         else:
             return False
-        # The line through the onsets (least squares), beat index against frames back.
-        idx = np.arange(CHANGE_BEATS, dtype=float)
-        slope, icept = np.polyfit(idx, np.array(at), 1)
+        # The line through the onsets (least squares, plain floats: four points),
+        # beat index against frames back.
+        i_mean = 0.5 * (CHANGE_BEATS - 1)
+        a_mean = sum(at) / CHANGE_BEATS
+        di = [i - i_mean for i in range(CHANGE_BEATS)]
+        slope = sum(d * (a - a_mean) for d, a in zip(di, at, strict=True)) / sum(d * d for d in di)
+        icept = a_mean - slope * i_mean
         period = -slope * self.hop
-        resid = np.abs(np.array(at) - (icept + slope * idx)).max() * self.hop
+        resid = max(abs(a - icept - slope * i) for i, a in enumerate(at)) * self.hop
         if not period > 0 or abs(math.log(period / self.period)) <= RESEED:
             return False
         if resid > CHANGE_RESID * period:
