@@ -59,8 +59,10 @@ Every ``update_interval`` seconds:
    to its tempo, and the tempo evidence's memory reaches back no further
    than the change (growing back to ``RECENCY``): about 1.7 s after a
    110 -> 124 step, where the evidence alone took 3.5 s. A fill or a
-   syncopation moves one onset off the line, not each further; a walk along
-   16ths (a 4:3 tempo) leaves the window by the third beat.
+   syncopation moves one onset off the line, not each further. A change is
+   from a tempo the clock has held for ``CHANGE_BEATS`` beats, and it empties
+   the clock's beats: when more than one of them still sounds, the line is a
+   walk along a syncopated groove's 16ths or a pad's sweep, not a new tempo.
 5. **Bars.** Low and mid strength around each beat is accumulated per beat
    of the bar (kick on beat 1, snare or clap on the backbeats), and so is the
    harmonic change at each beat (the analyzer's pitch-class profile averaged
@@ -133,6 +135,7 @@ CHANGE_WINDOW = 0.4  # share of a period around each clock beat its onset is sou
 CHANGE_FIT = 0.1  # share of a period around the line's prediction the newest onset is sought in
 CHANGE_RESID = 0.03  # share of a period: the largest miss of the line by any onset
 CHANGE_Z = 3.0  # each of those onsets stands this far out of the recent envelope (z units)
+CHANGE_EMPTY = 0.5  # z units: a clock beat with less onset strength near it is empty
 CHANGE_TAU = 1.0  # s, the shortest memory of the tempo evidence after a change
 SILENCE_BEATS = 4.0  # no onset for this many beats: confidence starts to fall
 FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on meanwhile)
@@ -426,6 +429,7 @@ class BeatTracker:
         self._pending_since = 0.0
         self._side = 0.0  # summed mid-band evidence for the clock's side (< 0: off)
         self._change_at = -math.inf  # time of the last beat before a detected tempo change
+        self._steady_since = math.inf  # since when the clock has held its tempo (see _retime)
         self._sure = 0.0  # the tempo's share of the confidence (see _estimate)
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
@@ -1111,8 +1115,24 @@ class BeatTracker:
             return False
         if resid > CHANGE_RESID * period:
             return False
+        # The music has left the clock's tempo: its beats since the first of those
+        # onsets are all but one empty (nothing within CHANGE_RESID of a period). In a
+        # steady groove a walk along the 16ths, or a pad's sweep, can line up four
+        # onsets too, but the clock's beats still sound.
+        near = max(round(CHANGE_RESID * frames), 1)
+        sounding = 0
+        for j in range(CHANGE_BEATS - 1):
+            centre = round(last + j * frames)
+            if centre < near:
+                continue  # not heard yet
+            if float(z[centre - near : centre + near + 1].max()) > CHANGE_EMPTY:
+                sounding += 1
+        if sounding > 1:
+            return False
         now = self._t_newest
-        self._change_at = now - at[0] * self.hop
+        if now - at[0] * self.hop < self._steady_since + CHANGE_BEATS * self.period:
+            return False  # a change is from a tempo the clock has held for a while
+        self._change_at = self._steady_since = now - at[0] * self.hop
         bpm = 60.0 / period
         # The belief moves to the new tempo (the drift kernel around it).
         belief = np.zeros_like(self._belief)
@@ -1185,6 +1205,7 @@ class BeatTracker:
         self._side = 0.0  # the side's evidence starts afresh (see _track_phase)
         beat = self._t_newest - best * self.hop
         self._pending_beat = None
+        self._steady_since = self._t_newest
         self._place(period, beat)
 
     def _place(self, period: float, beat: float) -> None:
