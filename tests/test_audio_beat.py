@@ -148,6 +148,23 @@ def test_a_tempo_change_is_followed() -> None:
     assert beat_f(beats[beats > 18.0], [f for f in after if f.t > 18.0]) >= 0.9
 
 
+def test_a_sudden_tempo_change_relocks_within_two_seconds() -> None:
+    # 110 -> 124 BPM on a bar line (the next track cut in): the tempo evidence takes
+    # seconds to turn, but each onset lands further from the clock's beat than the last.
+    bar = 4 * 60 / 110
+    first = drum_loop(110, 0.25 + 8 * bar, seed=21)
+    second = drum_loop(124, 14, seed=22, lead_in=0.0)
+    change = len(first.audio) / SR  # the first beat of the new tempo
+    feats = run(np.concatenate([first.audio, second.audio]))
+    start, end = change + 2.0, change + 10.0
+    truth = second.beats + change
+    truth = truth[(truth >= start) & (truth < end)]
+    beats = np.array([f.beat_time for f in feats if f.beat_time is not None])
+    beats = beats[(beats >= start - 0.07) & (beats < end)]
+    assert f_measure(truth, beats, 0.07) >= 0.95
+    assert all(abs(f.bpm - 124.0) <= 1.0 for f in feats if start <= f.t < end)
+
+
 def test_tracker_alone_on_an_impulse_envelope() -> None:
     """The pure tracker on an ideal onset envelope: one value per 5 ms frame."""
     hop = 0.005

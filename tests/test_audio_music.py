@@ -116,6 +116,20 @@ def test_the_clock_flies_through_a_breakdown_and_is_on_the_grid_at_the_drop(cach
     assert all(np.min(np.abs(beats - b)) <= 0.07 for b in after)  # on the grid within 1 s
 
 
+def test_a_syncopated_live_groove_is_not_taken_for_a_tempo_change(cache: Path) -> None:
+    # Kick, bass and guitar on off-beat 16ths, played live: four of its onsets can
+    # line up on a walk along the 16ths, the signature of a sudden tempo change (the
+    # clock jumped from 100 to 80 BPM here before the change detector asked that the
+    # clock's own beats go quiet as well).
+    piece = Piece("afrobeat_live", "afrobeat", 102, seed=7407, soundfont="timgm6mb",
+                  seconds=36, jitter_ms=10.0, drift=0.015)  # fmt: skip
+    rendered, result = _run(piece, cache)
+    ref = rendered.beats
+    local = np.interp([t for t, _ in result.tempo], ref[1:], 60.0 / np.diff(ref))
+    late = [(bpm, want) for (t, bpm), want in zip(result.tempo, local, strict=True) if t >= 5.0]
+    assert late and all(abs(bpm / want - 1.0) < 0.05 for bpm, want in late)
+
+
 def test_the_evaluation_sets_have_drums_bass_and_harmony_in_every_piece() -> None:
     from bench.music.compose import BASS, DRUMS, HARM, PAD, compose
     from bench.music.sets import SETS
