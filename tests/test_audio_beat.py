@@ -282,7 +282,7 @@ def test_phases_at_is_the_beat_and_bar_position() -> None:
 
 
 def test_the_one_period_fold_is_the_general_fold() -> None:
-    # _folds takes a shortcut for one period (the phase's fold): same numbers.
+    # The phase's fold (one period, from its gathered rows) takes a shortcut: same numbers.
     tracker = BeatTracker(BeatSection())
     tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
     rng = np.random.default_rng(3)
@@ -290,10 +290,12 @@ def test_the_one_period_fold_is_the_general_fold() -> None:
         env = rng.random((3, m))
         view = tracker._reversed(env)
         for period in (17.0, 23.4, 45.5, 61.2):
-            one, valid = beat_module._folds(view, m, np.array([period]), 0.7)
-            two, _ = beat_module._folds(view, m, np.array([period, period]), 0.7)
-            np.testing.assert_array_equal(one[..., 0, :], two[..., 0, :])
-            assert valid.shape == (1, math.ceil(period)) and valid.all()
+            one = beat_module._fold(beat_module._comb_rows(view, m, period), 0.7)
+            two, valid = beat_module._folds(view, m, np.array([period, period]), 0.7)
+            np.testing.assert_array_equal(one, two[..., 0, :])
+            rows = beat_module._comb_rows(view, m, period)
+            np.testing.assert_array_equal(one[1], beat_module._fold(rows[1], 0.7))  # one band
+            assert valid[0].all() and one.shape == (3, math.ceil(period))
 
 
 def test_the_grid_folds_from_tables_are_the_general_folds() -> None:

@@ -200,6 +200,7 @@ class BeatTracker:
             self._rev[ndim] = (buf, view)
         # How far each buffer may hold non-zero frames (its tail is zeroed only up to there).
         self._rev_used = {1: 0, 2: 0}
+        self._phase_rows: tuple | None = None  # see _comb_rows_of
         self._spread_buf = np.zeros((3, 0))  # see _spread
         self._phases = np.arange(width)  # phase indices, for the folds' valid masks
         octaves = np.log2(self._bpms / cfg.prior_bpm) / cfg.prior_octaves
@@ -838,9 +839,7 @@ class BeatTracker:
         soft kick on the beat counts against loud hats or a bass off it.
         Returns the weighted sum.
         """
-        m = bands.shape[-1]
-        view = self._reversed(bands**PHASE_POWER)
-        folds = _folds(view, m, np.array([period]), decay)[0][:, 0, :]
+        folds = _fold(self._comb_rows_of(bands, period), decay)
         # Standardised per band, as np.mean and np.std compute it.
         count = folds.shape[1]
         dev = folds - np.add.reduce(folds, axis=1, keepdims=True) / count
@@ -985,7 +984,7 @@ class BeatTracker:
         # The side of the beat: evidence summed over updates (see _side_margin).
         self._side = self._side * math.exp(
             -self.config.update_interval / SIDE_TAU
-        ) + self._side_margin(back[1], frames, pred_back)
+        ) + self._side_margin(back, frames, pred_back)
         if self._side < -SIDE_FLIP:
             self._side = -self._side
             self._pending_beat = None
@@ -1020,9 +1019,9 @@ class BeatTracker:
             step = PLL_MAX_STEP * self.period
             self.next_beat += min(max(PLL_PHASE_GAIN * err, -step), step)
 
-    def _side_margin(self, mid: np.ndarray, frames: float, back: float) -> float:
-        """How much more the mid band gathers on the beat ``back`` frames ago than half
-        a beat from it (standardised fold, older beats weighing ``SIDE_DECAY``).
+    def _side_margin(self, bands: np.ndarray, frames: float, back: float) -> float:
+        """How much more the mid band (of ``bands``) gathers on the beat ``back`` frames
+        ago than half a beat from it (standardised fold, older beats weighing ``SIDE_DECAY``).
 
         Which of two half-beat grids carries the beat: the snare, clap and
         chords mostly fall on beats, while the kick, the bass and the hats
@@ -1032,19 +1031,37 @@ class BeatTracker:
         mid band alone picks the right grid at 82 % or more of the updates
         of every piece but one, the full scores at 54 % in the worst.
         """
-        m = mid.shape[-1]
-        fold = _folds(self._reversed(mid * mid), m, np.array([frames]), SIDE_DECAY)[0][0]
+        fold = _fold(self._comb_rows_of(bands, frames)[1], SIDE_DECAY)
         dev = fold - np.add.reduce(fold) / len(fold)
         sd = math.sqrt(float(np.dot(dev, dev)) / len(fold))
         if not sd > 0:
             return 0.0
         n = len(fold)
         w = int(SIDE_WINDOW * frames)
-        on = back + np.arange(-w, w + 1)
-        off = on + 0.5 * frames
-        on_peak = float(dev[np.rint(on).astype(np.intp) % n].max())
-        off_peak = float(dev[np.rint(off).astype(np.intp) % n].max())
+        # A few frames each side: plain floats (round is np.rint's half to even).
+        on = [back + j for j in range(-w, w + 1)]
+        half = 0.5 * frames
+        values = dev.tolist()
+        on_peak = max([values[round(x) % n] for x in on])
+        off_peak = max([values[round(x + half) % n] for x in on])
         return (on_peak - off_peak) / sd
+
+    def _comb_rows_of(self, bands: np.ndarray, period: float) -> np.ndarray:
+        """:func:`_comb_rows` of ``bands`` to the ``PHASE_POWER`` at ``period``.
+
+        The phase scores and the side's fold read the same rows at each
+        update: gathered once (the last bands and period are remembered).
+        """
+        last = self._phase_rows
+        if last is not None and last[0] is bands and last[1] == period:
+            return last[2]  # type: ignore[no-any-return]
+        if PHASE_POWER == 2.0:  # squared as copied, a pass less
+            view = self._reversed(bands, squared=True)
+        else:
+            view = self._reversed(bands**PHASE_POWER)
+        rows = _comb_rows(view, bands.shape[-1], period)
+        self._phase_rows = (bands, period, rows)
+        return rows
 
     def _seed(self, period: float, back: np.ndarray) -> None:
         self._confirmed = False
@@ -1166,8 +1183,6 @@ def _folds(
     ``(m - 1) // period`` of them), so each phase has the same weight. One
     gather of rows and one matrix product for every period and band.
     """
-    if len(periods) == 1:  # the phase's fold: the same, with a dozen numpy calls less
-        return _fold(view, m, periods, decay)
     beats = np.maximum(((m - 1) / periods).astype(np.intp), 1)
     width = math.ceil(float(periods.max()))
     ks = np.arange(int(beats.max()))
@@ -1181,33 +1196,34 @@ def _folds(
 
 
 # Comb weights of _fold per (decay, beats): few distinct values, as _folds computes them.
-_FOLD_WEIGHTS: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_FOLD_WEIGHTS: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _fold(
-    view: np.ndarray, m: int, periods: np.ndarray, decay: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_folds` of one period, the same numbers: the beat count and the
-    width are plain integers, the weights and their sum come from a table,
-    and every phase is valid (the width is the period's ceiling)."""
-    period = float(periods[0])
+def _comb_rows(view: np.ndarray, m: int, period: float) -> np.ndarray:
+    """The rows of a :meth:`BeatTracker._reversed` envelope of ``m`` frames at each
+    beat of one period, as :func:`_folds` gathers them (..., beats, phases); every
+    phase is the period's own (the width is its ceiling). Plain integers for the
+    few offsets (``round`` is ``np.rint``'s half to even)."""
     beats = max(int((m - 1) / period), 1)
-    width = math.ceil(period)
+    return view[..., [round(period * k) for k in range(beats)], : math.ceil(period)]
+
+
+def _fold(rows: np.ndarray, decay: float) -> np.ndarray:
+    """:func:`_folds` of one period from its :func:`_comb_rows` (..., phases), the
+    same numbers: the weights and their sum come from a table."""
+    beats = rows.shape[-2]
     key = (decay, beats)
     entry = _FOLD_WEIGHTS.get(key)
     if entry is None:
         ks = np.arange(beats)
         weights = np.where(ks < np.array([beats])[:, None], decay**ks, 0.0)
-        entry = (ks, weights, weights.sum(axis=1)[:, None])
+        entry = (weights, weights.sum(axis=1)[:, None])
         for a in entry:  # shared by every tracker: read only
             a.flags.writeable = False
         if len(_FOLD_WEIGHTS) < 4096:
             _FOLD_WEIGHTS[key] = entry
-    ks, weights, mass = entry
-    offsets = np.rint(periods[:, None] * ks).astype(np.intp)
-    rows = view[..., offsets, :width]  # (..., 1, beats, phases)
-    total = np.matmul(weights[:, None, :], rows)[..., 0, :]
-    return total / mass, np.ones((1, width), dtype=bool)
+    weights, mass = entry
+    return np.matmul(weights, rows)[..., 0, :] / mass[0]
 
 
 # Index arrays rotating a bar's beats r to the left (np.roll(x, -r)), per bar length.
