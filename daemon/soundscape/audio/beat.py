@@ -971,13 +971,16 @@ class BeatTracker:
         predicted = (nb - now) % self.period  # s after now of the next beat
         pred_back = (self.period - predicted) / self.hop  # frames back of the previous beat
         n = len(scores)
-        offsets = np.arange(-int(PHASE_WINDOW * frames), int(PHASE_WINDOW * frames) + 1)
-        near = np.rint(pred_back + offsets).astype(np.intp) % n
-        k = int(np.argmax(scores[near]))
-        local = scores[near][k]
+        # A few frames around the prediction: plain floats, gathered once (round is
+        # np.rint's half to even; index of the max is np.argmax's first one).
+        offsets = range(-int(PHASE_WINDOW * frames), int(PHASE_WINDOW * frames) + 1)
+        values = scores.tolist()
+        near = [values[round(pred_back + o) % n] for o in offsets]
+        local = max(near)
+        k = near.index(local)
         err_frames = float(offsets[k])
         if 0 < k < len(near) - 1:
-            a, b, c = scores[near[k - 1]], local, scores[near[k + 1]]
+            a, b, c = near[k - 1], local, near[k + 1]
             den = a - 2 * b + c
             if den < 0:
                 err_frames += 0.5 * (a - c) / den
