@@ -345,13 +345,19 @@ def test_the_salience_combs_while_the_window_fills_are_built_afresh() -> None:
 
 
 def test_bar_statistics_are_numpys() -> None:
-    # _contrast, _unit and the rotations skip numpy's wrappers: the same numbers.
+    # _contrast (plain floats), _units (all rows at once) and the rotations skip
+    # numpy's wrappers: the same numbers as numpy's own, row by row.
     rng = np.random.default_rng(5)
     for _ in range(500):
-        x = rng.random(int(rng.integers(2, 5))) * 10 ** rng.uniform(-3, 3)
-        assert beat_module._contrast(x) == float(x.std()) / float(x.mean())
-        d = x - x.mean()
-        np.testing.assert_array_equal(beat_module._unit(x), d / float(np.sqrt(np.dot(d, d))))
-        for r, turn in enumerate(beat_module._ROLLS.get(len(x), [])):
+        b = int(rng.integers(2, 5))
+        x = rng.random(b) * 10 ** rng.uniform(-3, 3)
+        assert beat_module._contrast(x.tolist()) == float(x.std()) / float(x.mean())
+        rows = rng.random((int(rng.integers(1, 5)), int(rng.choice([b, 12])))) * 10.0
+        rows[0] = 1.0  # all equal: left as it is
+        for row, got in zip(rows, beat_module._units(rows), strict=True):
+            d = row - row.mean()
+            norm = float(np.sqrt(np.dot(d, d)))
+            np.testing.assert_array_equal(got, d / norm if norm > 0 else d)
+        for r, turn in enumerate(beat_module._ROLLS.get(b, [])):
             np.testing.assert_array_equal(x[turn], np.roll(x, -r))
-    assert beat_module._contrast(np.zeros(4)) == 0.0
+    assert beat_module._contrast([0.0] * 4) == 0.0

@@ -359,13 +359,18 @@ class BeatTracker:
         for acc in self._meter_harm.values():
             for i in range(len(acc)):
                 acc[i] *= keep
-        for span in HARMONY_SPANS:
-            if len(beats) < 2 * span:
-                continue
-            last = list(beats)[-2 * span :]
-            before = _unit(sum(last[:span]))
-            after = _unit(sum(last[span:]))
-            change = 1.0 - float(np.dot(before, after))  # 0 (the same chord) .. 2
+        spans = [span for span in HARMONY_SPANS if len(beats) >= 2 * span]
+        if not spans:
+            return
+        last = list(beats)
+        sides = []  # before and after each boundary
+        for span in spans:
+            sides += [sum(last[-2 * span : -span]), sum(last[-span:])]
+        units = _units(np.array(sides))
+        # Every before . after at once (a batch of dot products, the same numbers).
+        dots = np.matmul(units[0::2, None, :], units[1::2, :, None])[:, 0, 0].tolist()
+        for span, dot in zip(spans, dots, strict=True):
+            change = 1.0 - dot  # 0 (the same chord) .. 2
             boundary = self._beat_count - span + 1  # the count of the first beat after it
             for b, acc in self._meter_harm.items():
                 acc[boundary % b] += change
@@ -1107,26 +1112,21 @@ class BeatTracker:
             beats = 2  # 6/8: two dotted-quarter beats a bar
         if not beats:
             contrast = {
-                b: _contrast(np.array(self._meter_low[b])) + _contrast(np.array(self._meter_mid[b]))
-                for b in (3, 4)
+                b: _contrast(self._meter_low[b]) + _contrast(self._meter_mid[b]) for b in (3, 4)
             }
             beats = 3 if contrast[3] > 1.5 * contrast[4] else 4
-        lows = _unit(np.array(self._meter_low[beats]))
-        mids = _unit(np.array(self._meter_mid[beats]))
-        harm = _unit(np.array(self._meter_harm[beats]))
-        tl, tm = TEMPLATES[beats]
-        th = HARMONY_TEMPLATES[beats]
+        units = _units(
+            np.array([self._meter_low[beats], self._meter_mid[beats], self._meter_harm[beats]])
+        )
         # The rotation r: beat count c is beat (c - r) % beats of the bar.
-        # (lows[_ROLLS[beats][r]] is np.roll(lows, -r), without its overhead.)
+        # (x[_ROLLS[beats][r]] is np.roll(x, -r).) Every rotation of every
+        # band against its template, as a batch of dot products: (3, rotations).
+        rotated = units[:, _ROLLS[beats]][:, :, None, :]
+        lows, mids, harm = np.matmul(rotated, _TEMPLATE_ROWS[beats])[..., 0, 0].tolist()
         scores = [
-            float(
-                np.dot(lows[turn], tl)
-                + np.dot(mids[turn], tm)
-                + HARMONY_WEIGHT * np.dot(harm[turn], th)
-            )
-            for turn in _ROLLS[beats]
+            lo + mid + HARMONY_WEIGHT * h for lo, mid, h in zip(lows, mids, harm, strict=True)
         ]
-        r = int(np.argmax(scores))
+        r = scores.index(max(scores))  # np.argmax's first
         if beats == self.beats_per_bar:
             # Keep the bar line already chosen unless another fits clearly better.
             current = (self._beat_count - self.beat_in_bar) % beats
@@ -1229,27 +1229,33 @@ def _fold(rows: np.ndarray, decay: float) -> np.ndarray:
     return np.matmul(weights, rows)[..., 0, :] / mass[0]
 
 
-# Index arrays rotating a bar's beats r to the left (np.roll(x, -r)), per bar length.
-_ROLLS = {b: [np.roll(np.arange(b), -r) for r in range(b)] for b in TEMPLATES}
+# Index arrays rotating a bar's beats r to the left (np.roll(x, -r)), per bar length:
+# row r of _ROLLS[b].
+_ROLLS = {b: np.array([np.roll(np.arange(b), -r) for r in range(b)]) for b in TEMPLATES}
+# The low, mid and harmony templates per bar length, shaped for a batch of dot products
+# with the rotations (see _decide_bar).
+_TEMPLATE_ROWS = {
+    b: np.array([*TEMPLATES[b], HARMONY_TEMPLATES[b]])[:, None, :, None] for b in TEMPLATES
+}
 
 
-def _mean(x: np.ndarray) -> float:
-    """``x.mean()`` of a 1-D array (the same sum and division, without its wrapper)."""
-    return float(np.add.reduce(x) / len(x))
+def _units(rows: np.ndarray) -> np.ndarray:
+    """Each row less its mean, to unit length (left as it is when all equal).
+
+    As numpy computes it row by row (sum, mean, the dot product with itself,
+    root), in a few calls for all rows: a batch of dot products is each row's
+    own dot product.
+    """
+    d = rows - (np.add.reduce(rows, axis=1) / rows.shape[1])[:, None]
+    norm = np.sqrt(np.matmul(d[:, None, :], d[:, :, None])[:, 0])
+    return d / np.where(norm > 0, norm, 1.0)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    d = x - _mean(x)
-    n = float(np.sqrt(np.dot(d, d)))
-    return d / n if n > 0 else d
-
-
-def _contrast(x: np.ndarray) -> float:
-    # x.std() / x.mean(), computed as numpy does (sum, mean, squared deviations,
-    # their sum over the count, root) without two wrappers' overhead.
-    m = _mean(x)
+def _contrast(x: list[float]) -> float:
+    """``std / mean`` of a few values (a bar's beats), as numpy computes it: below 8
+    values its sums run in order, so plain floats give the same numbers."""
+    n = len(x)
+    m = sum(x) / n
     if not m > 0:
         return 0.0
-    d = x - m
-    np.multiply(d, d, out=d)
-    return math.sqrt(float(np.add.reduce(d)) / len(x)) / m
+    return math.sqrt(sum([(v - m) * (v - m) for v in x]) / n) / m
