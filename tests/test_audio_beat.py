@@ -312,7 +312,7 @@ def test_the_grid_folds_from_tables_are_the_general_folds() -> None:
                 periods = scale * 60.0 / tracker._bpms[tempi] / tracker.hop
                 want, valid = beat_module._folds(tracker._reversed(env), m, periods, decay)
                 folds, got_periods, beyond = tracker._grid_folds(env, tempi, scale, decay)
-                assert got_periods == periods.tolist()
+                assert list(got_periods) == periods.tolist()
                 np.testing.assert_array_equal(beyond, ~valid)
                 np.testing.assert_allclose(folds[valid], want[valid], rtol=1e-13)
                 squared, _, _ = tracker._grid_folds(np.sqrt(env), tempi, scale, decay, True)

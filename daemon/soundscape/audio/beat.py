@@ -824,7 +824,8 @@ class BeatTracker:
             back, [i for p in pairs for i in p], 1.0, 0.85, squared=True
         )
         folds[beyond] = 0.0  # phases past a tempo's period are not its own
-        means = (np.add.reduce(folds, axis=1) / np.array(list(map(math.ceil, periods)))).tolist()
+        sums = np.add.reduce(folds, axis=1).tolist()
+        means = [total / math.ceil(p) for total, p in zip(sums, periods, strict=True)]
         folds[beyond] = -np.inf
         tops = np.maximum.reduce(folds, axis=1).tolist()
         conc = [t / mean if mean > 0 else 1.0 for t, mean in zip(tops, means, strict=True)]
@@ -854,36 +855,57 @@ class BeatTracker:
 
     def _grid_folds(
         self, env: np.ndarray, tempi: list[int], scale: float, decay: float, squared: bool = False
-    ) -> tuple[np.ndarray, list[float], np.ndarray]:
+    ) -> tuple[np.ndarray, tuple[float, ...], np.ndarray]:
         """:func:`_folds` at ``scale`` times the periods of grid tempi (indices), from tables.
 
         The tables hold every grid tempo's comb for the whole window, so they
         are built once (not at every update while the window fills): a
         shorter envelope uses fewer of each comb's beats (the rest weigh
-        zero). Returns the folds, the periods in frames (a plain list: a
+        zero). Returns the folds, the periods in frames (plain floats: a
         handful of tempi) and a mask of the phases at and beyond each
-        tempo's ceiling (not part of its fold).
+        tempo's ceiling (not part of its fold; read only).
         """
         m = env.shape[-1]
         table = self._grid_combs.get((scale, decay))
         if table is None:
             table = self._grid_table(scale, decay)
-        _, _, offsets, weights, _, known = table
+        known = table[-1]
         if known[0] != m:  # per tempo at this length (only changes while the window fills)
             known[0] = m
             known[1].clear()
+            known[2] = None
+        # The same tempi as at the last update (a steady piece's peaks often are):
+        # the same combs.
+        combs = known[2]
+        if combs is None or combs[0] != tempi:
+            combs = known[2] = (list(tempi), *self._grid_combs_of(table, tempi, m))
+        _, ps, weights, offsets, width, mass, beyond = combs
+        view = self._reversed(env, squared)
+        folds = np.matmul(weights, view[..., offsets, :width])[..., 0, :]
+        folds /= mass
+        return folds, ps, beyond
+
+    def _grid_combs_of(self, table: tuple, tempi: list[int], m: int) -> tuple:
+        """What :meth:`_grid_folds` reads for ``tempi`` at length ``m``: their
+        periods, comb weights and offsets, the width, the weights' sums and the
+        phases beyond each tempo's ceiling (all read only)."""
+        _, _, offsets, weights, _, known = table
         info = known[1]
         rows = [info.get(i) or self._grid_row(table, i, m) for i in tempi]
         ps, beats, cs, mass = map(list, zip(*rows, strict=True))
         used = max(beats)
         width = max(cs)
-        w = weights[beats, :used]
-        view = self._reversed(env, squared)
-        gathered = view[..., offsets.take(tempi, 0)[:, :used], :width]
-        folds = np.matmul(w[:, None, :], gathered)[..., 0, :]
-        folds /= np.array(mass)[:, None]
         phases = self._phases if width <= len(self._phases) else np.arange(width)
-        return folds, ps, phases[:width] >= np.array(cs)[:, None]
+        out = (
+            weights[beats, :used][:, None, :],
+            offsets.take(tempi, 0)[:, :used],
+            np.array(mass)[:, None],
+            phases[:width] >= np.array(cs)[:, None],
+        )
+        for a in out:
+            a.flags.writeable = False
+        w, idx, mass_col, beyond = out
+        return tuple(ps), w, idx, width, mass_col, beyond
 
     def _grid_row(self, table: tuple, i: int, m: int) -> tuple[float, int, int, float]:
         """Grid tempo ``i``'s period, beat count, ceiling and comb weight at length ``m``."""
@@ -912,7 +934,8 @@ class BeatTracker:
         # Row b: the weights of a comb of b beats (zero beyond).
         weights = np.where(ks < np.arange(most + 1)[:, None], decay**ks, 0.0)
         ceil = np.ceil(periods).astype(np.intp).tolist()
-        table = (periods.tolist(), ceil, offsets, weights, {}, [0, {}])
+        # known: the length the per-tempo rows are for, the rows, the last combs.
+        table = (periods.tolist(), ceil, offsets, weights, {}, [0, {}, None])
         self._grid_combs[scale, decay] = table
         return table
 
