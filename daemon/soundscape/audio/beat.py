@@ -184,7 +184,8 @@ class BeatTracker:
         # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
         self._acfs: np.ndarray | None = None
         self._tatum_fresh = False  # the hat cue was measured at this update
-        self._tatum_last = np.ones(steps)  # its factors, around the last peaks
+        self._tatum_last = [1.0] * steps  # its factors, around the last peaks (plain floats)
+        self._split_last: tuple = (None, (), ())  # the table, the last tempi, their parts
         self._grid_combs: dict[tuple[float, float], tuple] = {}  # see _grid_folds
         self._phase_w = np.array(PHASE_W)[:, None]
         # Reversed envelopes for the folds: one buffer per shape, each with a
@@ -707,9 +708,9 @@ class BeatTracker:
         split the hats' own period, but they split the beat).
         """
         if not self._tatum_fresh:
-            return self._tatum_last.take(tempi).tolist()
-        last = self._tatum_last
-        last.fill(1.0)
+            last = self._tatum_last
+            return [last[i] for i in tempi]
+        last = self._tatum_last = [1.0] * len(self._tatum_last)
         acfs = self._acfs
         k = len(tempi)
         limit = self._max_lag
@@ -727,9 +728,13 @@ class BeatTracker:
         m = acfs.shape[1]
         table = self._split_table
         if table is not None and table[0] == (limit, m):
-            _, idx, frac, valid, counts = table
-            idx, frac, valid = idx.take(rows, 0), frac.take(rows, 0), valid.take(rows, 0)
-            counts = [counts[r] for r in rows]
+            last_table, last_rows, parts = self._split_last
+            if last_table is not table or last_rows != rows:  # else the last update's tempi
+                _, idx, frac, valid, counts = table
+                parts = idx.take(rows, 0), frac.take(rows, 0), valid.take(rows, 0)
+                parts = (*parts, [counts[r] for r in rows])
+                self._split_last = (table, rows, parts)
+            idx, frac, valid, counts = parts
         else:
             idx, frac, valid, counts = self._split_parts(self._split_lags[rows], limit, m)
             if m == self._len:  # the window is full: the same for every tempo from now on
@@ -783,7 +788,8 @@ class BeatTracker:
             nb, nh, _ = counts[k + r]
             if nb and nh and 2.0 * bpms[i] <= fastest:
                 f *= 1.0 - TATUM_FAST * sure * good[0][k + r]
-            last[max(i - width, 0) : i + width + 1] = f
+            start, stop = max(i - width, 0), min(i + width + 1, len(last))
+            last[start:stop] = [f] * (stop - start)
             out.append(f)
         return out
 
