@@ -445,15 +445,13 @@ class BeatTracker:
         phase_env = self._spread(self._bands[:, p + n - m : p + n])
         back = phase_env[0] + phase_env[1]
         pulse = back + 0.5 * phase_env[2]
-        salience = self._salience(pulse)
-        if salience is None:
-            return
         # The hats' pattern changes slowly: once the window is full their
         # cue is measured every other update (the last factors hold between).
-        self._tatum_fresh = m < n or not self._tatum_fresh
-        if self._tatum_fresh:
-            acfs = self._comb[-1]  # type: ignore[index]
-            self._acfs = None if self._acf(phase_env[2], acfs[0]) is None else acfs
+        fresh = m < n or not self._tatum_fresh
+        salience = self._salience(pulse, phase_env[2] if fresh else None)
+        if salience is None:
+            return
+        self._tatum_fresh = fresh
         obs = self._metrical(salience, back)
         # Forward filter: drift, rare jumps, evidence.
         # Divided by the kernel mass inside the grid, so the slowest and fastest
@@ -539,45 +537,58 @@ class BeatTracker:
             return bpm
         return bpm * math.exp(slope * RAMP_LEAD)
 
-    def _salience(self, env: np.ndarray) -> np.ndarray | None:
+    def _salience(self, env: np.ndarray, hats: np.ndarray | None = None) -> np.ndarray | None:
         """Comb score of the envelope's autocorrelation for every tempo of the grid.
 
-        The autocorrelation is left in the second row of the comb's ``acfs``
-        (see :meth:`_tatum`).
+        The autocorrelation is left in the second row of the comb's ``acfs``;
+        with ``hats``, theirs in the first, and ``_acfs`` set (see :meth:`_tatum`).
         """
         m = len(env)
         comb = self._comb if self._comb is not None and self._comb[0] == m else self._make_comb(m)
         acfs = comb[-1]
-        unbiased = self._acf(env, acfs[1])
-        if unbiased is None:
+        found = self._acf([env] if hats is None else [hats, env])
+        if not found[-1]:
             return None
+        if hats is not None:
+            self._acfs = acfs if found[0] else None
         _, _, _, taps, weights, empty, *_ = comb
         # Each tempo: the mean of its comb teeth, read between lags (linear);
         # teeth x tempi, so the sum runs over whole rows.
-        teeth = unbiased.take(taps)  # (a third quicker than indexing)
+        teeth = acfs[1].take(taps)  # (a third quicker than indexing)
         teeth *= weights
         out = np.add.reduce(teeth, axis=0)
         out[:empty] = -1.0
         return out
 
-    def _acf(self, env: np.ndarray, out: np.ndarray) -> np.ndarray | None:
-        """The envelope's autocorrelation (recent frames weighted most), unbiased, 1 at lag 0.
+    def _acf(self, envs: list[np.ndarray]) -> list[bool]:
+        """The envelopes' autocorrelations (recent frames weighted most), unbiased, 1 at lag 0.
 
-        Written into ``out`` (as long as ``env``; see :meth:`_make_comb`).
+        Written into the last rows of the comb's ``acfs`` (each as long as the
+        envelopes; see :meth:`_make_comb`), all envelopes in one transform
+        (each row's numbers are what a transform of it alone gives). Returns
+        whether each has any power (else its row is left as it was).
         """
-        m = len(env)
-        _, recency, unbias, _, _, _, frame, spec, power, acf, _ = self._comb  # type: ignore[misc]
+        k, m = len(envs), len(envs[-1])
+        _, recency, unbias, _, _, _, frame, spec, power, acf, acfs = self._comb  # type: ignore[misc]
+        rows = slice(len(acfs) - k, len(acfs))
+        frame, spec, power, acf, out = frame[rows], spec[rows], power[rows], acf[rows], acfs[rows]
+        x = frame[:, :m]  # the rest stays zero (padding)
+        for row, env in zip(x, envs, strict=True):
+            row[...] = env
+        x -= (np.add.reduce(x, axis=1) / m)[:, None]
         # Recent frames weigh more, so a ramp is followed rather than averaged.
-        x = frame[:m]  # the rest stays zero (padding)
-        np.subtract(env, np.add.reduce(env) / m, out=x)
         x *= recency
         rfft_into(frame, spec)
         np.multiply(spec.real, spec.real, out=power)
         power += spec.imag * spec.imag
         irfft_into(power, acf)
-        if acf[0] <= 0:
-            return None
-        return np.divide(acf[:m], acf[0] * unbias / m, out=out)
+        found = [not zero <= 0 for zero in acf[:, 0].tolist()]
+        if all(found):
+            np.divide(acf[:, :m], acf[:, :1] * unbias / m, out=out)
+        else:
+            for r in itertools.compress(range(k), found):
+                np.divide(acf[r, :m], acf[r, 0] * unbias / m, out=out[r])
+        return found
 
     def _make_comb(self, m: int) -> tuple:
         """What the salience needs for an envelope of ``m`` frames (cached while m holds).
@@ -610,13 +621,14 @@ class BeatTracker:
         )
         buffers = ffts.get(nfft)
         if buffers is None:
+            # Two rows: the hats' and the pulse's (see _acf).
             buffers = ffts[nfft] = (
-                np.zeros(nfft),
-                np.empty(nfft // 2 + 1, dtype=complex),
-                np.empty(nfft // 2 + 1),
-                np.empty(nfft),
+                np.zeros((2, nfft)),
+                np.empty((2, nfft // 2 + 1), dtype=complex),
+                np.empty((2, nfft // 2 + 1)),
+                np.empty((2, nfft)),
             )
-        buffers[0][m:] = 0.0
+        buffers[0][:, m:] = 0.0
         # Keep at least one second of overlap, less while the envelope is
         # short (the early guesses, and the first full estimates: a 90 BPM
         # comb gets its second tooth at 2.2 s).
