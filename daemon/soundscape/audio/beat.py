@@ -867,8 +867,10 @@ class BeatTracker:
         # Standardised per band, as np.mean and np.std compute it.
         count = folds.shape[1]
         dev = folds - np.add.reduce(folds, axis=1, keepdims=True) / count
-        sd = np.sqrt(np.add.reduce(dev * dev, axis=1, keepdims=True) / count)
-        sd[sd <= 0] = 1.0
+        # The root of each band's mean square, as plain floats (three of them); a
+        # flat fold is left as it is.
+        roots = [math.sqrt(v / count) for v in np.add.reduce(dev * dev, axis=1).tolist()]
+        sd = np.array([[r if not r <= 0 else 1.0] for r in roots])
         return np.add.reduce(dev / sd * self._phase_w, axis=0)
 
     def _grid_folds(
