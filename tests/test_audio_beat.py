@@ -378,7 +378,9 @@ def test_the_compound_test_is_numpys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_bar_statistics_are_numpys() -> None:
     # _contrast (plain floats), _units (all rows at once) and the rotations skip
-    # numpy's wrappers: the same numbers as numpy's own, row by row.
+    # numpy's wrappers: the same numbers as numpy's own, row by row. A dot product's
+    # last bit depends on where its operands lie in memory (BLAS), so the batched
+    # ones are held to an ulp or two (the tracker's output is the same either way).
     rng = np.random.default_rng(5)
     for _ in range(500):
         b = int(rng.integers(2, 5))
@@ -389,7 +391,15 @@ def test_bar_statistics_are_numpys() -> None:
         for row, got in zip(rows, beat_module._units(rows), strict=True):
             d = row - row.mean()
             norm = float(np.sqrt(np.dot(d, d)))
-            np.testing.assert_array_equal(got, d / norm if norm > 0 else d)
+            np.testing.assert_allclose(got, d / norm if norm > 0 else d, rtol=1e-15, atol=1e-15)
         for r, turn in enumerate(beat_module._ROLLS.get(b, [])):
             np.testing.assert_array_equal(x[turn], np.roll(x, -r))
+        if b in beat_module.TEMPLATES:  # the bar line's batch of dot products (_decide_bar)
+            units = rng.standard_normal((3, b))
+            templates = [*beat_module.TEMPLATES[b], beat_module.HARMONY_TEMPLATES[b]]
+            rotated = units[:, beat_module._ROLLS[b]][:, :, None, :]
+            got = np.matmul(rotated, beat_module._TEMPLATE_ROWS[b])[..., 0, 0]
+            for band, template in enumerate(templates):
+                want = [np.dot(units[band][turn], template) for turn in beat_module._ROLLS[b]]
+                np.testing.assert_allclose(got[band], want, rtol=1e-15, atol=1e-15)
     assert beat_module._contrast([0.0] * 4) == 0.0
