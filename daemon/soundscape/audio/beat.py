@@ -371,7 +371,7 @@ class BeatTracker:
             before, after = last[-2 * span : -span], last[-span:]
             sides += [sum(before[1:], before[0]), sum(after[1:], after[0])]
         units = _units(np.array(sides))
-        # Every before . after at once (a batch of dot products, the same numbers).
+        # Every before . after at once (a batch of dot products; see _units).
         dots = np.matmul(units[0::2, None, :], units[1::2, :, None])[:, 0, 0].tolist()
         for span, dot in zip(spans, dots, strict=True):
             change = 1.0 - dot  # 0 (the same chord) .. 2
@@ -1300,7 +1300,9 @@ def _units(rows: np.ndarray) -> np.ndarray:
 
     As numpy computes it row by row (sum, mean, the dot product with itself,
     root), in a few calls for all rows: a batch of dot products is each row's
-    own dot product.
+    own dot product, to the last bit or so (a BLAS dot product's last bit
+    depends on where its operands lie in memory; the tracker's output is the
+    same on every piece of the four sets).
     """
     d = rows - (np.add.reduce(rows, axis=1) / rows.shape[1])[:, None]
     norm = np.sqrt(np.matmul(d[:, None, :], d[:, :, None])[:, 0])
