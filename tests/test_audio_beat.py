@@ -344,38 +344,6 @@ def test_the_salience_combs_while_the_window_fills_are_built_afresh() -> None:
         assert tracker._max_lag == max_lag
 
 
-def test_the_compound_test_is_numpys(monkeypatch: pytest.MonkeyPatch) -> None:
-    # _compound reads a few dozen frames as plain floats: the same decision as
-    # the arrays give (the points' frames, the strongest of three, the mean over beats).
-    tracker = BeatTracker(BeatSection())
-    tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
-    rng = np.random.default_rng(11)
-    hits = 0
-    for _ in range(300):
-        m = tracker._len
-        tracker._bands[:] = rng.random(tracker._bands.shape) ** 3
-        tracker._count, tracker._pos = m, int(rng.integers(0, m))
-        tracker._t_newest = 100.0
-        tracker.period = float(rng.uniform(0.3, 1.0))
-        tracker.last_beat = 100.0 - float(rng.uniform(0.0, 3.0))
-        # Thresholds around random data's ratios, so that both answers come up.
-        monkeypatch.setattr(beat_module, "COMPOUND_RATIO", float(rng.uniform(0.7, 1.3)))
-        hist = tracker.history()
-        env = hist[1] + hist[2]
-        starts = tracker.last_beat - tracker.period * np.arange(1, beat_module.COMPOUND_BEATS + 1)
-        times = starts[:, None] + np.array(beat_module.COMPOUND_AT)[None, :] * tracker.period
-        idx = np.rint(m - 1 - (tracker._t_newest - times) / tracker.hop).astype(np.intp)
-        idx = idx[(idx >= 1).all(axis=1) & (idx < m - 1).all(axis=1)]
-        want = False
-        if len(idx) >= beat_module.COMPOUND_BEATS // 2:
-            near = np.maximum(np.maximum(env[idx - 1], env[idx]), env[idx + 1]).mean(axis=0)
-            third, half, two_thirds = near.tolist()
-            want = min(third, two_thirds) > beat_module.COMPOUND_RATIO * half
-        assert tracker._compound() == want
-        hits += want
-    assert 0 < hits < 300
-
-
 def test_bar_statistics_are_numpys() -> None:
     # _contrast (plain floats), _units (all rows at once) and the rotations skip
     # numpy's wrappers: the same numbers as numpy's own, row by row. A dot product's

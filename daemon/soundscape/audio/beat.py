@@ -1187,33 +1187,23 @@ class BeatTracker:
         (swing fills only the two thirds, so it does not count)."""
         hist = self.history()
         m = hist.shape[1]
-        last, period = self.last_beat, self.period
-        if last is None or period <= 0 or m < 16:
+        if self.last_beat is None or self.period <= 0 or m < 16:
             return False
-        # A few dozen frames: plain floats, the same operations in the same order
-        # as on arrays (round is np.rint's half to even; the mean over the beats
-        # adds them in order, as numpy's mean along the first axis does).
-        now, hop = self._t_newest, self.hop
-        beats = []  # per beat, the frame of each point
-        for k in range(1, COMPOUND_BEATS + 1):
-            start = last - period * k
-            frames = [round(m - 1 - (now - (start + at * period)) / hop) for at in COMPOUND_AT]
-            if all(1 <= i < m - 1 for i in frames):
-                beats.append(frames)
-        if len(beats) < COMPOUND_BEATS // 2:
+        env = hist[1] + hist[2]
+        starts = self.last_beat - self.period * np.arange(1, COMPOUND_BEATS + 1)
+        times = starts[:, None] + COMPOUND_AT[None, :] * self.period
+        idx = np.rint(m - 1 - (self._t_newest - times) / self.hop).astype(np.intp)
+        idx = idx[(idx >= 1).all(axis=1) & (idx < m - 1).all(axis=1)]
+        if len(idx) < COMPOUND_BEATS // 2:
             return False
         # The strongest of three frames around each point (the grid is not exact).
-        flat = [i + d for frames in beats for i in frames for d in (-1, 0, 1)]
-        env = (hist[1].take(flat) + hist[2].take(flat)).tolist()
-        sums = [0.0] * len(COMPOUND_AT)
-        for j, b in enumerate(range(0, len(env), 3)):
-            sums[j % len(sums)] += max(max(env[b], env[b + 1]), env[b + 2])
-        third, half, two_thirds = (total / len(beats) for total in sums)
+        near = np.maximum(np.maximum(env[idx - 1], env[idx]), env[idx + 1]).mean(axis=0)
+        third, half, two_thirds = near.tolist()
         return min(third, two_thirds) > COMPOUND_RATIO * half
 
 
 COMPOUND_BEATS = 8  # beats looked back on for the subdivision
-COMPOUND_AT = (1.0 / 3.0, 0.5, 2.0 / 3.0)  # points of the beat compared
+COMPOUND_AT = np.array([1.0 / 3.0, 0.5, 2.0 / 3.0])  # points of the beat compared
 COMPOUND_RATIO = 2.0  # the thirds this much stronger than the half: compound
 
 # Templates per bar length (low band, mid band), beat 1 first: the kick leans on
