@@ -299,7 +299,7 @@ def test_phases_at_is_the_beat_and_bar_position() -> None:
 
 
 def test_the_one_period_fold_is_the_general_fold() -> None:
-    # _folds takes a shortcut for one period (the phase's fold): same numbers.
+    # The phase's fold (one period, from its gathered rows) takes a shortcut: same numbers.
     tracker = BeatTracker(BeatSection())
     tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
     rng = np.random.default_rng(3)
@@ -307,10 +307,12 @@ def test_the_one_period_fold_is_the_general_fold() -> None:
         env = rng.random((3, m))
         view = tracker._reversed(env)
         for period in (17.0, 23.4, 45.5, 61.2):
-            one, valid = beat_module._folds(view, m, np.array([period]), 0.7)
-            two, _ = beat_module._folds(view, m, np.array([period, period]), 0.7)
-            np.testing.assert_array_equal(one[..., 0, :], two[..., 0, :])
-            assert valid.shape == (1, math.ceil(period)) and valid.all()
+            one = beat_module._fold(beat_module._comb_rows(view, m, period), 0.7)
+            two, valid = beat_module._folds(view, m, np.array([period, period]), 0.7)
+            np.testing.assert_array_equal(one, two[..., 0, :])
+            rows = beat_module._comb_rows(view, m, period)
+            np.testing.assert_array_equal(one[1], beat_module._fold(rows[1], 0.7))  # one band
+            assert valid[0].all() and one.shape == (3, math.ceil(period))
 
 
 def test_the_grid_folds_from_tables_are_the_general_folds() -> None:
@@ -327,7 +329,7 @@ def test_the_grid_folds_from_tables_are_the_general_folds() -> None:
                 periods = scale * 60.0 / tracker._bpms[tempi] / tracker.hop
                 want, valid = beat_module._folds(tracker._reversed(env), m, periods, decay)
                 folds, got_periods, beyond = tracker._grid_folds(env, tempi, scale, decay)
-                assert got_periods == periods.tolist()
+                assert list(got_periods) == periods.tolist()
                 np.testing.assert_array_equal(beyond, ~valid)
                 np.testing.assert_allclose(folds[valid], want[valid], rtol=1e-13)
                 squared, _, _ = tracker._grid_folds(np.sqrt(env), tempi, scale, decay, True)
@@ -360,13 +362,29 @@ def test_the_salience_combs_while_the_window_fills_are_built_afresh() -> None:
 
 
 def test_bar_statistics_are_numpys() -> None:
-    # _contrast, _unit and the rotations skip numpy's wrappers: the same numbers.
+    # _contrast (plain floats), _units (all rows at once) and the rotations skip
+    # numpy's wrappers: the same numbers as numpy's own, row by row. A dot product's
+    # last bit depends on where its operands lie in memory (BLAS), so the batched
+    # ones are held to an ulp or two (the tracker's output is the same either way).
     rng = np.random.default_rng(5)
     for _ in range(500):
-        x = rng.random(int(rng.integers(2, 5))) * 10 ** rng.uniform(-3, 3)
-        assert beat_module._contrast(x) == float(x.std()) / float(x.mean())
-        d = x - x.mean()
-        np.testing.assert_array_equal(beat_module._unit(x), d / float(np.sqrt(np.dot(d, d))))
-        for r, turn in enumerate(beat_module._ROLLS.get(len(x), [])):
+        b = int(rng.integers(2, 5))
+        x = rng.random(b) * 10 ** rng.uniform(-3, 3)
+        assert beat_module._contrast(x.tolist()) == float(x.std()) / float(x.mean())
+        rows = rng.random((int(rng.integers(1, 5)), int(rng.choice([b, 12])))) * 10.0
+        rows[0] = 1.0  # all equal: left as it is
+        for row, got in zip(rows, beat_module._units(rows), strict=True):
+            d = row - row.mean()
+            norm = float(np.sqrt(np.dot(d, d)))
+            np.testing.assert_allclose(got, d / norm if norm > 0 else d, rtol=1e-15, atol=1e-15)
+        for r, turn in enumerate(beat_module._ROLLS.get(b, [])):
             np.testing.assert_array_equal(x[turn], np.roll(x, -r))
-    assert beat_module._contrast(np.zeros(4)) == 0.0
+        if b in beat_module.TEMPLATES:  # the bar line's batch of dot products (_decide_bar)
+            units = rng.standard_normal((3, b))
+            templates = [*beat_module.TEMPLATES[b], beat_module.HARMONY_TEMPLATES[b]]
+            rotated = units[:, beat_module._ROLLS[b]][:, :, None, :]
+            got = np.matmul(rotated, beat_module._TEMPLATE_ROWS[b])[..., 0, 0]
+            for band, template in enumerate(templates):
+                want = [np.dot(units[band][turn], template) for turn in beat_module._ROLLS[b]]
+                np.testing.assert_allclose(got[band], want, rtol=1e-15, atol=1e-15)
+    assert beat_module._contrast([0.0] * 4) == 0.0

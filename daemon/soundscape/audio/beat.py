@@ -209,7 +209,8 @@ class BeatTracker:
         # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
         self._acfs: np.ndarray | None = None
         self._tatum_fresh = False  # the hat cue was measured at this update
-        self._tatum_last = np.ones(steps)  # its factors, around the last peaks
+        self._tatum_last = [1.0] * steps  # its factors, around the last peaks (plain floats)
+        self._split_last: tuple = (None, (), ())  # the table, the last tempi, their parts
         self._grid_combs: dict[tuple[float, float], tuple] = {}  # see _grid_folds
         self._phase_w = np.array(PHASE_W)[:, None]
         # Reversed envelopes for the folds: one buffer per shape, each with a
@@ -225,6 +226,7 @@ class BeatTracker:
             self._rev[ndim] = (buf, view)
         # How far each buffer may hold non-zero frames (its tail is zeroed only up to there).
         self._rev_used = {1: 0, 2: 0}
+        self._phase_rows: tuple | None = None  # see _comb_rows_of
         self._spread_buf = np.zeros((3, 0))  # see _spread
         self._phases = np.arange(width)  # phase indices, for the folds' valid masks
         octaves = np.log2(self._bpms / cfg.prior_bpm) / cfg.prior_octaves
@@ -383,13 +385,21 @@ class BeatTracker:
         for acc in self._meter_harm.values():
             for i in range(len(acc)):
                 acc[i] *= keep
-        for span in HARMONY_SPANS:
-            if len(beats) < 2 * span:
-                continue
-            last = list(beats)[-2 * span :]
-            before = _unit(sum(last[:span]))
-            after = _unit(sum(last[span:]))
-            change = 1.0 - float(np.dot(before, after))  # 0 (the same chord) .. 2
+        spans = [span for span in HARMONY_SPANS if len(beats) >= 2 * span]
+        if not spans:
+            return
+        last = list(beats)
+        # Before and after each boundary: each side's beats summed from its first
+        # (the same as from zero: the profiles are never negative).
+        sides = []
+        for span in spans:
+            before, after = last[-2 * span : -span], last[-span:]
+            sides += [sum(before[1:], before[0]), sum(after[1:], after[0])]
+        units = _units(np.array(sides))
+        # Every before . after at once (a batch of dot products; see _units).
+        dots = np.matmul(units[0::2, None, :], units[1::2, :, None])[:, 0, 0].tolist()
+        for span, dot in zip(spans, dots, strict=True):
+            change = 1.0 - dot  # 0 (the same chord) .. 2
             boundary = self._beat_count - span + 1  # the count of the first beat after it
             for b, acc in self._meter_harm.items():
                 acc[boundary % b] += change
@@ -467,15 +477,13 @@ class BeatTracker:
         back = phase_env[0] + phase_env[1]
         pulse = back + 0.5 * phase_env[2]
         self._forget_before_change()
-        salience = self._salience(pulse)
-        if salience is None:
-            return
         # The hats' pattern changes slowly: once the window is full their
         # cue is measured every other update (the last factors hold between).
-        self._tatum_fresh = m < n or not self._tatum_fresh
-        if self._tatum_fresh:
-            acfs = self._comb[-1]  # type: ignore[index]
-            self._acfs = None if self._acf(phase_env[2], acfs[0]) is None else acfs
+        fresh = m < n or not self._tatum_fresh
+        salience = self._salience(pulse, phase_env[2] if fresh else None)
+        if salience is None:
+            return
+        self._tatum_fresh = fresh
         obs = self._metrical(salience, back)
         # Forward filter: drift, rare jumps, evidence.
         # Divided by the kernel mass inside the grid, so the slowest and fastest
@@ -577,45 +585,58 @@ class BeatTracker:
             return bpm
         return bpm * math.exp(slope * RAMP_LEAD)
 
-    def _salience(self, env: np.ndarray) -> np.ndarray | None:
+    def _salience(self, env: np.ndarray, hats: np.ndarray | None = None) -> np.ndarray | None:
         """Comb score of the envelope's autocorrelation for every tempo of the grid.
 
-        The autocorrelation is left in the second row of the comb's ``acfs``
-        (see :meth:`_tatum`).
+        The autocorrelation is left in the second row of the comb's ``acfs``;
+        with ``hats``, theirs in the first, and ``_acfs`` set (see :meth:`_tatum`).
         """
         m = len(env)
         comb = self._comb if self._comb is not None and self._comb[0] == m else self._make_comb(m)
         acfs = comb[-1]
-        unbiased = self._acf(env, acfs[1])
-        if unbiased is None:
+        found = self._acf([env] if hats is None else [hats, env])
+        if not found[-1]:
             return None
+        if hats is not None:
+            self._acfs = acfs if found[0] else None
         _, _, _, taps, weights, empty, *_ = comb
         # Each tempo: the mean of its comb teeth, read between lags (linear);
         # teeth x tempi, so the sum runs over whole rows.
-        teeth = unbiased.take(taps)  # (a third quicker than indexing)
+        teeth = acfs[1].take(taps)  # (a third quicker than indexing)
         teeth *= weights
         out = np.add.reduce(teeth, axis=0)
         out[:empty] = -1.0
         return out
 
-    def _acf(self, env: np.ndarray, out: np.ndarray) -> np.ndarray | None:
-        """The envelope's autocorrelation (recent frames weighted most), unbiased, 1 at lag 0.
+    def _acf(self, envs: list[np.ndarray]) -> list[bool]:
+        """The envelopes' autocorrelations (recent frames weighted most), unbiased, 1 at lag 0.
 
-        Written into ``out`` (as long as ``env``; see :meth:`_make_comb`).
+        Written into the last rows of the comb's ``acfs`` (each as long as the
+        envelopes; see :meth:`_make_comb`), all envelopes in one transform
+        (each row's numbers are what a transform of it alone gives). Returns
+        whether each has any power (else its row is left as it was).
         """
-        m = len(env)
-        _, recency, unbias, _, _, _, frame, spec, power, acf, _ = self._comb  # type: ignore[misc]
+        k, m = len(envs), len(envs[-1])
+        _, recency, unbias, _, _, _, frame, spec, power, acf, acfs = self._comb  # type: ignore[misc]
+        rows = slice(len(acfs) - k, len(acfs))
+        frame, spec, power, acf, out = frame[rows], spec[rows], power[rows], acf[rows], acfs[rows]
+        x = frame[:, :m]  # the rest stays zero (padding)
+        for row, env in zip(x, envs, strict=True):
+            row[...] = env
+        x -= (np.add.reduce(x, axis=1) / m)[:, None]
         # Recent frames weigh more, so a ramp is followed rather than averaged.
-        x = frame[:m]  # the rest stays zero (padding)
-        np.subtract(env, np.add.reduce(env) / m, out=x)
         x *= recency
         rfft_into(frame, spec)
         np.multiply(spec.real, spec.real, out=power)
         power += spec.imag * spec.imag
         irfft_into(power, acf)
-        if acf[0] <= 0:
-            return None
-        return np.divide(acf[:m], acf[0] * unbias / m, out=out)
+        found = [not zero <= 0 for zero in acf[:, 0].tolist()]
+        if all(found):
+            np.divide(acf[:, :m], acf[:, :1] * unbias / m, out=out)
+        else:
+            for r in itertools.compress(range(k), found):
+                np.divide(acf[r, :m], acf[r, 0] * unbias / m, out=out[r])
+        return found
 
     def _make_comb(self, m: int) -> tuple:
         """What the salience needs for an envelope of ``m`` frames (cached while m holds).
@@ -648,13 +669,14 @@ class BeatTracker:
         )
         buffers = ffts.get(nfft)
         if buffers is None:
+            # Two rows: the hats' and the pulse's (see _acf).
             buffers = ffts[nfft] = (
-                np.zeros(nfft),
-                np.empty(nfft // 2 + 1, dtype=complex),
-                np.empty(nfft // 2 + 1),
-                np.empty(nfft),
+                np.zeros((2, nfft)),
+                np.empty((2, nfft // 2 + 1), dtype=complex),
+                np.empty((2, nfft // 2 + 1)),
+                np.empty((2, nfft)),
             )
-        buffers[0][m:] = 0.0
+        buffers[0][:, m:] = 0.0
         # Keep at least one second of overlap, less while the envelope is
         # short (the early guesses, and the first full estimates: a 90 BPM
         # comb gets its second tooth at 2.2 s).
@@ -746,9 +768,9 @@ class BeatTracker:
         split the hats' own period, but they split the beat).
         """
         if not self._tatum_fresh:
-            return self._tatum_last.take(tempi).tolist()
-        last = self._tatum_last
-        last.fill(1.0)
+            last = self._tatum_last
+            return [last[i] for i in tempi]
+        last = self._tatum_last = [1.0] * len(self._tatum_last)
         acfs = self._acfs
         k = len(tempi)
         limit = self._max_lag
@@ -766,9 +788,13 @@ class BeatTracker:
         m = acfs.shape[1]
         table = self._split_table
         if table is not None and table[0] == (limit, m):
-            _, idx, frac, valid, counts = table
-            idx, frac, valid = idx.take(rows, 0), frac.take(rows, 0), valid.take(rows, 0)
-            counts = [counts[r] for r in rows]
+            last_table, last_rows, parts = self._split_last
+            if last_table is not table or last_rows != rows:  # else the last update's tempi
+                _, idx, frac, valid, counts = table
+                parts = idx.take(rows, 0), frac.take(rows, 0), valid.take(rows, 0)
+                parts = (*parts, [counts[r] for r in rows])
+                self._split_last = (table, rows, parts)
+            idx, frac, valid, counts = parts
         else:
             idx, frac, valid, counts = self._split_parts(self._split_lags[rows], limit, m)
             if m == self._len:  # the window is full: the same for every tempo from now on
@@ -822,7 +848,8 @@ class BeatTracker:
             nb, nh, _ = counts[k + r]
             if nb and nh and 2.0 * bpms[i] <= fastest:
                 f *= 1.0 - TATUM_FAST * sure * good[0][k + r]
-            last[max(i - width, 0) : i + width + 1] = f
+            start, stop = max(i - width, 0), min(i + width + 1, len(last))
+            last[start:stop] = [f] * (stop - start)
             out.append(f)
         return out
 
@@ -863,7 +890,8 @@ class BeatTracker:
             back, [i for p in pairs for i in p], 1.0, 0.85, squared=True
         )
         folds[beyond] = 0.0  # phases past a tempo's period are not its own
-        means = (np.add.reduce(folds, axis=1) / np.array(list(map(math.ceil, periods)))).tolist()
+        sums = np.add.reduce(folds, axis=1).tolist()
+        means = [total / math.ceil(p) for total, p in zip(sums, periods, strict=True)]
         folds[beyond] = -np.inf
         tops = np.maximum.reduce(folds, axis=1).tolist()
         conc = [t / mean if mean > 0 else 1.0 for t, mean in zip(tops, means, strict=True)]
@@ -883,48 +911,69 @@ class BeatTracker:
         soft kick on the beat counts against loud hats or a bass off it.
         Returns the weighted sum.
         """
-        m = bands.shape[-1]
-        view = self._reversed(bands**PHASE_POWER)
-        folds = _folds(view, m, np.array([period]), decay)[0][:, 0, :]
+        folds = _fold(self._comb_rows_of(bands, period), decay)
         # Standardised per band, as np.mean and np.std compute it.
         count = folds.shape[1]
         dev = folds - np.add.reduce(folds, axis=1, keepdims=True) / count
-        sd = np.sqrt(np.add.reduce(dev * dev, axis=1, keepdims=True) / count)
-        sd[sd <= 0] = 1.0
+        # The root of each band's mean square, as plain floats (three of them); a
+        # flat fold is left as it is.
+        roots = [math.sqrt(v / count) for v in np.add.reduce(dev * dev, axis=1).tolist()]
+        sd = np.array([[r if not r <= 0 else 1.0] for r in roots])
         return np.add.reduce(dev / sd * self._phase_w, axis=0)
 
     def _grid_folds(
         self, env: np.ndarray, tempi: list[int], scale: float, decay: float, squared: bool = False
-    ) -> tuple[np.ndarray, list[float], np.ndarray]:
+    ) -> tuple[np.ndarray, tuple[float, ...], np.ndarray]:
         """:func:`_folds` at ``scale`` times the periods of grid tempi (indices), from tables.
 
         The tables hold every grid tempo's comb for the whole window, so they
         are built once (not at every update while the window fills): a
         shorter envelope uses fewer of each comb's beats (the rest weigh
-        zero). Returns the folds, the periods in frames (a plain list: a
+        zero). Returns the folds, the periods in frames (plain floats: a
         handful of tempi) and a mask of the phases at and beyond each
-        tempo's ceiling (not part of its fold).
+        tempo's ceiling (not part of its fold; read only).
         """
         m = env.shape[-1]
         table = self._grid_combs.get((scale, decay))
         if table is None:
             table = self._grid_table(scale, decay)
-        _, _, offsets, weights, _, known = table
+        known = table[-1]
         if known[0] != m:  # per tempo at this length (only changes while the window fills)
             known[0] = m
             known[1].clear()
+            known[2] = None
+        # The same tempi as at the last update (a steady piece's peaks often are):
+        # the same combs.
+        combs = known[2]
+        if combs is None or combs[0] != tempi:
+            combs = known[2] = (list(tempi), *self._grid_combs_of(table, tempi, m))
+        _, ps, weights, offsets, width, mass, beyond = combs
+        view = self._reversed(env, squared)
+        folds = np.matmul(weights, view[..., offsets, :width])[..., 0, :]
+        folds /= mass
+        return folds, ps, beyond
+
+    def _grid_combs_of(self, table: tuple, tempi: list[int], m: int) -> tuple:
+        """What :meth:`_grid_folds` reads for ``tempi`` at length ``m``: their
+        periods, comb weights and offsets, the width, the weights' sums and the
+        phases beyond each tempo's ceiling (all read only)."""
+        _, _, offsets, weights, _, known = table
         info = known[1]
         rows = [info.get(i) or self._grid_row(table, i, m) for i in tempi]
         ps, beats, cs, mass = map(list, zip(*rows, strict=True))
         used = max(beats)
         width = max(cs)
-        w = weights[beats, :used]
-        view = self._reversed(env, squared)
-        gathered = view[..., offsets.take(tempi, 0)[:, :used], :width]
-        folds = np.matmul(w[:, None, :], gathered)[..., 0, :]
-        folds /= np.array(mass)[:, None]
         phases = self._phases if width <= len(self._phases) else np.arange(width)
-        return folds, ps, phases[:width] >= np.array(cs)[:, None]
+        out = (
+            weights[beats, :used][:, None, :],
+            offsets.take(tempi, 0)[:, :used],
+            np.array(mass)[:, None],
+            phases[:width] >= np.array(cs)[:, None],
+        )
+        for a in out:
+            a.flags.writeable = False
+        w, idx, mass_col, beyond = out
+        return tuple(ps), w, idx, width, mass_col, beyond
 
     def _grid_row(self, table: tuple, i: int, m: int) -> tuple[float, int, int, float]:
         """Grid tempo ``i``'s period, beat count, ceiling and comb weight at length ``m``."""
@@ -953,7 +1002,8 @@ class BeatTracker:
         # Row b: the weights of a comb of b beats (zero beyond).
         weights = np.where(ks < np.arange(most + 1)[:, None], decay**ks, 0.0)
         ceil = np.ceil(periods).astype(np.intp).tolist()
-        table = (periods.tolist(), ceil, offsets, weights, {}, [0, {}])
+        # known: the length the per-tempo rows are for, the rows, the last combs.
+        table = (periods.tolist(), ceil, offsets, weights, {}, [0, {}, None])
         self._grid_combs[scale, decay] = table
         return table
 
@@ -1019,20 +1069,23 @@ class BeatTracker:
         if self._retime(back, pred_back):
             return
         n = len(scores)
-        offsets = np.arange(-int(PHASE_WINDOW * frames), int(PHASE_WINDOW * frames) + 1)
-        near = np.rint(pred_back + offsets).astype(np.intp) % n
-        k = int(np.argmax(scores[near]))
-        local = scores[near][k]
+        # A few frames around the prediction: plain floats, gathered once (round is
+        # np.rint's half to even; index of the max is np.argmax's first one).
+        offsets = range(-int(PHASE_WINDOW * frames), int(PHASE_WINDOW * frames) + 1)
+        values = scores.tolist()
+        near = [values[round(pred_back + o) % n] for o in offsets]
+        local = max(near)
+        k = near.index(local)
         err_frames = float(offsets[k])
         if 0 < k < len(near) - 1:
-            a, b, c = scores[near[k - 1]], local, scores[near[k + 1]]
+            a, b, c = near[k - 1], local, near[k + 1]
             den = a - 2 * b + c
             if den < 0:
                 err_frames += 0.5 * (a - c) / den
         # The side of the beat: evidence summed over updates (see _side_margin).
         self._side = self._side * math.exp(
             -self.config.update_interval / SIDE_TAU
-        ) + self._side_margin(back[1], frames, pred_back)
+        ) + self._side_margin(back, frames, pred_back)
         if self._side < -SIDE_FLIP:
             self._side = -self._side
             self._pending_beat = None
@@ -1171,9 +1224,9 @@ class BeatTracker:
             at.append(float(k))
         return at
 
-    def _side_margin(self, mid: np.ndarray, frames: float, back: float) -> float:
-        """How much more the mid band gathers on the beat ``back`` frames ago than half
-        a beat from it (standardised fold, older beats weighing ``SIDE_DECAY``).
+    def _side_margin(self, bands: np.ndarray, frames: float, back: float) -> float:
+        """How much more the mid band (of ``bands``) gathers on the beat ``back`` frames
+        ago than half a beat from it (standardised fold, older beats weighing ``SIDE_DECAY``).
 
         Which of two half-beat grids carries the beat: the snare, clap and
         chords mostly fall on beats, while the kick, the bass and the hats
@@ -1183,19 +1236,37 @@ class BeatTracker:
         mid band alone picks the right grid at 82 % or more of the updates
         of every piece but one, the full scores at 54 % in the worst.
         """
-        m = mid.shape[-1]
-        fold = _folds(self._reversed(mid * mid), m, np.array([frames]), SIDE_DECAY)[0][0]
+        fold = _fold(self._comb_rows_of(bands, frames)[1], SIDE_DECAY)
         dev = fold - np.add.reduce(fold) / len(fold)
         sd = math.sqrt(float(np.dot(dev, dev)) / len(fold))
         if not sd > 0:
             return 0.0
         n = len(fold)
         w = int(SIDE_WINDOW * frames)
-        on = back + np.arange(-w, w + 1)
-        off = on + 0.5 * frames
-        on_peak = float(dev[np.rint(on).astype(np.intp) % n].max())
-        off_peak = float(dev[np.rint(off).astype(np.intp) % n].max())
+        # A few frames each side: plain floats (round is np.rint's half to even).
+        on = [back + j for j in range(-w, w + 1)]
+        half = 0.5 * frames
+        values = dev.tolist()
+        on_peak = max([values[round(x) % n] for x in on])
+        off_peak = max([values[round(x + half) % n] for x in on])
         return (on_peak - off_peak) / sd
+
+    def _comb_rows_of(self, bands: np.ndarray, period: float) -> np.ndarray:
+        """:func:`_comb_rows` of ``bands`` to the ``PHASE_POWER`` at ``period``.
+
+        The phase scores and the side's fold read the same rows at each
+        update: gathered once (the last bands and period are remembered).
+        """
+        last = self._phase_rows
+        if last is not None and last[0] is bands and last[1] == period:
+            return last[2]  # type: ignore[no-any-return]
+        if PHASE_POWER == 2.0:  # squared as copied, a pass less
+            view = self._reversed(bands, squared=True)
+        else:
+            view = self._reversed(bands**PHASE_POWER)
+        rows = _comb_rows(view, bands.shape[-1], period)
+        self._phase_rows = (bands, period, rows)
+        return rows
 
     def _seed(self, period: float, back: np.ndarray) -> None:
         self._confirmed = False
@@ -1239,26 +1310,21 @@ class BeatTracker:
             beats = 2  # 6/8: two dotted-quarter beats a bar
         if not beats:
             contrast = {
-                b: _contrast(np.array(self._meter_low[b])) + _contrast(np.array(self._meter_mid[b]))
-                for b in (3, 4)
+                b: _contrast(self._meter_low[b]) + _contrast(self._meter_mid[b]) for b in (3, 4)
             }
             beats = 3 if contrast[3] > 1.5 * contrast[4] else 4
-        lows = _unit(np.array(self._meter_low[beats]))
-        mids = _unit(np.array(self._meter_mid[beats]))
-        harm = _unit(np.array(self._meter_harm[beats]))
-        tl, tm = TEMPLATES[beats]
-        th = HARMONY_TEMPLATES[beats]
+        units = _units(
+            np.array([self._meter_low[beats], self._meter_mid[beats], self._meter_harm[beats]])
+        )
         # The rotation r: beat count c is beat (c - r) % beats of the bar.
-        # (lows[_ROLLS[beats][r]] is np.roll(lows, -r), without its overhead.)
+        # (x[_ROLLS[beats][r]] is np.roll(x, -r).) Every rotation of every
+        # band against its template, as a batch of dot products: (3, rotations).
+        rotated = units[:, _ROLLS[beats]][:, :, None, :]
+        lows, mids, harm = np.matmul(rotated, _TEMPLATE_ROWS[beats])[..., 0, 0].tolist()
         scores = [
-            float(
-                np.dot(lows[turn], tl)
-                + np.dot(mids[turn], tm)
-                + HARMONY_WEIGHT * np.dot(harm[turn], th)
-            )
-            for turn in _ROLLS[beats]
+            lo + mid + HARMONY_WEIGHT * h for lo, mid, h in zip(lows, mids, harm, strict=True)
         ]
-        r = int(np.argmax(scores))
+        r = scores.index(max(scores))  # np.argmax's first
         if beats == self.beats_per_bar:
             # Keep the bar line already chosen unless another fits clearly better.
             current = (self._beat_count - self.beat_in_bar) % beats
@@ -1318,8 +1384,6 @@ def _folds(
     ``(m - 1) // period`` of them), so each phase has the same weight. One
     gather of rows and one matrix product for every period and band.
     """
-    if len(periods) == 1:  # the phase's fold: the same, with a dozen numpy calls less
-        return _fold(view, m, periods, decay)
     beats = np.maximum(((m - 1) / periods).astype(np.intp), 1)
     width = math.ceil(float(periods.max()))
     ks = np.arange(int(beats.max()))
@@ -1333,56 +1397,65 @@ def _folds(
 
 
 # Comb weights of _fold per (decay, beats): few distinct values, as _folds computes them.
-_FOLD_WEIGHTS: dict[tuple[float, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+_FOLD_WEIGHTS: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
-def _fold(
-    view: np.ndarray, m: int, periods: np.ndarray, decay: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_folds` of one period, the same numbers: the beat count and the
-    width are plain integers, the weights and their sum come from a table,
-    and every phase is valid (the width is the period's ceiling)."""
-    period = float(periods[0])
+def _comb_rows(view: np.ndarray, m: int, period: float) -> np.ndarray:
+    """The rows of a :meth:`BeatTracker._reversed` envelope of ``m`` frames at each
+    beat of one period, as :func:`_folds` gathers them (..., beats, phases); every
+    phase is the period's own (the width is its ceiling). Plain integers for the
+    few offsets (``round`` is ``np.rint``'s half to even)."""
     beats = max(int((m - 1) / period), 1)
-    width = math.ceil(period)
+    return view[..., [round(period * k) for k in range(beats)], : math.ceil(period)]
+
+
+def _fold(rows: np.ndarray, decay: float) -> np.ndarray:
+    """:func:`_folds` of one period from its :func:`_comb_rows` (..., phases), the
+    same numbers: the weights and their sum come from a table."""
+    beats = rows.shape[-2]
     key = (decay, beats)
     entry = _FOLD_WEIGHTS.get(key)
     if entry is None:
         ks = np.arange(beats)
         weights = np.where(ks < np.array([beats])[:, None], decay**ks, 0.0)
-        entry = (ks, weights, weights.sum(axis=1)[:, None])
+        entry = (weights, weights.sum(axis=1)[:, None])
         for a in entry:  # shared by every tracker: read only
             a.flags.writeable = False
         if len(_FOLD_WEIGHTS) < 4096:
             _FOLD_WEIGHTS[key] = entry
-    ks, weights, mass = entry
-    offsets = np.rint(periods[:, None] * ks).astype(np.intp)
-    rows = view[..., offsets, :width]  # (..., 1, beats, phases)
-    total = np.matmul(weights[:, None, :], rows)[..., 0, :]
-    return total / mass, np.ones((1, width), dtype=bool)
+    weights, mass = entry
+    return np.matmul(weights, rows)[..., 0, :] / mass[0]
 
 
-# Index arrays rotating a bar's beats r to the left (np.roll(x, -r)), per bar length.
-_ROLLS = {b: [np.roll(np.arange(b), -r) for r in range(b)] for b in TEMPLATES}
+# Index arrays rotating a bar's beats r to the left (np.roll(x, -r)), per bar length:
+# row r of _ROLLS[b].
+_ROLLS = {b: np.array([np.roll(np.arange(b), -r) for r in range(b)]) for b in TEMPLATES}
+# The low, mid and harmony templates per bar length, shaped for a batch of dot products
+# with the rotations (see _decide_bar).
+_TEMPLATE_ROWS = {
+    b: np.array([*TEMPLATES[b], HARMONY_TEMPLATES[b]])[:, None, :, None] for b in TEMPLATES
+}
 
 
-def _mean(x: np.ndarray) -> float:
-    """``x.mean()`` of a 1-D array (the same sum and division, without its wrapper)."""
-    return float(np.add.reduce(x) / len(x))
+def _units(rows: np.ndarray) -> np.ndarray:
+    """Each row less its mean, to unit length (left as it is when all equal).
+
+    As numpy computes it row by row (sum, mean, the dot product with itself,
+    root), in a few calls for all rows: a batch of dot products is each row's
+    own dot product, to the last bit or so (a BLAS dot product's last bit
+    depends on where its operands lie in memory; the tracker's output is the
+    same on every piece of the four sets).
+    """
+    d = rows - (np.add.reduce(rows, axis=1) / rows.shape[1])[:, None]
+    norm = np.sqrt(np.matmul(d[:, None, :], d[:, :, None])[:, 0])
+    return d / np.where(norm > 0, norm, 1.0)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    d = x - _mean(x)
-    n = float(np.sqrt(np.dot(d, d)))
-    return d / n if n > 0 else d
-
-
-def _contrast(x: np.ndarray) -> float:
-    # x.std() / x.mean(), computed as numpy does (sum, mean, squared deviations,
-    # their sum over the count, root) without two wrappers' overhead.
-    m = _mean(x)
+def _contrast(x: list[float]) -> float:
+    """``std / mean`` of a few values (a bar's beats), as numpy computes it: below 8
+    values its sums run in order, so plain floats give the same numbers."""
+    n = len(x)
+    m = sum(x) / n
     if not m > 0:
         return 0.0
-    d = x - m
-    np.multiply(d, d, out=d)
-    return math.sqrt(float(np.add.reduce(d)) / len(x)) / m
+    return math.sqrt(sum([(v - m) * (v - m) for v in x]) / n) / m
