@@ -1,6 +1,9 @@
 """Beat tracking on rendered multi-instrument music: ours vs aubio (vs madmom online).
 
-    python bench/beat.py [--set dev|heldout|check|all] [--block 512] [--write-docs] [--only NAME]
+    python bench/beat.py [--set dev|heldout|check|final|all] [--block 512] [--only NAME]
+    python bench/beat.py --conditions [--set final]   # ours at 44.1 kHz, blocks 256/1024, -30 dB
+
+``--write-docs`` records the figures in ``docs/benchmarks.md``.
 
 The pieces come from ``bench/music`` (MIDI rendered by FluidSynth with Debian
 GM soundfonts, beats and downbeats from the score). Every tracker reads the
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import sys
 import time
@@ -183,6 +187,48 @@ def evaluate(pieces: list[Rendered], block: int, trackers: list[str]) -> list[Re
     return out
 
 
+# Capture conditions other than the bench's own (48 kHz, block 512, the rendered level):
+# (label, sample rate, block, gain in dB).
+CONDITIONS = [
+    ("48 kHz, block 512 (the bench's own)", 48000, 512, 0.0),
+    ("44.1 kHz, block 512", 44100, 512, 0.0),
+    ("48 kHz, block 256", 48000, 256, 0.0),
+    ("48 kHz, block 1024", 48000, 1024, 0.0),
+    ("48 kHz, block 512, 30 dB quieter", 48000, 512, -30.0),
+]
+
+
+def conditions(pieces: list[Rendered], label: str) -> str:
+    """Our tracker on the same pieces at other sample rates, block sizes and levels."""
+    from scipy.signal import resample_poly  # with mir_eval
+
+    lines = [
+        f"**{label}**, ours under other capture conditions",
+        "",
+        "| condition | beat F mean | beat F min | pieces < 0.90 | lock median (s) | downbeat F |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, rate, block, gain in CONDITIONS:
+        results = []
+        for r in pieces:
+            audio = r.audio.astype(np.float64) * 10 ** (gain / 20)
+            if rate != r.sample_rate:
+                g = math.gcd(rate, r.sample_rate)
+                audio = resample_poly(audio, rate // g, r.sample_rate // g)
+            moved = dataclasses.replace(r, audio=audio.astype(np.float32), sample_rate=rate)
+            results.append(score(moved, "ours", run_ours(moved.audio, rate, block)))
+        low = [f"{x.piece} {x.beat_f:.2f}" for x in results if x.beat_f < 0.9]
+        dfs = [x.downbeat_f for x in results if x.downbeat_f is not None]
+        lines.append(
+            f"| {name} | {statistics.mean(x.beat_f for x in results):.3f} "
+            f"| {min(x.beat_f for x in results):.3f} | {', '.join(low) or 'none'} "
+            f"| {statistics.median(x.lock for x in results):.2f} "
+            f"| {_f(statistics.mean(dfs) if dfs else None)} |"
+        )
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
+
+
 def _f(x: float | None, fmt: str = ".3f") -> str:
     return "–" if x is None or x != x else format(x, fmt)
 
@@ -238,10 +284,27 @@ def main() -> None:
     parser.add_argument("--only", default="", help="pieces whose name contains this")
     parser.add_argument("--ours-only", action="store_true")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--conditions",
+        action="store_true",
+        help="ours only, at 44.1 kHz, blocks 256 and 1024 and 30 dB quieter too",
+    )
     args = parser.parse_args()
     reason = available()
     if reason:
         sys.exit(reason)
+    if args.conditions:
+        sets = list(SETS) if args.set == "all" else [args.set]
+        text = "\n\n".join(
+            conditions([r for r in render_set(n) if args.only in r.piece.name], n) for n in sets
+        )
+        print(text)
+        if args.write_docs:
+            write_section(
+                "beat-conditions",
+                "`python bench/beat.py --conditions --set final --write-docs`\n\n" + text,
+            )
+        return
     trackers = ["ours"] if args.ours_only else ["ours", "aubio", "madmom"]
     started = time.monotonic()
     sets = list(SETS) if args.set == "all" else [args.set]
