@@ -83,9 +83,13 @@ finds them where the clock has them. The first full estimate starts afresh
 exactly what it would be without them.
 
 Beats are emitted as the stream passes each predicted beat, so a beat event
-costs no analysis delay. Through a breakdown (no onsets) the clock flies on
-at the last tempo: beats keep coming with slowly falling confidence, and the
-first hits of the drop pull the phase back within a beat or two. The
+costs no analysis delay. Through a breakdown the clock flies on at the last
+tempo: when the low band's raw strength over the last second falls below
+``FLY_LEVEL`` of its strength over the last ``FLY_SPAN`` (the kick and bass
+are gone), the harmony's onsets — chord stabs often a 16th off the beat —
+neither move the phase nor vote on the side nor start a jump. Beats keep
+coming with slowly falling confidence, and the first hits of the drop pull
+the phase back within a beat or two. The
 tempo's share of the confidence falls at most with ``SURE_TAU``: the drop's
 first loud hits swamp the autocorrelation for a beat or two, and the beats
 the clock has right there are not withheld.
@@ -137,6 +141,9 @@ CHANGE_RESID = 0.03  # share of a period: the largest miss of the line by any on
 CHANGE_Z = 3.0  # each of those onsets stands this far out of the recent envelope (z units)
 CHANGE_EMPTY = 0.5  # z units: a clock beat with less onset strength near it is empty
 CHANGE_TAU = 1.0  # s, the shortest memory of the tempo evidence after a change
+FLY_FAST = 1.0  # s, time constant of the low band's recent level ...
+FLY_SPAN = 16.0  # s, ... and of its usual level
+FLY_LEVEL = 0.35  # the recent level this far below the usual: the drums are gone
 SILENCE_BEATS = 4.0  # no onset for this many beats: confidence starts to fall
 FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on meanwhile)
 SURE_TAU = 1.0  # s, time constant of the fall of the tempo's share of the confidence
@@ -188,6 +195,9 @@ class BeatTracker:
         self._count = 0
         self._band_mean = [0.0, 0.0, 0.0]
         self._band_k = 1.0 - math.exp(-hop / BAND_TAU)
+        # The low band's raw level over the last second and the last FLY_SPAN (see _frame).
+        self._low_level = [0.0, 0.0]
+        self._low_k = (1.0 - math.exp(-hop / FLY_FAST), 1.0 - math.exp(-hop / FLY_SPAN))
         steps = int(math.log(cfg.max_bpm / cfg.min_bpm) / GRID_STEP) + 1
         self._bpms = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps))
         self._bpm_list = self._bpms.tolist()
@@ -305,9 +315,13 @@ class BeatTracker:
         # Each band relative to its running mean (a plain mean while it fills).
         count = self._count + 1
         self._count = count
-        k = 1.0 / count
-        if k < self._band_k:
-            k = self._band_k
+        inv = 1.0 / count
+        # The kick and bass's raw level, fast and slow (plain means while they fill):
+        # far below its usual, the drums are gone (a breakdown; see _track_phase).
+        level, (k_fast, k_slow) = self._low_level, self._low_k
+        level[0] += (lo - level[0]) * (inv if inv > k_fast else k_fast)
+        level[1] += (lo - level[1]) * (inv if inv > k_slow else k_slow)
+        k = inv if inv > self._band_k else self._band_k
         m = self._band_mean
         m[0] += (lo - m[0]) * k
         m[1] += (mid - m[1]) * k
@@ -1067,6 +1081,15 @@ class BeatTracker:
         predicted = (nb - now) % self.period  # s after now of the next beat
         pred_back = (self.period - predicted) / self.hop  # frames back of the previous beat
         if self._retime(back, pred_back):
+            return
+        level = self._low_level
+        if level[0] < FLY_LEVEL * level[1]:
+            # The drums are gone (a breakdown): the clock flies on at its tempo, and
+            # the harmony's onsets (a chord stab a 16th early) neither pull its
+            # phase nor vote on its side, nor start a jump.
+            self._pending_beat = None
+            self.period = 60.0 / bpm
+            self.bpm = bpm
             return
         n = len(scores)
         # A few frames around the prediction: plain floats, gathered once (round is
