@@ -6,7 +6,7 @@ tempi inside each style's range, and other soundfonts (FluidR3 and TimGM6mb
 instead of MuseScore General), so a score on it says how the tracker does on
 music it has not seen. ``check`` is a third set (other seeds and tempi again, the
 three soundfonts in turn), scored only at the end of a tuning round; ``final`` a fourth,
-for when ``check`` has been looked at too.
+for when ``check`` has been looked at too; ``fresh`` a fifth, for when ``final`` has.
 """
 
 from __future__ import annotations
@@ -148,4 +148,17 @@ def final() -> list[Piece]:
     )
 
 
-SETS = {"dev": dev, "heldout": heldout, "check": check, "final": final}
+def fresh() -> list[Piece]:
+    """Made at the end of the third tuning round (after ``final`` had been looked at)
+    and scored once then: other seeds, tempi (either side of the plan's), soundfonts in
+    yet another order, the ramp and the tempo step moved again."""
+    return _variant(
+        (80000, 97),
+        ("musescore", "timgm6mb", "fluidr3"),
+        lambda i, style: (i % 3) - 1 - _SHIFT[style] // 3,
+        (2, -1),
+        (4, 2),
+    )
+
+
+SETS = {"dev": dev, "heldout": heldout, "check": check, "final": final, "fresh": fresh}
