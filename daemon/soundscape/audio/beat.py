@@ -90,11 +90,13 @@ bass are gone), the harmony's onsets â€” chord stabs often a 16th off the beat â
 neither move the phase nor vote on the side nor start a jump, and the
 tempo filter takes no evidence (the pads' periodicity, and at the drop an
 autocorrelation holding both, read 4:3). The flight lasts until the level is
-back to ``FLY_BACK`` of the usual: the breakdown's stabs lift it over
-``FLY_LEVEL`` now and then. Meanwhile the usual level, the bands' running
-means and the confidence are held at the drums' (sunk to the pads', the
-drop's first hits would be huge, and its first beats withheld), and the
-first hits of the drop pull the phase back within a beat or two. The
+back to ``FLY_BACK`` of the usual (the breakdown's stabs lift it over
+``FLY_LEVEL`` now and then), and ``FLY_MAX_BEATS`` at most: then the quieter
+level is the usual one (drums, or a next track, that came back much softer).
+Meanwhile the usual level, the bands' running means and the confidence are
+held at the drums' (sunk to the pads', the drop's first hits would be huge,
+and its first beats withheld), and the first hits of the drop pull the phase
+back within a beat or two. The
 tempo's share of the confidence falls at most with ``SURE_TAU``: the drop's
 first loud hits swamp the autocorrelation for a beat or two, and the beats
 the clock has right there are not withheld.
@@ -150,6 +152,7 @@ FLY_FAST = 1.0  # s, time constant of the low band's recent level ...
 FLY_SPAN = 16.0  # s, ... and of its usual level
 FLY_LEVEL = 0.35  # the recent level this far below the usual: the drums are gone ...
 FLY_BACK = 0.6  # ... and back once it is up to this share of it again (see _track_phase)
+FLY_MAX_BEATS = 32  # the longest flight (8 bars of 4): after it the quieter level is the usual
 SILENCE_BEATS = 4.0  # no onset for this many beats: confidence starts to fall
 FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on meanwhile)
 SURE_TAU = 1.0  # s, time constant of the fall of the tempo's share of the confidence
@@ -465,6 +468,7 @@ class BeatTracker:
         self._steady_since = math.inf  # since when the clock has held its tempo (see _retime)
         self._sure = 0.0  # the tempo's share of the confidence (see _estimate)
         self._flying = False  # the drums are gone: the clock flies on (see _track_phase)
+        self._flight_start = 0.0
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
             self._tempo_hist.clear()
@@ -1089,8 +1093,17 @@ class BeatTracker:
             self._seed(period, back)
             return
         level = self._low_level
-        self._flying = level[0] < (FLY_BACK if self._flying else FLY_LEVEL) * level[1]
-        if self._flying:
+        was = self._flying
+        flying = level[0] < (FLY_BACK if was else FLY_LEVEL) * level[1]
+        if not was:
+            self._flight_start = now
+        elif flying and now - self._flight_start > FLY_MAX_BEATS * self.period:
+            # A flight is a breakdown's length at most: after that, what plays (a
+            # quieter section, a next track with a softer kick) is the music.
+            level[1] = level[0]
+            flying = False
+        self._flying = flying
+        if flying:
             # The drums are gone (a breakdown): the clock flies on at its tempo, and
             # the harmony's onsets (a chord stab a 16th early) neither pull its
             # phase nor vote on its side, nor start a jump.
