@@ -388,3 +388,23 @@ def test_bar_statistics_are_numpys() -> None:
                 want = [np.dot(units[band][turn], template) for turn in beat_module._ROLLS[b]]
                 np.testing.assert_allclose(got[band], want, rtol=1e-15, atol=1e-15)
     assert beat_module._contrast([0.0] * 4) == 0.0
+
+
+def test_a_flight_ends_when_the_music_comes_back_much_softer() -> None:
+    # Kicks at 120 BPM, then (the next track) kicks a third as strong at 100 with
+    # soft hats: the low band stays far under its old level, which starts a flight
+    # through a "breakdown" that never ends by level alone. The flight is a
+    # breakdown's length at most; then the quieter music is the music.
+    hop = 0.005
+    tracker = BeatTracker(BeatSection())
+    late = []
+    for k in range(int(60 / hop)):
+        t = k * hop
+        bpm, gain = (120.0, 1.0) if t < 20.0 else (100.0, 0.3)
+        phase = (t - 0.1) % (60.0 / bpm)
+        kick = gain if phase < hop else 0.0
+        hats = 0.2 if abs(phase - 30.0 / bpm) < hop / 2 else 0.0
+        tracker.update_bands(kick, kick, hats, t, t + hop, hop, onset=kick > 0)
+        if t > 50.0:
+            late.append(tracker.bpm)
+    assert late and all(abs(b - 100.0) < 1.0 for b in late)

@@ -85,11 +85,18 @@ exactly what it would be without them.
 Beats are emitted as the stream passes each predicted beat, so a beat event
 costs no analysis delay. Through a breakdown the clock flies on at the last
 tempo: when the low band's raw strength over the last second falls below
-``FLY_LEVEL`` of its strength over the last ``FLY_SPAN`` (the kick and bass
-are gone), the harmony's onsets — chord stabs often a 16th off the beat —
-neither move the phase nor vote on the side nor start a jump. Beats keep
-coming with slowly falling confidence, and the first hits of the drop pull
-the phase back within a beat or two. The
+``FLY_LEVEL`` of its usual strength (over the last ``FLY_SPAN``; the kick and
+bass are gone), the harmony's onsets — chord stabs often a 16th off the beat —
+neither move the phase nor vote on the side nor start a jump, and the
+tempo filter takes no evidence (the pads' periodicity, and at the drop an
+autocorrelation holding both, read 4:3). The flight lasts until the level is
+back to ``FLY_BACK`` of the usual (the breakdown's stabs lift it over
+``FLY_LEVEL`` now and then), and ``FLY_MAX_BEATS`` at most: then the quieter
+level is the usual one (drums, or a next track, that came back much softer).
+Meanwhile the usual level, the bands' running means and the confidence are
+held at the drums' (sunk to the pads', the drop's first hits would be huge,
+and its first beats withheld), and the first hits of the drop pull the phase
+back within a beat or two. The
 tempo's share of the confidence falls at most with ``SURE_TAU``: the drop's
 first loud hits swamp the autocorrelation for a beat or two, and the beats
 the clock has right there are not withheld.
@@ -143,7 +150,9 @@ CHANGE_EMPTY = 0.5  # z units: a clock beat with less onset strength near it is 
 CHANGE_TAU = 1.0  # s, the shortest memory of the tempo evidence after a change
 FLY_FAST = 1.0  # s, time constant of the low band's recent level ...
 FLY_SPAN = 16.0  # s, ... and of its usual level
-FLY_LEVEL = 0.35  # the recent level this far below the usual: the drums are gone
+FLY_LEVEL = 0.35  # the recent level this far below the usual: the drums are gone ...
+FLY_BACK = 0.6  # ... and back once it is up to this share of it again (see _track_phase)
+FLY_MAX_BEATS = 32  # the longest flight (8 bars of 4): after it the quieter level is the usual
 SILENCE_BEATS = 4.0  # no onset for this many beats: confidence starts to fall
 FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on meanwhile)
 SURE_TAU = 1.0  # s, time constant of the fall of the tempo's share of the confidence
@@ -320,12 +329,15 @@ class BeatTracker:
         # far below its usual, the drums are gone (a breakdown; see _track_phase).
         level, (k_fast, k_slow) = self._low_level, self._low_k
         level[0] += (lo - level[0]) * (inv if inv > k_fast else k_fast)
-        level[1] += (lo - level[1]) * (inv if inv > k_slow else k_slow)
-        k = inv if inv > self._band_k else self._band_k
         m = self._band_mean
-        m[0] += (lo - m[0]) * k
-        m[1] += (mid - m[1]) * k
-        m[2] += (hi - m[2]) * k
+        if not self._flying:
+            # Through a breakdown the usual levels are the drums', held: sunk to the
+            # pads', they would make the drop's first hits huge (a false tempo).
+            level[1] += (lo - level[1]) * (inv if inv > k_slow else k_slow)
+            k = inv if inv > self._band_k else self._band_k
+            m[0] += (lo - m[0]) * k
+            m[1] += (mid - m[1]) * k
+            m[2] += (hi - m[2]) * k
         lo, mid, hi = lo / (m[0] + 1e-9), mid / (m[1] + 1e-9), hi / (m[2] + 1e-9)
         n, p = self._len, self._pos
         flat = self._bands_flat  # rows of 2n: band b's frame p at b * 2n + p and + n
@@ -455,6 +467,8 @@ class BeatTracker:
         self._change_at = -math.inf  # time of the last beat before a detected tempo change
         self._steady_since = math.inf  # since when the clock has held its tempo (see _retime)
         self._sure = 0.0  # the tempo's share of the confidence (see _estimate)
+        self._flying = False  # the drums are gone: the clock flies on (see _track_phase)
+        self._flight_start = 0.0
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
             self._tempo_hist.clear()
@@ -498,20 +512,10 @@ class BeatTracker:
         if salience is None:
             return
         self._tatum_fresh = fresh
-        obs = self._metrical(salience, back)
-        # Forward filter: drift, rare jumps, evidence.
-        # Divided by the kernel mass inside the grid, so the slowest and fastest
-        # tempi do not leak belief off the edge at every update.
-        belief = np.convolve(self._belief, self._drift, mode="same")
-        belief /= self._drift_mass
-        belief *= 1.0 - JUMP
-        belief += JUMP / len(belief)
-        belief *= obs
-        total = float(np.add.reduce(belief))
-        if not total > 0 or not math.isfinite(total):
-            return
-        belief /= total
-        self._belief = belief
+        if not self._flying:
+            self._filter(self._metrical(salience, back))
+        # (Through a breakdown the pads' and chord stabs' periodicity says little of
+        # the tempo, a 4:3 was read: the belief is held for the drop.)
         best = int(self._belief.argmax())
         bpm = float(self._bpms[best])
         salience = salience[: len(self._bpms)]
@@ -535,8 +539,22 @@ class BeatTracker:
         # breakdown) swamp the autocorrelation for a beat or two, while the
         # clock, flown on, is on them.
         sure = min(max(self.tempo_score * 2.0, 0.0), 1.0)
-        self._sure = max(sure, self._sure * math.exp(-self.config.update_interval / SURE_TAU))
+        if not self._flying:
+            self._sure = max(sure, self._sure * math.exp(-self.config.update_interval / SURE_TAU))
         self.confidence = self._sure * (1.0 - fade)
+
+    def _filter(self, obs: np.ndarray) -> None:
+        """A step of the forward filter over the tempo grid: drift, rare jumps, evidence."""
+        # Divided by the kernel mass inside the grid, so the slowest and fastest
+        # tempi do not leak belief off the edge at every update.
+        belief = np.convolve(self._belief, self._drift, mode="same")
+        belief /= self._drift_mass
+        belief *= 1.0 - JUMP
+        belief += JUMP / len(belief)
+        belief *= obs
+        total = float(np.add.reduce(belief))
+        if total > 0 and math.isfinite(total):
+            self._belief = belief / total
 
     def _forget_before_change(self) -> None:
         """After a detected tempo change the evidence's memory reaches back no further
@@ -1071,7 +1089,27 @@ class BeatTracker:
     def _track_phase(self, bpm: float, back: np.ndarray) -> None:
         period = 60.0 / bpm
         now = self._t_newest
-        if self.period <= 0 or abs(math.log(period / self.period)) > RESEED:
+        if self.period <= 0:
+            self._seed(period, back)
+            return
+        level = self._low_level
+        was = self._flying
+        flying = level[0] < (FLY_BACK if was else FLY_LEVEL) * level[1]
+        if not was:
+            self._flight_start = now
+        elif flying and now - self._flight_start > FLY_MAX_BEATS * self.period:
+            # A flight is a breakdown's length at most: after that, what plays (a
+            # quieter section, a next track with a softer kick) is the music.
+            level[1] = level[0]
+            flying = False
+        self._flying = flying
+        if flying:
+            # The drums are gone (a breakdown): the clock flies on at its tempo, and
+            # the harmony's onsets (a chord stab a 16th early) neither pull its
+            # phase nor vote on its side, nor start a jump.
+            self._pending_beat = None
+            return
+        if abs(math.log(period / self.period)) > RESEED:
             self._seed(period, back)
             return
         # Predicted beat nearest to the newest frame, then the fold's best phase near it.
@@ -1081,15 +1119,6 @@ class BeatTracker:
         predicted = (nb - now) % self.period  # s after now of the next beat
         pred_back = (self.period - predicted) / self.hop  # frames back of the previous beat
         if self._retime(back, pred_back):
-            return
-        level = self._low_level
-        if level[0] < FLY_LEVEL * level[1]:
-            # The drums are gone (a breakdown): the clock flies on at its tempo, and
-            # the harmony's onsets (a chord stab a 16th early) neither pull its
-            # phase nor vote on its side, nor start a jump.
-            self._pending_beat = None
-            self.period = 60.0 / bpm
-            self.bpm = bpm
             return
         n = len(scores)
         # A few frames around the prediction: plain floats, gathered once (round is
