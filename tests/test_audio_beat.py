@@ -391,20 +391,96 @@ def test_bar_statistics_are_numpys() -> None:
 
 
 def test_a_flight_ends_when_the_music_comes_back_much_softer() -> None:
-    # Kicks at 120 BPM, then (the next track) kicks a third as strong at 100 with
-    # soft hats: the low band stays far under its old level, which starts a flight
-    # through a "breakdown" that never ends by level alone. The flight is a
-    # breakdown's length at most; then the quieter music is the music.
+    # Kicks and hats at 120 BPM, then (the next track, after a gap in the drums) kicks
+    # a third as strong at 100 and no hats: the low band stays far under its old level,
+    # which starts a flight that never ends by level alone. The flight is a long
+    # breakdown's length at most (128 beats); then the quieter music is the music.
     hop = 0.005
     tracker = BeatTracker(BeatSection())
     late = []
-    for k in range(int(60 / hop)):
+    for k in range(int(104 / hop)):
         t = k * hop
-        bpm, gain = (120.0, 1.0) if t < 20.0 else (100.0, 0.3)
+        bpm, gain, hat = (120.0, 1.0, 0.2) if t < 20.0 else (100.0, 0.3, 0.0)
         phase = (t - 0.1) % (60.0 / bpm)
         kick = gain if phase < hop else 0.0
-        hats = 0.2 if abs(phase - 30.0 / bpm) < hop / 2 else 0.0
+        hats = hat if abs(phase - 30.0 / bpm) < hop / 2 else 0.0
         tracker.update_bands(kick, kick, hats, t, t + hop, hop, onset=kick > 0)
-        if t > 50.0:
+        if t > 100.0:
             late.append(tracker.bpm)
     assert late and all(abs(b - 100.0) < 1.0 for b in late)
+
+
+def _drive(bands_at: Callable[[float], tuple[float, float, float]], seconds: float):
+    """The pure tracker on synthetic band strengths, one 5 ms frame at a time: the
+    tracker, the beats it fired and its tempo every frame."""
+    hop = 0.005
+    tracker = BeatTracker(BeatSection())
+    fired, tempo = [], []
+    for k in range(int(seconds / hop)):
+        t = k * hop
+        lo, mid, hi = bands_at(t)
+        if tracker.update_bands(lo, mid, hi, t, t + hop, hop, onset=lo + mid + hi > 0.5):
+            fired.append(tracker.last_beat)
+        tempo.append((t, tracker.bpm))
+    return tracker, np.array(fired), tempo
+
+
+def _groove(bpm: float, t: float, start: float = 0.1, kick: float = 1.0):
+    """Kick on every beat, snare on 2 and 4, hats on the beats and the 8ths."""
+    period = 60.0 / bpm
+    phase, n = (t - start) % period, int((t - start) // period)
+    hit = phase < 0.005
+    hats = 0.4 if hit or abs(phase - period / 2) < 0.0025 else 0.0
+    return (kick if hit else 0.0, (0.8 if hit and n % 2 else 0.0) + 0.2 * kick * hit, hats)
+
+
+def test_beats_stop_once_the_music_has_stopped() -> None:
+    # The clock flies on through silence with falling confidence and stops beating
+    # once it has faded (64 beats); a silent window must not freeze the confidence.
+    _, fired, _ = _drive(lambda t: _groove(128, t) if t < 15.0 else (0.0, 0.0, 0.0), 75.0)
+    assert len(fired[fired < 15.0]) > 20
+    assert not len(fired[fired > 15.0 + 64 * 60 / 128])
+
+
+def test_a_walk_out_of_the_tempo_range_is_not_taken_for_a_change() -> None:
+    # Kicks at 140, then at 190 (past max_bpm, 180): the onsets line up on a line of
+    # 190, which the change detector must not take (it read 189, then 180, then 95);
+    # the tempo reported is always one of the range, here the half, 95.
+    def kicks(t: float) -> tuple[float, float, float]:
+        bpm, start = (140.0, 0.1) if t < 20.0 else (190.0, 20.0)
+        hit = 1.0 if (t - start) % (60.0 / bpm) < 0.005 else 0.0
+        return (hit, 0.5 * hit, 0.0)
+
+    _, _, tempo = _drive(kicks, 30.0)
+    assert all(bpm == 0.0 or 60.0 <= bpm <= 180.0 for _, bpm in tempo)
+    assert all(abs(bpm - 95.0) < 1.0 for t, bpm in tempo if t > 26.0)
+
+
+def test_a_kickless_section_with_hats_and_snare_is_still_tracked() -> None:
+    # The kick drops to a fifth (a low cut, a soft section) at 20 s while snare and hats
+    # go on at 123 instead of 120: not a breakdown, so the clock follows the tempo.
+    _, _, tempo = _drive(
+        lambda t: _groove(120, t) if t < 20.0 else _groove(123, t, 20.0, kick=0.2), 36.0
+    )
+    assert all(abs(bpm - 123.0) < 1.0 for t, bpm in tempo if t > 32.0)
+
+
+def test_the_clock_flies_through_a_sixteen_bar_breakdown() -> None:
+    # 64 beats of pad stabs (a 16th before beat 2 and on the "and" of 3) between
+    # grooves at 128: the flight lasts the breakdown, and the clock is on the drop.
+    period, start = 60 / 128, 20.0
+    drop = start + 64 * period
+
+    def bands(t: float) -> tuple[float, float, float]:
+        if start <= t < drop:
+            in_bar = (t - 0.1) % (4 * period)
+            stab = any(abs(in_bar - x * period) < 0.0025 for x in (0.75, 2.5))
+            return (0.05, 0.8, 0.1) if stab else (0.0, 0.0, 0.0)
+        return _groove(128, t)
+
+    _, fired, tempo = _drive(bands, drop + 6.0)
+    truth = 0.1 + np.arange(int(drop / period) + 12) * period
+    after = truth[(truth >= drop) & (truth < drop + 4.0)]
+    near = fired[(fired >= drop - 0.07) & (fired < drop + 4.0)]
+    assert f_measure(after, near, 0.07) == 1.0
+    assert all(abs(bpm - 128.0) < 1.0 for t, bpm in tempo if start < t < drop)

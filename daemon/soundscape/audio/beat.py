@@ -86,10 +86,12 @@ Beats are emitted as the stream passes each predicted beat, so a beat event
 costs no analysis delay. Through a breakdown the clock flies on at the last
 tempo: when the low band's raw strength over the last second falls below
 ``FLY_LEVEL`` of its usual strength (over the last ``FLY_SPAN``; the kick and
-bass are gone), the harmony's onsets — chord stabs often a 16th off the beat —
-neither move the phase nor vote on the side nor start a jump, and the
-tempo filter takes no evidence (the pads' periodicity, and at the drop an
-autocorrelation holding both, read 4:3). The flight lasts until the level is
+bass are gone) and the high band's below ``FLY_HATS`` of its usual (the hats
+too: a kick-less section with hats and snare keeps its beat), the harmony's
+onsets — chord stabs often a 16th off the beat — neither move the phase nor
+vote on the side nor start a jump, and the tempo filter takes no evidence
+(the pads' periodicity, and at the drop an autocorrelation holding both,
+read 4:3). The flight lasts until the level is
 back to ``FLY_BACK`` of the usual (the breakdown's stabs lift it over
 ``FLY_LEVEL`` now and then), and ``FLY_MAX_BEATS`` at most: then the quieter
 level is the usual one (drums, or a next track, that came back much softer).
@@ -141,7 +143,7 @@ SIDE_WINDOW = 0.1  # share of a period around each side's beat its mid band peak
 RAMP_SPAN = 4.0  # s of tempo readings a ramp is fitted on
 RAMP_LEAD = 2.0  # s ahead on a steady ramp the tempo is read (about the window's lag)
 RESEED = 0.04  # filter tempo this far from the loop's: re-seed the loop
-CHANGE_BEATS = 4  # consecutive beats whose onsets must fall on one line to show a new tempo
+CHANGE_BEATS = 4  # beats whose onsets must fall on one line to show a new tempo (3 at least)
 CHANGE_WINDOW = 0.4  # share of a period around each clock beat its onset is sought in
 CHANGE_FIT = 0.1  # share of a period around the line's prediction the newest onset is sought in
 CHANGE_RESID = 0.03  # share of a period: the largest miss of the line by any onset
@@ -151,8 +153,9 @@ CHANGE_TAU = 1.0  # s, the shortest memory of the tempo evidence after a change
 FLY_FAST = 1.0  # s, time constant of the low band's recent level ...
 FLY_SPAN = 16.0  # s, ... and of its usual level
 FLY_LEVEL = 0.35  # the recent level this far below the usual: the drums are gone ...
+FLY_HATS = 0.7  # ... with the hats this far below their usual too (a flight starts) ...
 FLY_BACK = 0.6  # ... and back once it is up to this share of it again (see _track_phase)
-FLY_MAX_BEATS = 32  # the longest flight (8 bars of 4): after it the quieter level is the usual
+FLY_MAX_BEATS = 128  # the longest flight (32 bars of 4): after it the quieter level is the usual
 SILENCE_BEATS = 4.0  # no onset for this many beats: confidence starts to fall
 FLY_BEATS = 64.0  # ... and reaches zero after this many (the clock flies on meanwhile)
 SURE_TAU = 1.0  # s, time constant of the fall of the tempo's share of the confidence
@@ -204,8 +207,10 @@ class BeatTracker:
         self._count = 0
         self._band_mean = [0.0, 0.0, 0.0]
         self._band_k = 1.0 - math.exp(-hop / BAND_TAU)
-        # The low band's raw level over the last second and the last FLY_SPAN (see _frame).
+        # The low and high bands' raw levels over the last second and the last FLY_SPAN
+        # (see _frame).
         self._low_level = [0.0, 0.0]
+        self._high_level = [0.0, 0.0]
         self._low_k = (1.0 - math.exp(-hop / FLY_FAST), 1.0 - math.exp(-hop / FLY_SPAN))
         steps = int(math.log(cfg.max_bpm / cfg.min_bpm) / GRID_STEP) + 1
         self._bpms = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps))
@@ -328,12 +333,17 @@ class BeatTracker:
         # The kick and bass's raw level, fast and slow (plain means while they fill):
         # far below its usual, the drums are gone (a breakdown; see _track_phase).
         level, (k_fast, k_slow) = self._low_level, self._low_k
-        level[0] += (lo - level[0]) * (inv if inv > k_fast else k_fast)
+        hats = self._high_level
+        k_fast = inv if inv > k_fast else k_fast
+        level[0] += (lo - level[0]) * k_fast
+        hats[0] += (hi - hats[0]) * k_fast
         m = self._band_mean
         if not self._flying:
             # Through a breakdown the usual levels are the drums', held: sunk to the
             # pads', they would make the drop's first hits huge (a false tempo).
-            level[1] += (lo - level[1]) * (inv if inv > k_slow else k_slow)
+            k_slow = inv if inv > k_slow else k_slow
+            level[1] += (lo - level[1]) * k_slow
+            hats[1] += (hi - hats[1]) * k_slow
             k = inv if inv > self._band_k else self._band_k
             m[0] += (lo - m[0]) * k
             m[1] += (mid - m[1]) * k
@@ -464,7 +474,7 @@ class BeatTracker:
         self._pending_beat: float | None = None
         self._pending_since = 0.0
         self._side = 0.0  # summed mid-band evidence for the clock's side (< 0: off)
-        self._change_at = -math.inf  # time of the last beat before a detected tempo change
+        self._change_at = -math.inf  # time of the first onset at a detected tempo change
         self._steady_since = math.inf  # since when the clock has held its tempo (see _retime)
         self._sure = 0.0  # the tempo's share of the confidence (see _estimate)
         self._flying = False  # the drums are gone: the clock flies on (see _track_phase)
@@ -509,7 +519,8 @@ class BeatTracker:
         # cue is measured every other update (the last factors hold between).
         fresh = m < n or not self._tatum_fresh
         salience = self._salience(pulse, phase_env[2] if fresh else None)
-        if salience is None:
+        if salience is None:  # a silent window: only the fade moves
+            self._set_confidence()
             return
         self._tatum_fresh = fresh
         if not self._flying:
@@ -532,8 +543,6 @@ class BeatTracker:
         self.tempo_score = float(salience[best])
         bpm = self._lead(bpm)
         self._track_phase(bpm, phase_env)
-        silent_beats = (self._t_newest - self.last_onset) / max(self.period, 1e-3)
-        fade = min(max((silent_beats - SILENCE_BEATS) / (FLY_BEATS - SILENCE_BEATS), 0.0), 1.0)
         # How sure of the tempo the salience makes us, held as it falls: at a drop
         # the first loud hits (the bands' running means sank through the
         # breakdown) swamp the autocorrelation for a beat or two, while the
@@ -541,6 +550,13 @@ class BeatTracker:
         sure = min(max(self.tempo_score * 2.0, 0.0), 1.0)
         if not self._flying:
             self._sure = max(sure, self._sure * math.exp(-self.config.update_interval / SURE_TAU))
+        self._set_confidence()
+
+    def _set_confidence(self) -> None:
+        """The tempo's share, faded from ``SILENCE_BEATS`` without an onset to zero at
+        ``FLY_BEATS`` (the clock flies on meanwhile; also through a breakdown's flight)."""
+        silent_beats = (self._t_newest - self.last_onset) / max(self.period, 1e-3)
+        fade = min(max((silent_beats - SILENCE_BEATS) / (FLY_BEATS - SILENCE_BEATS), 0.0), 1.0)
         self.confidence = self._sure * (1.0 - fade)
 
     def _filter(self, obs: np.ndarray) -> None:
@@ -1092,16 +1108,18 @@ class BeatTracker:
         if self.period <= 0:
             self._seed(period, back)
             return
-        level = self._low_level
+        level, hats = self._low_level, self._high_level
         was = self._flying
-        flying = level[0] < (FLY_BACK if was else FLY_LEVEL) * level[1]
-        if not was:
+        if not was:  # kick and hats gone: a kick-less section with hats keeps its beat
+            flying = level[0] < FLY_LEVEL * level[1] and hats[0] < FLY_HATS * hats[1]
             self._flight_start = now
-        elif flying and now - self._flight_start > FLY_MAX_BEATS * self.period:
+        elif now - self._flight_start > FLY_MAX_BEATS * self.period:
             # A flight is a breakdown's length at most: after that, what plays (a
             # quieter section, a next track with a softer kick) is the music.
-            level[1] = level[0]
+            level[1], hats[1] = level[0], hats[0]
             flying = False
+        else:
+            flying = level[0] < FLY_BACK * level[1]
         self._flying = flying
         if flying:
             # The drums are gone (a breakdown): the clock flies on at its tempo, and
@@ -1218,6 +1236,8 @@ class BeatTracker:
         resid = max(abs(a - icept - slope * i) for i, a in enumerate(at)) * self.hop
         if not period > 0 or abs(math.log(period / self.period)) <= RESEED:
             return False
+        if not self.config.min_bpm <= 60.0 / period <= self.config.max_bpm:
+            return False  # a walk out of the tempo range is no tempo of this show
         if resid > CHANGE_RESID * period:
             return False
         # The music has left the clock's tempo: its beats since the first of those
@@ -1248,6 +1268,7 @@ class BeatTracker:
         self._belief = belief / belief.sum()
         self._tempo_hist.clear()
         self._pending_beat = None
+        self._side = 0.0  # a new tempo's side evidence starts afresh, as at a re-seed
         self._place(period, now - (icept + slope * (CHANGE_BEATS - 1)) * self.hop)
         return True
 
