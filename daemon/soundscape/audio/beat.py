@@ -959,15 +959,7 @@ class BeatTracker:
         soft kick on the beat counts against loud hats or a bass off it.
         Returns the weighted sum.
         """
-        folds = _fold(self._comb_rows_of(bands, period), decay)
-        # Standardised per band, as np.mean and np.std compute it.
-        count = folds.shape[1]
-        dev = folds - np.add.reduce(folds, axis=1, keepdims=True) / count
-        # The root of each band's mean square, as plain floats (three of them); a
-        # flat fold is left as it is.
-        roots = [math.sqrt(v / count) for v in np.add.reduce(dev * dev, axis=1).tolist()]
-        sd = np.array([[r if not r <= 0 else 1.0] for r in roots])
-        return np.add.reduce(dev / sd * self._phase_w, axis=0)
+        return _standardised_sum(_fold(self._comb_rows_of(bands, period), decay), self._phase_w)
 
     def _grid_folds(
         self, env: np.ndarray, tempi: list[int], scale: float, decay: float, squared: bool = False
@@ -1212,11 +1204,9 @@ class BeatTracker:
         seg = int(back + CHANGE_BEATS * frames + w) + 2
         if seg >= m:
             return False
-        env = bands[:, m - seg :] ** 2
-        dev = env - np.add.reduce(env, axis=1, keepdims=True) / seg
-        sd = np.sqrt(np.add.reduce(dev * dev, axis=1, keepdims=True) / seg)
-        sd[sd <= 0] = 1.0
-        z = np.add.reduce(dev / sd * self._phase_w, axis=0)[::-1]  # frames back, newest first
+        # The recent frames squared, each band voting with its shape as in the phase
+        # scores; frames back, newest first.
+        z = _standardised_sum(bands[:, m - seg :] ** 2, self._phase_w)[::-1]
         # The newest onset is the one after the clock's previous beat's, or, while
         # that is not all heard yet, the previous beat's own.
         for last in (back - frames, back):
@@ -1508,6 +1498,18 @@ _ROLLS = {b: np.array([np.roll(np.arange(b), -r) for r in range(b)]) for b in TE
 _TEMPLATE_ROWS = {
     b: np.array([*TEMPLATES[b], HARMONY_TEMPLATES[b]])[:, None, :, None] for b in TEMPLATES
 }
+
+
+def _standardised_sum(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Each row standardised over its last axis (as np.mean and np.std compute it; a
+    flat row is left as it is), weighted by ``weights`` (a column) and summed: each
+    band votes with its shape, not its loudness."""
+    count = rows.shape[1]
+    dev = rows - np.add.reduce(rows, axis=1, keepdims=True) / count
+    # The root of each row's mean square, as plain floats (a handful of rows).
+    roots = [math.sqrt(v / count) for v in np.add.reduce(dev * dev, axis=1).tolist()]
+    sd = np.array([[r if not r <= 0 else 1.0] for r in roots])
+    return np.add.reduce(dev / sd * weights, axis=0)
 
 
 def _units(rows: np.ndarray) -> np.ndarray:
