@@ -315,6 +315,230 @@ STYLES: dict[str, Style] = {
     ),
 }
 
+# Other grooves of the same styles, as other producers and drummers play them: the
+# ``grooves`` set (see sets.py) scores the tracker on patterns it was not built on.
+GROOVES: dict[str, Style] = {
+    "house_snare": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 110),
+            SNARE: _steps("....x.......x...", 95),
+            OHAT: _steps("..x...x...x...x.", 75),
+            SHAKER: _steps("xxxxxxxxxxxxxxxx", 40),
+        },
+        ((2, 1), (6, 1), (10, 1), (14, 1)),
+        ((3, 1), (10, 2)),
+        {BASS: 38, HARM: 4, PAD: 89},
+    ),
+    "techno_ride": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 118),
+            CHAT: _steps("xxxxxxxxxxxxxxxx", 60),
+            OHAT: _steps("..x...x...x...x.", 70),
+            CLAP: _steps("....x.......x...", 90),
+            RIDE: _steps("x.x.x.x.x.x.x.x.", 50),
+        },
+        ((2, 1), (6, 1), (10, 1), (14, 1)),
+        ((0, 1), (6, 1), (12, 1)),
+        {BASS: 38, HARM: 81, PAD: 90},
+    ),
+    "dnb_twostep": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.........x.....", 115),
+            SNARE: _steps("....x.......x...", 110),
+            RIDE: _steps("x.x.x.x.x.x.x.x.", 70),
+        },
+        ((0, 3), (10, 3)),
+        "pad",
+        {BASS: 38, HARM: 89, PAD: 91},
+        alt_drums={
+            KICK: _steps("x.........x..x..", 115),
+            SNARE: _steps("....x.......x...", 110),
+            RIDE: _steps("x.x.x.x.x.x.x.x.", 70),
+        },
+    ),
+    "dubstep_triplet": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.............x.", 120),
+            SNARE: _steps("........X.......", 110),
+            CHAT: _steps("x.x.x.x.x.x.x.x.", 55),
+            OHAT: _steps("......x.......x.", 60),
+        },
+        ((0, 4), (6, 2), (8, 4), (14, 2)),
+        "pad",
+        {BASS: 38, HARM: 90, PAD: 50},
+    ),
+    "trap_rolls": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.....x...x..x..", 120),
+            SNARE: _steps("........X.......", 110),
+            CHAT: _steps("x.x.x.x.x.xxx.x.", 60),
+        },
+        ((0, 6), (6, 4), (13, 3)),
+        ((0, 4), (8, 4)),
+        {BASS: 38, HARM: 11, PAD: 89},
+    ),
+    "hiphop_boombap": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.........x.x...", 115),
+            SNARE: _steps("....X.......X...", 110),
+            CHAT: _steps("x.x.x.x.x.x.x.x.", 55),
+        },
+        ((0, 4), (10, 2), (12, 4)),
+        ((0, 8), (8, 8)),
+        {BASS: 33, HARM: 0, PAD: 48},
+    ),
+    "reggaeton_rim": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 108),
+            RIM: _steps("...x..x....x..x.", 100),
+            CHAT: _steps("..x...x...x...x.", 55),
+        },
+        ((0, 3), (3, 3), (8, 3), (11, 3)),
+        ((3, 1), (6, 1), (11, 1), (14, 1)),
+        {BASS: 38, HARM: 11, PAD: 89},
+    ),
+    "afrobeat_snare": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.....x...x.....", 105),
+            SNARE: _steps("....x..o....x..o", 100),
+            CHAT: _steps("x.xxx.xxx.xxx.xx", 55),
+            OHAT: _steps("..x.......x.....", 65),
+        },
+        ((0, 2), (3, 1), (6, 2), (10, 2), (13, 1)),
+        ((2, 1), (5, 1), (8, 1), (11, 1), (14, 1)),
+        {BASS: 33, HARM: 27, PAD: 61},
+    ),
+    "afrobeats_pop": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 105),
+            RIM: _steps("...x..x...x..x..", 95),
+            CLAP: _steps("....x.......x...", 90),
+            SHAKER: _steps("x.xxx.xxx.xxx.xx", 50),
+        },
+        ((0, 3), (3, 3), (6, 2), (10, 2), (12, 2)),
+        ((0, 2), (3, 2), (6, 2), (10, 2)),
+        {BASS: 38, HARM: 25, PAD: 89},
+    ),
+    "pop_fourfloor": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 110),
+            CLAP: _steps("....x.......x...", 105),
+            CHAT: _steps("x.x.x.x.x.x.x.x.", 60),
+            TAMB: _steps("..x...x...x...x.", 45),
+        },
+        ((0, 2), (3, 2), (6, 2), (8, 2), (11, 2), (14, 2)),
+        ((0, 4), (4, 4), (8, 4), (12, 4)),
+        {BASS: 34, HARM: 0, PAD: 48},
+    ),
+    "rock_eighths": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.......x.......", 115),
+            SNARE: _steps("....X.......X...", 110),
+            RIDE: _steps("x.x.x.x.x.x.x.x.", 70),
+            OHAT: _steps("..............x.", 65),
+        },
+        ((0, 2), (2, 2), (4, 2), (6, 2), (8, 2), (10, 2), (12, 2), (14, 2)),
+        ((0, 4), (4, 4), (8, 4), (12, 4)),
+        {BASS: 34, HARM: 30, PAD: 16},
+    ),
+    "funk_ghosts": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.x...x...x..x..", 110),
+            SNARE: _steps("o...X..o.o.oX..o", 105),
+            CHAT: _steps("xxxxxxxxxxxxxxxx", 55),
+        },
+        ((0, 1), (2, 1), (6, 1), (10, 1), (13, 1)),
+        ((0, 1), (3, 1), (6, 1), (9, 1), (12, 1)),
+        {BASS: 36, HARM: 28, PAD: 61},
+    ),
+    "breakbeat_think": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x..x..x.x.......", 115),
+            SNARE: _steps("....X.......X..x", 105),
+            CHAT: _steps("x.x.x.x.x.x.x.x.", 65),
+        },
+        ((0, 3), (6, 2), (8, 4)),
+        "pad",
+        {BASS: 38, HARM: 89, PAD: 81},
+    ),
+    "garage_2step": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.........x.....", 110),
+            SNARE: _steps("....x.......x...", 100),
+            CHAT: _steps("..x...x...x...x.", 70),
+            RIM: _steps(".......x......x.", 60),
+        },
+        ((0, 2), (7, 1), (10, 3)),
+        ((3, 1), (11, 1)),
+        {BASS: 38, HARM: 4, PAD: 89},
+    ),
+    "ambient_rim": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.......x.......", 60),
+            RIM: _steps("....x.......x...", 45),
+            SHAKER: _steps("x.x.x.x.x.x.x.x.", 30),
+        },
+        ((0, 16),),
+        "pad",
+        {BASS: 38, HARM: 89, PAD: 95},
+    ),
+    "waltz_jazz": Style(
+        3,
+        4,
+        {
+            KICK: _steps("x...........", 90),
+            RIDE: _steps("x...x..xx..x", 75),
+            PHAT: _steps("....x.......", 60),
+        },
+        ((0, 4), (4, 4), (8, 4)),
+        ((4, 2), (8, 2)),
+        {BASS: 32, HARM: 0, PAD: 48},
+    ),
+    "twelveeight": Style(
+        4,
+        3,
+        {
+            KICK: _steps("x.....x.....", 105),
+            SNARE: _steps("...x.....x..", 100),
+            RIDE: _steps("xxxxxxxxxxxx", 55),
+        },
+        ((0, 3), (3, 2), (5, 1), (6, 3), (9, 3)),
+        ((0, 3), (3, 3), (6, 3), (9, 3)),
+        {BASS: 33, HARM: 24, PAD: 48},
+    ),
+}
+STYLES.update(GROOVES)
+
 FILL = {TOM_HI: (0, 1), TOM_MID: (2,), TOM_LO: (3,), SNARE: (1,)}  # steps in the last beat
 
 

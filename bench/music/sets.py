@@ -7,6 +7,9 @@ instead of MuseScore General), so a score on it says how the tracker does on
 music it has not seen. ``check`` is a third set (other seeds and tempi again, the
 three soundfonts in turn), scored only at the end of a tuning round; ``final`` a fourth,
 for when ``check`` has been looked at too; ``fresh`` a fifth, for when ``final`` has.
+``grooves`` plays the same styles with other patterns (a snare backbeat in afrobeat,
+two-step drum & bass, boom-bap, 12/8...), as other producers write them: how the
+tracker does on grooves it was not built on.
 """
 
 from __future__ import annotations
@@ -161,4 +164,52 @@ def fresh() -> list[Piece]:
     )
 
 
-SETS = {"dev": dev, "heldout": heldout, "check": check, "final": final, "fresh": fresh}
+# (name, groove, bpm, extra): other patterns of the styles (compose.GROOVES).
+_GROOVES: list[tuple[str, str, float, dict]] = [
+    ("house_snare", "house_snare", 123, {}),
+    ("house_snare_breakdown", "house_snare", 125, {"breakdown": (5, 4), "seconds": 40.0}),
+    ("techno_ride", "techno_ride", 130, {}),
+    ("techno_ride_fills", "techno_ride", 138, {"fills": True}),
+    ("dnb_twostep", "dnb_twostep", 172, {}),
+    ("dnb_twostep_live", "dnb_twostep", 170, {"jitter_ms": 6.0, "drift": 0.01}),
+    ("dubstep_triplet", "dubstep_triplet", 142, {}),
+    ("trap_rolls", "trap_rolls", 136, {}),
+    ("hiphop_boombap", "hiphop_boombap", 92, {"swing": 0.2}),
+    ("hiphop_boombap_live", "hiphop_boombap", 84, {"jitter_ms": 8.0, "drift": 0.015}),
+    ("reggaeton_rim", "reggaeton_rim", 92, {}),
+    ("afrobeat_snare", "afrobeat_snare", 104, {}),
+    ("afrobeat_snare_live", "afrobeat_snare", 110, {"jitter_ms": 10.0, "drift": 0.015}),
+    ("afrobeats_pop", "afrobeats_pop", 106, {}),
+    ("pop_fourfloor", "pop_fourfloor", 118, {}),
+    ("pop_fourfloor_step", "pop_fourfloor", 116, {"step": (126.0, 17.0)}),
+    ("rock_eighths", "rock_eighths", 132, {"fills": True}),
+    ("rock_eighths_live", "rock_eighths", 112, {"fills": True, "jitter_ms": 12.0, "drift": 0.02}),
+    ("funk_ghosts", "funk_ghosts", 98, {}),
+    ("breakbeat_think", "breakbeat_think", 126, {}),
+    ("garage_2step", "garage_2step", 132, {"swing": 0.2}),
+    ("ambient_rim", "ambient_rim", 96, {}),
+    ("waltz_jazz", "waltz_jazz", 150, {"swing": 0.3}),
+    ("twelveeight", "twelveeight", 66, {}),
+    ("house_snare_ramp", "house_snare", 122, {"ramp": (129.0, 9.0, 25.0)}),
+    ("techno_ride_noise", "techno_ride", 128, {"noise_db": 12.0}),
+]
+
+
+def grooves() -> list[Piece]:
+    """The styles' other patterns (made in the fourth tuning round, to see how the
+    tracker does on grooves it was not built on): the three soundfonts in turn."""
+    fonts = ("timgm6mb", "musescore", "fluidr3")
+    return [
+        Piece(name, style, bpm, seed=120000 + 61 * i, soundfont=fonts[i % 3], **extra)
+        for i, (name, style, bpm, extra) in enumerate(_GROOVES)
+    ]
+
+
+SETS = {
+    "dev": dev,
+    "heldout": heldout,
+    "check": check,
+    "final": final,
+    "fresh": fresh,
+    "grooves": grooves,
+}
