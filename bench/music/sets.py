@@ -189,7 +189,7 @@ _GROOVES: list[tuple[str, str, float, dict]] = [
     ("garage_2step", "garage_2step", 132, {"swing": 0.2}),
     ("ambient_rim", "ambient_rim", 96, {}),
     ("waltz_jazz", "waltz_jazz", 150, {"swing": 0.3}),
-    ("twelveeight", "twelveeight", 66, {}),
+    ("twelveeight", "twelveeight", 66, {"seconds": 40.0}),
     ("house_snare_ramp", "house_snare", 122, {"ramp": (129.0, 9.0, 25.0)}),
     ("techno_ride_noise", "techno_ride", 128, {"noise_db": 12.0}),
 ]
