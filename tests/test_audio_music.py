@@ -101,6 +101,19 @@ def test_a_waltz_has_its_bar_lines_every_three_beats(cache: Path) -> None:
     assert _f(rendered.downbeats, result.downbeats) >= 0.8
 
 
+def test_a_jazz_waltz_is_read_in_three_from_its_chord_changes(cache: Path) -> None:
+    # A soft kick on 1, bass on every beat, the ride's swung pattern: the drums barely
+    # differ between beats, and were read in four (downbeat F 0.09). The chords change
+    # every other bar, every sixth beat: on one beat of three, on two of four.
+    piece = Piece(
+        "waltz_jazz", "waltz_jazz", 156, seed=42, soundfont="timgm6mb", swing=0.3, seconds=30
+    )
+    rendered, result = _run(piece, cache)
+    assert rendered.beats_per_bar == 3
+    assert _f(rendered.beats, result.beats) >= 0.95
+    assert _f(rendered.downbeats, result.downbeats) >= 0.8
+
+
 @pytest.mark.parametrize(
     ("bpm", "seed"),
     # 130 and 129: the breakdown's chord stabs (a 16th before beat 2, and on the
