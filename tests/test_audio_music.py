@@ -188,6 +188,27 @@ def test_the_bar_line_is_where_the_chords_change_when_the_kick_is_on_every_beat(
     assert _f(rendered.downbeats, result.downbeats) >= 0.9
 
 
+def test_fills_on_beat_four_do_not_move_the_one_when_the_kick_is_on_every_beat(
+    cache: Path,
+) -> None:
+    # Four on the floor, claps on 2 and 4, toms in the last beat of every fourth bar:
+    # the kick's beats differ by a few percent (the fills), and scaled to unit length
+    # that voted as loud as the claps and the chords, putting the one on beat 3
+    # (downbeat F 0.64). A band that barely differs between beats has little say.
+    piece = Piece(
+        "techno_ride_fills",
+        "techno_ride",
+        138,
+        seed=120183,
+        soundfont="timgm6mb",
+        fills=True,
+        seconds=30,
+    )
+    rendered, result = _run(piece, cache)
+    assert _f(rendered.beats, result.beats) >= 0.95
+    assert _f(rendered.downbeats, result.downbeats) >= 0.9
+
+
 def test_a_six_eight_bar_is_two_dotted_quarter_beats(cache: Path) -> None:
     # The eighths fall at a third and two thirds of each beat, not at its half.
     piece = Piece("sixeight", "sixeight", 76, seed=36, soundfont="timgm6mb", seconds=20)
