@@ -101,6 +101,19 @@ def test_a_waltz_has_its_bar_lines_every_three_beats(cache: Path) -> None:
     assert _f(rendered.downbeats, result.downbeats) >= 0.8
 
 
+def test_a_jazz_waltz_is_read_in_three_from_its_chord_changes(cache: Path) -> None:
+    # A soft kick on 1, bass on every beat, the ride's swung pattern: the drums barely
+    # differ between beats, and were read in four (downbeat F 0.09). The chords change
+    # every other bar, every sixth beat: on one beat of three, on two of four.
+    piece = Piece(
+        "waltz_jazz", "waltz_jazz", 156, seed=42, soundfont="timgm6mb", swing=0.3, seconds=30
+    )
+    rendered, result = _run(piece, cache)
+    assert rendered.beats_per_bar == 3
+    assert _f(rendered.beats, result.beats) >= 0.95
+    assert _f(rendered.downbeats, result.downbeats) >= 0.8
+
+
 @pytest.mark.parametrize(
     ("bpm", "seed"),
     # 130 and 129: the breakdown's chord stabs (a 16th before beat 2, and on the
@@ -170,6 +183,27 @@ def test_the_bar_line_is_where_the_chords_change_when_the_kick_is_on_every_beat(
     # Four on the floor with claps on 2 and 4 fits beat 1 and beat 3 alike; the chords
     # (changing every other bar here) say which is the one.
     piece = Piece("house", "house", 124, seed=35, soundfont="timgm6mb", seconds=24)
+    rendered, result = _run(piece, cache)
+    assert _f(rendered.beats, result.beats) >= 0.95
+    assert _f(rendered.downbeats, result.downbeats) >= 0.9
+
+
+def test_fills_on_beat_four_do_not_move_the_one_when_the_kick_is_on_every_beat(
+    cache: Path,
+) -> None:
+    # Four on the floor, claps on 2 and 4, toms in the last beat of every fourth bar:
+    # the kick's beats differ by a few percent (the fills), and scaled to unit length
+    # that voted as loud as the claps and the chords, putting the one on beat 3
+    # (downbeat F 0.64). A band that barely differs between beats has little say.
+    piece = Piece(
+        "techno_ride_fills",
+        "techno_ride",
+        138,
+        seed=120183,
+        soundfont="timgm6mb",
+        fills=True,
+        seconds=30,
+    )
     rendered, result = _run(piece, cache)
     assert _f(rendered.beats, result.beats) >= 0.95
     assert _f(rendered.downbeats, result.downbeats) >= 0.9

@@ -69,9 +69,13 @@ Every ``update_interval`` seconds:
    per beat, compared across the boundary one and two beats a side: chords
    change on the one, which is what tells beat 1 from beat 3 when the kick
    is on every beat); the rotation that fits the templates best names the
-   downbeat, and holds until another fits clearly better. The bar length is
-   ``beats_per_bar``, or 2 when the beats divide in three (6/8 read in dotted
-   quarters), else 3 vs 4 from how much the kick and snare differ between beats.
+   downbeat, and holds until another fits clearly better. A band votes in
+   proportion to how much its beats differ, up to ``BAR_FULL`` (four on the
+   floor's kick, alike on every beat but for fills and noise, has little
+   say). The bar length is ``beats_per_bar``, or 2 when the beats divide in
+   three (6/8 read in dotted quarters), else 3 vs 4 from how much the kick,
+   the snare and the chord changes differ between beats (a bar of three once
+   chosen is kept while it fits better at all).
 
 The first estimate waits for ``FIRST_GUESS`` periods of the slowest tempo
 (2.2 s); while the envelope is short the combs keep less than a second of
@@ -169,6 +173,9 @@ FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
 BAR_MARGIN = 0.3  # a new bar line must fit this much better (unit-vector dot products)
 BAR_TAU = 8.0  # s, memory of the downbeat statistics
+BAR_FULL = 0.1  # a band whose beats differ this much (std / mean) has a full vote on the one
+METER_FOUR = 1.5  # bars of three must differ between beats this much more than of four ...
+METER_HOLD = 1.0  # ... and, once chosen, are kept while they differ this much more
 HARMONY_WEIGHT = 1.0  # weight of the chord changes in the bar line's choice
 HARMONY_SPANS = (1, 2)  # beats each side of a boundary whose pitch classes are compared
 BAND_TAU = 4.0  # s, running mean of each band's flux
@@ -1372,13 +1379,28 @@ class BeatTracker:
         if not beats and self._compound():
             beats = 2  # 6/8: two dotted-quarter beats a bar
         if not beats:
+            # How much the beats of a bar differ in drums and in chord changes, per bar
+            # length: counted in the true bar length, the kick, the backbeats and the
+            # chord changes gather on a few of its beats; in the wrong one they spread
+            # (a jazz waltz's kick is soft and its bass on every beat, but its chords
+            # change every other bar: every sixth beat, on one beat of three and on
+            # two of four).
             contrast = {
-                b: _contrast(self._meter_low[b]) + _contrast(self._meter_mid[b]) for b in (3, 4)
+                b: _contrast(self._meter_low[b])
+                + _contrast(self._meter_mid[b])
+                + HARMONY_WEIGHT * _contrast(self._meter_harm[b])
+                for b in (3, 4)
             }
-            beats = 3 if contrast[3] > 1.5 * contrast[4] else 4
-        units = _units(
-            np.array([self._meter_low[beats], self._meter_mid[beats], self._meter_harm[beats]])
-        )
+            # Four unless three fits clearly better; a bar of three already chosen is
+            # kept while it fits better at all (a flip and back loses the bar lines).
+            favour = METER_HOLD if self.beats_per_bar == 3 else METER_FOUR
+            beats = 3 if contrast[3] > favour * contrast[4] else 4
+        stats = (self._meter_low[beats], self._meter_mid[beats], self._meter_harm[beats])
+        units = _units(np.array(stats))
+        # A band that barely differs between beats (four on the floor's kick) has little
+        # to say: its few percent of fills and noise, scaled to unit length, would vote
+        # as loud as a backbeat.
+        units *= np.array([[min(_contrast(x) / BAR_FULL, 1.0)] for x in stats])
         # The rotation r: beat count c is beat (c - r) % beats of the bar.
         # (x[_ROLLS[beats][r]] is np.roll(x, -r).) Every rotation of every
         # band against its template, as a batch of dot products: (3, rotations).
