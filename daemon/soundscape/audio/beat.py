@@ -141,6 +141,7 @@ SIDE_TAU = 3.0  # s, memory of the side evidence (the mid band on the beat over 
 SIDE_FLIP = 1.5  # accumulated evidence (z units x updates) for which the clock moves half a beat
 SIDE_WINDOW = 0.1  # share of a period around each side's beat its mid band peak is sought in
 SIDE_BACKBEAT = 2.0  # weight of the high band's two-beat alternation in the side's evidence
+SIDE_BACKBEAT_MIN = 0.3  # a weaker backbeat reading is no vote (a wavering one misleads)
 SIDE_BACKBEAT_SPANS = 4  # two-beat spans heard before it counts (one or two differ by chance)
 SIDE_ALT_FLOOR = 0.3  # two beats' points differing less than this share do not alternate
 SIDE_BACKBEAT_LEVEL = 0.25  # a span with less of the band than this share of the loudest is silent
@@ -1318,7 +1319,12 @@ class BeatTracker:
         values = dev.tolist()
         on_peak = max([values[round(x) % n] for x in on])
         off_peak = max([values[round(x + half) % n] for x in on])
-        return (on_peak - off_peak) / sd + SIDE_BACKBEAT * self._backbeat(bands[2], frames, on)
+        # A clear backbeat only: on a groove without one (an afrobeat's faint rim
+        # under cowbell and shaker) the reading hovers near zero on either side.
+        backbeat = self._backbeat(bands[2], frames, on)
+        if abs(backbeat) < SIDE_BACKBEAT_MIN:
+            backbeat = 0.0
+        return (on_peak - off_peak) / sd + SIDE_BACKBEAT * backbeat
 
     def _backbeat(self, hi: np.ndarray, frames: float, on: list[float]) -> float:
         """How much more the high band alternates from beat to beat on the clock's
