@@ -226,3 +226,17 @@ def test_the_snare_on_two_and_four_tells_the_beat_from_the_off_beats(cache: Path
                   seconds=40)  # fmt: skip
     rendered, result = _run(piece, cache)
     assert _f(rendered.beats, result.beats) >= 0.95
+
+
+def test_a_snare_on_two_and_four_outweighs_an_open_hat_on_the_and_of_one_and_three(
+    cache: Path,
+) -> None:
+    # Afrobeat with a snare backbeat, played live: the kick on the "and" of 2 and of 3
+    # and an open hat on the "and" of 1 and of 3 alternate on the off-beat grid too.
+    # The louder snare must win (it did not when each grid's alternation was taken
+    # relative to its own strongest point: F 0.47), and the kicks, which fall on
+    # different beats of the bar's two halves, are no backbeat.
+    piece = Piece("afrobeat_snare_live", "afrobeat_snare", 110, seed=120732,
+                  soundfont="timgm6mb", jitter_ms=10.0, drift=0.015)  # fmt: skip
+    rendered, result = _run(piece, cache)
+    assert _f(rendered.beats, result.beats) >= 0.95

@@ -145,9 +145,8 @@ SIDE_TAU = 3.0  # s, memory of the side evidence (the mid band on the beat over 
 SIDE_FLIP = 1.5  # accumulated evidence (z units x updates) for which the clock moves half a beat
 SIDE_WINDOW = 0.1  # share of a period around each side's beat its mid band peak is sought in
 SIDE_BACKBEAT = 2.0  # weight of the high band's two-beat alternation in the side's evidence
-SIDE_BACKBEAT_MIN = 0.3  # a weaker backbeat reading is no vote (a wavering one misleads)
 SIDE_BACKBEAT_SPANS = 4  # two-beat spans heard before it counts (one or two differ by chance)
-SIDE_ALT_FLOOR = 0.3  # two beats' points differing less than this share do not alternate
+SIDE_ALT_FLOOR = 0.2  # a two-beat difference under this share of the strongest point is none
 SIDE_BACKBEAT_LEVEL = 0.25  # a span with less of the band than this share of the loudest is silent
 RAMP_SPAN = 4.0  # s of tempo readings a ramp is fitted on
 RAMP_LEAD = 2.0  # s ahead on a steady ramp the tempo is read (about the window's lag)
@@ -1326,11 +1325,7 @@ class BeatTracker:
         values = dev.tolist()
         on_peak = max([values[round(x) % n] for x in on])
         off_peak = max([values[round(x + half) % n] for x in on])
-        # A clear backbeat only: on a groove without one (an afrobeat's faint rim
-        # under cowbell and shaker) the reading hovers near zero on either side.
         backbeat = self._backbeat(bands[2], frames, on)
-        if abs(backbeat) < SIDE_BACKBEAT_MIN:
-            backbeat = 0.0
         return (on_peak - off_peak) / sd + SIDE_BACKBEAT * backbeat
 
     def _backbeat(self, hi: np.ndarray, frames: float, on: list[float]) -> float:
@@ -1339,24 +1334,26 @@ class BeatTracker:
         the clock's beat).
 
         The backbeat: a snare or clap on 2 and 4 but not on 1 and 3 makes
-        neighbouring beats differ, while what plays on the off-beats (open
+        neighbouring beats differ, while what plays on the off-beats (closed
         hats, a shaker) plays on every one. Where the mid band is torn (a
         bass or kick on the off-beats under the snare), the snare's noise
         above them still alternates. The band is folded at two beats, the
         spans of each half of a four-beat bar apart (older ones weighing less,
-        as in the side's fold); a grid's alternation in a half is relative to
-        its stronger point there (above the fold's floor), and the two halves'
-        are multiplied (their geometric mean), so an accent or a gap once a
-        bar does not count.
+        as in the side's fold). In each half, a grid's alternation is the
+        second beat's point less the first's, relative to the half's strongest
+        point, so a loud snare outweighs an open hat on the "and" of 1 and 3.
+        A backbeat falls on the same beat of both halves (2 and 4): a grid
+        alternates by the geometric mean of its two halves when they agree,
+        and not at all when they differ in sign, as an accent, a gap or a fill
+        once a bar (techno's rim on the "and" of 3) or off-beat kicks on the
+        "and" of 2 and of 3 do.
         """
         rows = _comb_rows(self._reversed(hi, squared=True), hi.shape[-1], 2.0 * frames)
         # Only the spans where the band sounds (an instrument coming in alternates
-        # for a span or two by chance), each half of a four-beat bar on its own: a
-        # backbeat alternates in both halves, a fill, a missing hat or an accent once
-        # a bar (techno's rim on the "and" of 3) in one only.
+        # for a span or two by chance).
         energy = np.add.reduce(rows, axis=1)
         sounding = energy > SIDE_BACKBEAT_LEVEL * float(energy.max())
-        on_alt = off_alt = 1.0
+        halves = []
         for k in (0, 1):
             half = rows[k::2][sounding[k::2]]
             if len(half) < SIDE_BACKBEAT_SPANS // 2:
@@ -1367,9 +1364,12 @@ class BeatTracker:
             a, b, c, d = (
                 max([values[round(x + s * frames) % n] for x in on]) for s in (0.0, 0.5, 1.0, 1.5)
             )
-            on_alt *= _alternates(a, c)
-            off_alt *= _alternates(b, d)
-        return math.sqrt(on_alt) - math.sqrt(off_alt)
+            top = max(a, b, c, d)
+            if not top > 0:
+                return 0.0
+            halves.append(((c - a) / top, (d - b) / top))
+        (on_1, off_1), (on_2, off_2) = halves
+        return _alternation(on_1, on_2) - _alternation(off_1, off_2)
 
     def _comb_rows_of(self, bands: np.ndarray, period: float) -> np.ndarray:
         """:func:`_comb_rows` of ``bands`` to the ``PHASE_POWER`` at ``period``.
@@ -1598,13 +1598,13 @@ def _units(rows: np.ndarray) -> np.ndarray:
     return d / np.where(norm > 0, norm, 1.0)
 
 
-def _alternates(x: float, y: float) -> float:
-    """How far two points (at or above zero) alternate, 0..1: their difference relative
-    to the stronger, less ``SIDE_ALT_FLOOR`` (a hit against none, not a level's drift)."""
-    top = x if x > y else y
-    if not top > 0:
+def _alternation(first: float, second: float) -> float:
+    """A grid's two-beat alternation, 0..1, from its two halves' (each -1..1): their
+    geometric mean where they agree in sign, less ``SIDE_ALT_FLOOR`` (a level's drift
+    is no backbeat); none where they differ."""
+    if first * second <= 0:
         return 0.0
-    return max(abs(x - y) / top - SIDE_ALT_FLOOR, 0.0) / (1.0 - SIDE_ALT_FLOOR)
+    return max(math.sqrt(first * second) - SIDE_ALT_FLOOR, 0.0) / (1.0 - SIDE_ALT_FLOOR)
 
 
 def _contrast(x: list[float]) -> float:
