@@ -1,6 +1,6 @@
 """Beat tracking on rendered multi-instrument music: ours vs aubio (vs madmom online).
 
-    python bench/beat.py [--set dev|heldout|check|final|fresh|grooves|all] [--only NAME]
+    python bench/beat.py [--set dev|heldout|check|final|fresh|grooves|grooves_check|all]
     python bench/beat.py --conditions [--set final]   # ours at 44.1 kHz, blocks 256/1024, -30 dB
 
 ``--write-docs`` records the figures in ``docs/benchmarks.md``.
@@ -312,7 +312,8 @@ def main() -> None:
         "Pieces rendered from MIDI by `bench/music` (FluidSynth; MuseScore General and TimGM6mb "
         "for `dev`, FluidR3 and TimGM6mb with other seeds and tempi for `heldout`, all three "
         "in turn with other seeds and tempi again for `check`, `final` and `fresh`; `grooves` "
-        "plays the styles' other patterns), "
+        "plays the styles' other patterns, `grooves_check` the same with other seeds, tempi "
+        "and soundfonts), "
         f"block {args.block} at 48 kHz. `python bench/beat.py --write-docs`.",
         "",
     ]

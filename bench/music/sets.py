@@ -9,7 +9,8 @@ three soundfonts in turn), scored only at the end of a tuning round; ``final`` a
 for when ``check`` has been looked at too; ``fresh`` a fifth, for when ``final`` has.
 ``grooves`` plays the same styles with other patterns (a snare backbeat in afrobeat,
 two-step drum & bass, boom-bap, 12/8...), as other producers write them: how the
-tracker does on grooves it was not built on.
+tracker does on grooves it was not built on; ``grooves_check`` plays them again with
+other seeds, tempi and soundfonts, for a look after ``grooves`` has been tuned on.
 """
 
 from __future__ import annotations
@@ -205,6 +206,25 @@ def grooves() -> list[Piece]:
     ]
 
 
+def grooves_check() -> list[Piece]:
+    """``grooves`` again for a last look, once ``grooves`` has been tuned on: other
+    seeds, tempi a few BPM the other way, the soundfonts in another order."""
+    fonts = ("fluidr3", "timgm6mb", "musescore")
+    out = []
+    for i, (name, style, bpm, extra) in enumerate(_GROOVES):
+        extra = dict(extra)
+        if "ramp" in extra:
+            to, a, b = extra["ramp"]
+            extra["ramp"] = (to - 2, a + 1, b + 1)
+        if "step" in extra:
+            extra["step"] = (extra["step"][0] + 3, extra["step"][1] + 1)
+        shift = (3 if i % 2 else -3) if bpm > 80 else 2
+        out.append(
+            Piece(name, style, bpm + shift, seed=160000 + 67 * i, soundfont=fonts[i % 3], **extra)
+        )
+    return out
+
+
 SETS = {
     "dev": dev,
     "heldout": heldout,
@@ -212,4 +232,5 @@ SETS = {
     "final": final,
     "fresh": fresh,
     "grooves": grooves,
+    "grooves_check": grooves_check,
 }
