@@ -240,3 +240,16 @@ def test_a_snare_on_two_and_four_outweighs_an_open_hat_on_the_and_of_one_and_thr
                   soundfont="timgm6mb", jitter_ms=10.0, drift=0.015)  # fmt: skip
     rendered, result = _run(piece, cache)
     assert _f(rendered.beats, result.beats) >= 0.95
+
+
+def test_an_early_guess_keeps_beating_through_a_stray_best_phase(cache: Path) -> None:
+    # A boom-bap groove at 92: two early guesses agree on its beats by 1.45 s, but at
+    # 1.96 s the short envelope's best phase strayed for one update, and the beat at
+    # 2.06 s was withheld: the first beat came at 2.7 s.
+    piece = Piece("hiphop_boombap", "hiphop_boombap", 92, seed=51, soundfont="timgm6mb",
+                  seconds=12, swing=0.2)  # fmt: skip
+    rendered, result = _run(piece, cache)
+    ref = rendered.beats
+    early = [b for b in result.beats if b < 2.2]  # before the first full estimate
+    assert early
+    assert all(np.min(np.abs(ref - b)) <= 0.07 for b in result.beats if b < 5.0)

@@ -82,7 +82,10 @@ The first estimate waits for ``FIRST_GUESS`` periods of the slowest tempo
 overlap, so a 90 BPM beat has two teeth from the start. Before it, from
 ``EARLY_GUESS`` (1.2 s), early guesses run the same steps on the short
 envelope; their beats are emitted once a second guess
-finds them where the clock has them. The first full estimate starts afresh
+finds them where the clock has them, and go on until the clock is placed anew
+(a re-seed, a jump, a side flip): on the short envelope the best phase strays
+for an update now and then while the clock's beats are right. The first full
+estimate starts afresh
 (no state of the early guesses carries over), so from there on the clock is
 exactly what it would be without them.
 
@@ -1166,8 +1169,11 @@ class BeatTracker:
             return
         glob = int(np.argmax(scores))
         far = abs(((glob - pred_back + n / 2) % n) - n / 2) > PHASE_WINDOW * frames
-        # An early guess is trusted once a later one finds its beats where the clock has them.
-        self._confirmed = not far
+        # An early guess is trusted once a later one finds its beats where the clock has
+        # them, and stays trusted until the clock is placed anew (see _place): on the short
+        # envelope the best phase strays for an update now and then (most often half a beat
+        # off: the side's to decide), while the clock's beats are still where they were.
+        self._confirmed = self._confirmed or not far
         # A best phase about half a beat off is the side's to decide (hats, a
         # rolling bass or a fill often peak there for a while).
         half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
@@ -1389,7 +1395,6 @@ class BeatTracker:
         return rows
 
     def _seed(self, period: float, back: np.ndarray) -> None:
-        self._confirmed = False
         frames = period / self.hop
         scores = self._phase_scores(back, frames, PHASE_DECAY)
         best = int(np.argmax(scores))
@@ -1400,7 +1405,12 @@ class BeatTracker:
         self._place(period, beat)
 
     def _place(self, period: float, beat: float) -> None:
-        """Set the period and the next beat from a known beat (never repeating one)."""
+        """Set the period and the next beat from a known beat (never repeating one).
+
+        A clock placed anew (a seed, a jump, a side flip, a tempo change) beats before
+        the first full estimate only once a later estimate agrees with it.
+        """
+        self._confirmed = False
         self.period = period
         self.bpm = 60.0 / period
         after = self._t_newest if self.last_beat is None else self.last_beat + 0.5 * period
