@@ -253,3 +253,16 @@ def test_an_early_guess_keeps_beating_through_a_stray_best_phase(cache: Path) ->
     early = [b for b in result.beats if b < 2.2]  # before the first full estimate
     assert early
     assert all(np.min(np.abs(ref - b)) <= 0.07 for b in result.beats if b < 5.0)
+
+
+def test_the_first_beats_of_a_slow_pulse_come_once_a_second_early_guess_agrees(
+    cache: Path,
+) -> None:
+    # An ambient pulse at 96: the first early guess (1.2 s) has its beat, and the next
+    # one agrees; with one guess per update (0.25 s) the beat at 1.35 s had gone by
+    # unconfirmed, and the first came at 1.98 s.
+    piece = Piece("ambient", "ambient", 96, seed=60, soundfont="timgm6mb", seconds=10)
+    rendered, result = _run(piece, cache)
+    ref = rendered.beats
+    assert result.beats and result.beats[0] < 1.5
+    assert all(np.min(np.abs(ref - b)) <= 0.07 for b in result.beats if b < 5.0)

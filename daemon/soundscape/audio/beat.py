@@ -81,7 +81,8 @@ The first estimate waits for ``FIRST_GUESS`` periods of the slowest tempo
 (2.2 s); while the envelope is short the combs keep less than a second of
 overlap, so a 90 BPM beat has two teeth from the start. Before it, from
 ``EARLY_GUESS`` (1.2 s), early guesses run the same steps on the short
-envelope; their beats are emitted once a second guess
+envelope, ``EARLY_RATE`` times per update interval; their beats are emitted once
+a second guess
 finds them where the clock has them, and go on until the clock is placed anew
 (a re-seed, a jump, a side flip): on the short envelope the best phase strays
 for an update now and then while the clock's beats are right. The first full
@@ -175,6 +176,7 @@ PHASE_W = (0.3, 1.0, 0.6)  # low, mid, high weights of the envelope the phase is
 RECENCY = 4.0  # s, time constant of the weighting of the tempo evidence
 FIRST_GUESS = 2.2  # periods of the slowest tempo heard before the first estimate
 EARLY_GUESS = 1.2  # s heard before the first early (provisional) guesses
+EARLY_RATE = 2.0  # early guesses per update interval (the first beats wait for the second)
 EARLY_OVERLAP = 0.35  # share of the envelope the autocorrelation keeps while it is short
 FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
@@ -383,7 +385,8 @@ class BeatTracker:
                 self._next_update = now + self.config.update_interval
                 self._estimate()
             elif heard >= EARLY_GUESS and now >= self._next_update:
-                self._next_update = now + self.config.update_interval
+                # More often than updates: a guess's beats start once the next one agrees.
+                self._next_update = now + self.config.update_interval / EARLY_RATE
                 self._estimate()
 
     def _emit(self, now: float) -> bool:
