@@ -68,6 +68,7 @@ class Result:
     downbeat_f: float | None
     cpu_median: float
     cpu_mean: float
+    ramp_error: tuple[float, float] | None = None  # BPM, median and p95, on a ramp's pieces
 
 
 def run_ours(x: np.ndarray, sr: int, block: int) -> Run:
@@ -173,7 +174,20 @@ def score(r: Rendered, name: str, run: Run) -> Result:
         None if df is None else float(df),
         float(np.median(run.cpu_us)),
         float(np.mean(run.cpu_us)),
+        ramp_error(r, run),
     )
+
+
+def ramp_error(r: Rendered, run: Run) -> tuple[float, float] | None:
+    """The reported tempo's error (BPM, median and p95) from a ramp's start to 2 s after
+    its end: how closely the tempo follows a ramp (issue 10: within 0.7 BPM)."""
+    if r.piece.ramp is None or not len(run.tempo):
+        return None
+    _, start, end = r.piece.ramp
+    t, bpm = run.tempo[:, 0], run.tempo[:, 1]
+    keep = (t >= start) & (t <= end + 2.0)
+    err = np.abs(bpm[keep] - _truth_tempo(r.beats, t[keep]))
+    return float(np.median(err)), float(np.percentile(err, 95))
 
 
 def evaluate(pieces: list[Rendered], block: int, trackers: list[str]) -> list[Result]:
@@ -255,6 +269,13 @@ def summary(results: list[Result], label: str) -> str:
             f"| {statistics.median(r.cpu_median for r in rs):.1f} "
             f"| {statistics.mean(r.cpu_mean for r in rs):.1f} |"
         )
+    ramps = [r for r in results if r.ramp_error is not None]
+    if ramps:
+        lines += ["", "Tempo error on the ramp, from its start to 2 s after its end (BPM):"]
+        lines += [
+            f"- {r.tracker}, {r.piece}: median {r.ramp_error[0]:.2f}, p95 {r.ramp_error[1]:.2f}"  # type: ignore[index]
+            for r in ramps
+        ]
     return "\n".join(lines)
 
 
