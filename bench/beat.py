@@ -1,6 +1,7 @@
 """Beat tracking on rendered multi-instrument music: ours vs aubio (vs madmom online).
 
-    python bench/beat.py [--set dev|heldout|check|final|fresh|grooves|grooves_check|all]
+    python bench/beat.py [--set NAME|all] [--block 512] [--only NAME] [--ours-only]
+        # sets: dev heldout check final fresh grooves grooves_check
     python bench/beat.py --conditions [--set final]   # ours at 44.1 kHz, blocks 256/1024, -30 dB
 
 ``--write-docs`` records the figures in ``docs/benchmarks.md``.
@@ -186,6 +187,8 @@ def ramp_error(r: Rendered, run: Run) -> tuple[float, float] | None:
     _, start, end = r.piece.ramp
     t, bpm = run.tempo[:, 0], run.tempo[:, 1]
     keep = (t >= start) & (t <= end + 2.0)
+    if not keep.any():
+        return None
     err = np.abs(bpm[keep] - _truth_tempo(r.beats, t[keep]))
     return float(np.median(err)), float(np.percentile(err, 95))
 
@@ -269,12 +272,12 @@ def summary(results: list[Result], label: str) -> str:
             f"| {statistics.median(r.cpu_median for r in rs):.1f} "
             f"| {statistics.mean(r.cpu_mean for r in rs):.1f} |"
         )
-    ramps = [r for r in results if r.ramp_error is not None]
+    ramps = [(r.tracker, r.piece, r.ramp_error) for r in results if r.ramp_error is not None]
     if ramps:
         lines += ["", "Tempo error on the ramp, from its start to 2 s after its end (BPM):"]
         lines += [
-            f"- {r.tracker}, {r.piece}: median {r.ramp_error[0]:.2f}, p95 {r.ramp_error[1]:.2f}"  # type: ignore[index]
-            for r in ramps
+            f"- {tracker}, {piece}: median {median:.2f}, p95 {p95:.2f}"
+            for tracker, piece, (median, p95) in ramps
         ]
     return "\n".join(lines)
 

@@ -484,3 +484,23 @@ def test_the_clock_flies_through_a_sixteen_bar_breakdown() -> None:
     near = fired[(fired >= drop - 0.07) & (fired < drop + 4.0)]
     assert f_measure(after, near, 0.07) == 1.0
     assert all(abs(bpm - 128.0) < 1.0 for t, bpm in tempo if start < t < drop)
+
+
+def test_a_bar_of_three_once_chosen_is_kept_while_it_fits_better_at_all() -> None:
+    # Beats differing 1.2 times more in bars of three than of four: not enough to
+    # switch from four (METER_FOUR), enough to stay in three (METER_HOLD) — a metre
+    # flipping back and forth on a close call loses the bar lines each time.
+    tracker = BeatTracker(BeatSection())
+    tracker._setup(512 / 48000)
+    tracker.reset_tracking()
+    tracker._meter_low[3] = [1.2, 0.6, 0.6]
+    tracker._meter_low[4] = [1.0, 0.55, 1.0, 0.55]
+    three = beat_module._contrast(tracker._meter_low[3])
+    four = beat_module._contrast(tracker._meter_low[4])
+    assert beat_module.METER_HOLD < three / four < beat_module.METER_FOUR
+    tracker.beats_per_bar = 4
+    tracker._decide_bar()
+    assert tracker.beats_per_bar == 4
+    tracker.beats_per_bar = 3
+    tracker._decide_bar()
+    assert tracker.beats_per_bar == 3
