@@ -4,9 +4,10 @@ starts no thread (the soak saw asyncio's own pool grow by one an hour in)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 
-from soundscape.warmup import WORKERS, start_worker_pool
+from soundscape.warmup import WORKERS, freeze_heap, start_worker_pool, thaw_heap
 
 
 async def test_the_pool_starts_every_thread_at_once_and_a_burst_adds_none() -> None:
@@ -29,3 +30,18 @@ async def test_the_pool_starts_every_thread_at_once_and_a_burst_adds_none() -> N
 
     await start_worker_pool()  # once per loop
     assert threading.active_count() == started
+
+
+def test_the_heap_loaded_at_start_is_out_of_later_collections_until_the_daemon_stops() -> None:
+    # A full collection walks every tracked object with the GIL held, the loop's too:
+    # what start-up loaded (modules, classes, functions) is frozen out of it.
+    gc.unfreeze()
+    freeze_heap()
+    try:
+        frozen = gc.get_freeze_count()
+        walked = len(gc.get_objects())  # what a full collection still walks
+    finally:
+        thaw_heap()
+    assert frozen > 10_000  # the libraries' objects, not a handful
+    assert walked < frozen / 10
+    assert gc.get_freeze_count() == 0  # back to the collector when the daemon stops

@@ -44,7 +44,7 @@ from soundscape.video.fanout import VideoFanout
 from soundscape.video_in import OutgoingTrack, VideoIn, parse_spec
 from soundscape.video_in.chain_guard import ChainGuard
 from soundscape.video_in.server_input import ServerInput
-from soundscape.warmup import start_worker_pool, warm_up
+from soundscape.warmup import start_worker_pool, thaw_heap, warm_up
 from soundscape.web.preview import FrameTee, Preview
 from soundscape.web.server import ControlServer, start_control
 
@@ -552,6 +552,7 @@ async def run(
         except TimeoutError:
             log.warning("stop_timed_out", seconds=STOP_TIMEOUT)
         await notifier.close()
+        thaw_heap()
         log.info("daemon_stopped")
     if daemon.tasks.failure is not None:
         raise daemon.tasks.failure  # `soundscape run` exits 1; systemd starts it afresh

@@ -113,7 +113,12 @@ class BeatSection:
         0.15, "Below this confidence no beat events are emitted.", low=0, high=1
     )
     prior_bpm: float = setting(
-        140.0, "The tempo the show expects: ambiguous octaves lean toward it.", low=30, high=300
+        140.0,
+        "The tempo the show expects: ambiguous octaves lean toward it. 140 reads drum & bass, "
+        "dubstep and trap at their notated tempi; reggaeton and dembow below about 91 BPM then "
+        "read at double tempo: for such a set, set it near the set's tempo (e.g. 100).",
+        low=30,
+        high=300,
     )
     prior_octaves: float = setting(
         0.7, "Width of the tempo prior, in octaves (larger: weaker pull).", low=0.1, high=4
