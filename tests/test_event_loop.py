@@ -132,18 +132,8 @@ class LoopTimer:
     ``/proc/self/task/*/schedstat``): the loop thread waiting for a CPU, and the
     loop blocked on the GIL while the thread holding it waited for a CPU. The
     second is excused only up to the time our other threads spent waiting for a
-    CPU during the callback, and never the callback's own CPU time. On a virtual
-    machine a third: the host giving our virtual CPU to another guest ("steal",
-    from ``/proc/stat``), which shows in the loop thread's own time (as CPU time
-    or as time blocked). Once, in a run of the whole suite, a DTLS transport
-    step was timed at 212 ms own and the test passed in the ten runs after it;
-    the development VM's steal counter reads about 180 s in 12 h, in bursts.
-    Steal is counted in ticks (10 ms) over all virtual CPUs, and one tick of it
-    is not excused (a tick can complete with steal from before the callback),
-    so only a burst of 20 ms or more counts.
+    CPU during the callback, and never the callback's own CPU time.
     """
-
-    TICK = 0.01  # s: USER_HZ, the unit of /proc/stat
 
     def __init__(
         self,
@@ -160,7 +150,6 @@ class LoopTimer:
         self.count = 0
         self._tid = str(threading.get_native_id())
         self._fd = os.open(f"/proc/self/task/{self._tid}/schedstat", os.O_RDONLY)
-        self._stat = os.open("/proc/stat", os.O_RDONLY)
         self._others = ThreadDelays()
         self._thread = threading.get_ident()
         self._original = asyncio.events.Handle._run
@@ -180,14 +169,9 @@ class LoopTimer:
     def _delay(self) -> int:
         return int(os.pread(self._fd, 64, 0).split()[1])
 
-    def _steal(self) -> int:
-        """Ticks all virtual CPUs were stolen by the host (the first line's 8th field)."""
-        return int(os.pread(self._stat, 256, 0).split(maxsplit=9)[8])
-
     def own_time(self, handle: asyncio.events.Handle) -> tuple[float, float]:
         """Run ``handle``; return (own time, wall time) in seconds."""
         others0, d0, c0 = self._others.read(self._tid), self._delay(), time.thread_time()
-        s0 = self._steal()
         t0 = time.perf_counter()
         if self.calls is not None:
             self.calls.inside = True
@@ -202,10 +186,9 @@ class LoopTimer:
             # A slow one re-reads the thread list: a thread it started (and waited
             # for) was born since, and all its waiting for a CPU happened since.
             others1 = self._others.read(self._tid, refresh=wall > self.limit)
-            stolen = max(self._steal() - s0 - 1, 0) * self.TICK
         others = sum(delay - others0.get(t, 0) for t, delay in others1.items()) / 1e9
         blocked = max(0.0, wall - waited - cpu)
-        return max(cpu + max(0.0, blocked - others) - stolen, 0.0), wall
+        return cpu + max(0.0, blocked - others), wall
 
     def __enter__(self) -> LoopTimer:
         timer, original = self, self._original
@@ -227,7 +210,6 @@ class LoopTimer:
     def __exit__(self, *exc: object) -> None:
         asyncio.events.Handle._run = self._original  # type: ignore[method-assign]
         os.close(self._fd)
-        os.close(self._stat)
         self._others.close()
 
 
@@ -565,7 +547,7 @@ def test_no_callback_holds_the_loop_over_20ms(
     not Path("/proc/thread-self/schedstat").exists(), reason="needs Linux schedstat"
 )
 def test_the_loop_timer_catches_a_callback_that_blocks_and_one_that_computes() -> None:
-    # What the excuses (other processes, the host's steal) must never hide: the
+    # What the excuses (other processes keeping us off a CPU) must never hide: the
     # callback's own blocking and its own CPU time.
     def block() -> None:
         time.sleep(0.05)
