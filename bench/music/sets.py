@@ -102,12 +102,13 @@ def _variant(
     shift: Callable[[int, str], int],
     ramp: tuple[float, float],
     step: tuple[float, float],
+    plan: list[tuple[str, str, float, dict]] = _PLAN,
 ) -> list[Piece]:
     """Every piece of the plan again: seeds ``seed[0] + seed[1] * i``, soundfonts in
     turn, tempo ``shift(i, style)`` away, the ramp's end and times moved by ``ramp``,
     the tempo step's tempo and time by ``step``."""
     out = []
-    for i, (name, style, bpm, extra) in enumerate(_PLAN):
+    for i, (name, style, bpm, extra) in enumerate(plan):
         extra = dict(extra)
         if "ramp" in extra:
             to, a, b = extra["ramp"]
@@ -199,30 +200,28 @@ _GROOVES: list[tuple[str, str, float, dict]] = [
 def grooves() -> list[Piece]:
     """The styles' other patterns (made in the fourth tuning round, to see how the
     tracker does on grooves it was not built on): the three soundfonts in turn."""
-    fonts = ("timgm6mb", "musescore", "fluidr3")
-    return [
-        Piece(name, style, bpm, seed=120000 + 61 * i, soundfont=fonts[i % 3], **extra)
-        for i, (name, style, bpm, extra) in enumerate(_GROOVES)
-    ]
+    return _variant(
+        (120000, 61),
+        ("timgm6mb", "musescore", "fluidr3"),
+        lambda i, style: 0,
+        (0, 0),
+        (0, 0),
+        plan=_GROOVES,
+    )
 
 
 def grooves_check() -> list[Piece]:
     """``grooves`` again for a last look, once ``grooves`` has been tuned on: other
-    seeds, tempi a few BPM the other way, the soundfonts in another order."""
-    fonts = ("fluidr3", "timgm6mb", "musescore")
-    out = []
-    for i, (name, style, bpm, extra) in enumerate(_GROOVES):
-        extra = dict(extra)
-        if "ramp" in extra:
-            to, a, b = extra["ramp"]
-            extra["ramp"] = (to - 2, a + 1, b + 1)
-        if "step" in extra:
-            extra["step"] = (extra["step"][0] + 3, extra["step"][1] + 1)
-        shift = (3 if i % 2 else -3) if bpm > 80 else 2
-        out.append(
-            Piece(name, style, bpm + shift, seed=160000 + 67 * i, soundfont=fonts[i % 3], **extra)
-        )
-    return out
+    seeds, tempi a few BPM the other way (the slow 12/8 a little faster), the
+    soundfonts in another order."""
+    return _variant(
+        (160000, 67),
+        ("fluidr3", "timgm6mb", "musescore"),
+        lambda i, style: 2 if style == "twelveeight" else (3 if i % 2 else -3),
+        (-2, 1),
+        (3, 1),
+        plan=_GROOVES,
+    )
 
 
 SETS = {
