@@ -167,18 +167,15 @@ def test_a_sudden_tempo_change_relocks_within_two_seconds() -> None:
 
 def test_tracker_alone_on_an_impulse_envelope() -> None:
     """The pure tracker on an ideal onset envelope: one value per 5 ms frame."""
-    hop = 0.005
-    tracker = BeatTracker(BeatSection())
     period = 60 / 100.0
-    fired = []
-    for k in range(int(12 / hop)):
-        t = k * hop
-        phase = (t - 0.1) % period
-        value = 1.0 if phase < hop else 0.0
-        if tracker.update(value, t, t + hop, hop, onset=value > 0):
-            fired.append(tracker.last_beat)
+
+    def impulses(t: float) -> tuple[float, float, float]:
+        value = 1.0 if (t - 0.1) % period < 0.005 else 0.0
+        return (value, value, value)
+
+    tracker, fired, _ = _drive(impulses, 12.0)
     assert tracker.bpm == pytest.approx(100.0, abs=0.3)
-    late = np.array([b for b in fired if b > 6.0])
+    late = fired[fired > 6.0]
     residual = (late - 0.1 + period / 2) % period - period / 2
     assert np.all(np.abs(residual) < 0.015)
     assert tracker.confidence > 0.5
