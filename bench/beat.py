@@ -1,7 +1,7 @@
 """Beat tracking on rendered multi-instrument music: ours vs aubio (vs madmom online).
 
     python bench/beat.py [--set NAME|all] [--block 512] [--only NAME] [--ours-only]
-        # sets: dev heldout check final fresh grooves grooves_check
+        # sets: dev heldout check final fresh grooves grooves_check producers
     python bench/beat.py --conditions [--set final]   # ours at 44.1 kHz, blocks 256/1024, -30 dB
 
 ``--write-docs`` records the figures in ``docs/benchmarks.md``.

@@ -23,6 +23,7 @@ import mido
 KICK, RIM, SNARE, CLAP, CHAT, PHAT, OHAT = 36, 37, 38, 39, 42, 44, 46
 CRASH, RIDE, TOM_HI, TOM_MID, TOM_LO = 49, 51, 50, 47, 45
 SHAKER, COWBELL, CLAVES, TAMB, CONGA_HI, CONGA_LO = 70, 56, 75, 54, 63, 64
+BONGO_HI, BONGO_LO, WOODBLOCK = 60, 61, 76
 
 DRUMS, BASS, HARM, PAD = 9, 0, 1, 2  # MIDI channels
 
@@ -94,6 +95,9 @@ class Style:
     harmony: tuple[tuple[int, int], ...] | str
     programs: dict[int, int]
     alt_drums: Pattern | None = None  # every other bar
+    # Semitones above the chord's root, one per bass step (an octave line, a 303 line);
+    # None: the root, now and then the fifth.
+    bass_notes: tuple[int, ...] | None = None
 
 
 STYLES: dict[str, Style] = {
@@ -539,6 +543,385 @@ GROOVES: dict[str, Style] = {
 }
 STYLES.update(GROOVES)
 
+# New grooves written for the ``producers`` set (see sets.py) by someone who never saw
+# the tracker: the styles as producers in them write a loop today, with parts the
+# tables above do not have (octave and 303 bass lines, congas, log drums, shuffles).
+PRODUCERS: dict[str, Style] = {
+    # Tech house: shuffled 16th hats (ghosted on the beat, accented on the "and"), a
+    # rim line, an off-beat bass with a 16th pickup an octave up, organ stabs on the
+    # last 16th of beats 2 and 4.
+    "tech_house": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 112),
+            CLAP: _steps("....x.......x...", 95),
+            CHAT: _steps("oxXxoxXxoxXxoxXx", 60),
+            RIM: _steps("...x..x....x.x..", 60),
+        },
+        ((2, 1), (3, 1), (6, 1), (10, 1), (11, 1), (14, 1)),
+        ((7, 1), (15, 1)),
+        {BASS: 38, HARM: 17, PAD: 89},
+        bass_notes=(0, 12, 0, 0, 12, 0),
+    ),
+    # Melodic techno: the kick's rumble (a short low note on every off 16th), clap on 2
+    # and 4, congas and an open hat, a 3-3-2 lead figure.
+    "melodic_techno": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 118),
+            CLAP: _steps("....x.......x...", 80),
+            OHAT: _steps("..x...x...x...x.", 55),
+            CONGA_HI: _steps(".....x.x......x.", 50),
+            CONGA_LO: _steps("..x.......x.....", 55),
+        },
+        ((1, 1), (3, 1), (5, 1), (7, 1), (9, 1), (11, 1), (13, 1), (15, 1)),
+        ((0, 3), (3, 3), (6, 2), (8, 3), (11, 3), (14, 2)),
+        {BASS: 38, HARM: 81, PAD: 89},
+    ),
+    # Minimal techno: a soft clap layered on every kick, clicky hats and claves, a sparse
+    # bass and one electric-piano stab a bar.
+    "minimal_techno": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 105),
+            CLAP: _steps("x...x...x...x...", 55),
+            CHAT: _steps("..xx..x...xx..x.", 50),
+            CLAVES: _steps(".x....x....x....", 55),
+        },
+        ((3, 1), (6, 1), (11, 1), (14, 1)),
+        ((10, 1),),
+        {BASS: 38, HARM: 4, PAD: 89},
+    ),
+    # Progressive house: an off-beat ride, a 16th shaker, a rolling off-beat bass (two
+    # 16ths after every beat), a polysynth pad.
+    "progressive_house": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 110),
+            CLAP: _steps("....x.......x...", 90),
+            RIDE: _steps("..x...x...x...x.", 60),
+            SHAKER: _steps("oxxxoxxxoxxxoxxx", 50),
+        },
+        ((2, 1), (3, 1), (6, 1), (7, 1), (10, 1), (11, 1), (14, 1), (15, 1)),
+        "pad",
+        {BASS: 38, HARM: 81, PAD: 90},
+    ),
+    # Acid house: 909 kick, clap, open hats off the beat, flat 16th closed hats, and a
+    # 303-style 16th line (octaves, minor third, fifth, seventh); a piano stab.
+    "acid_house": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 112),
+            CLAP: _steps("....x.......x...", 90),
+            OHAT: _steps("..x...x...x...x.", 65),
+            CHAT: _steps("xxxxxxxxxxxxxxxx", 40),
+        },
+        (
+            (0, 1),
+            (1, 1),
+            (3, 1),
+            (4, 1),
+            (6, 2),
+            (8, 1),
+            (9, 1),
+            (10, 1),
+            (12, 1),
+            (13, 1),
+            (14, 1),
+            (15, 1),
+        ),
+        ((0, 2), (6, 1)),
+        {BASS: 39, HARM: 2, PAD: 89},
+        bass_notes=(0, 12, 0, 15, 0, 12, 10, 0, 12, 0, 7, 12),
+    ),
+    # Electro: an 808 kick on 1, 1a, 3, 3a (the second bar ends on 4&), clap on 2 and 4,
+    # busy closed hats, an 808 cowbell; the bass follows the kick.
+    "electro": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x..x....x..x....", 120),
+            CLAP: _steps("....x.......x...", 100),
+            CHAT: _steps("x.xxx.xxx.xxx.xx", 50),
+            COWBELL: _steps("......x.......x.", 55),
+        },
+        ((0, 2), (3, 2), (8, 2), (11, 1), (14, 2)),
+        ((4, 1), (12, 2)),
+        {BASS: 38, HARM: 81, PAD: 89},
+        alt_drums={
+            KICK: _steps("x..x....x.....x.", 120),
+            CLAP: _steps("....x.......x...", 100),
+            CHAT: _steps("x.xxx.xxx.xxx.xx", 50),
+            COWBELL: _steps("......x.......x.", 55),
+        },
+        bass_notes=(0, 0, 0, 12, 10),
+    ),
+    # Jungle: a chopped break (kicks and ghost snares moved around, a roll into the
+    # second bar's end), a long sub bass, a choir pad.
+    "jungle": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.x.....x.x.....", 115),
+            SNARE: _steps("....X..o.o..X..o", 105),
+            CHAT: _steps("x.x.x.x.x.xxx.x.", 55),
+        },
+        ((0, 12), (12, 4)),
+        "pad",
+        {BASS: 38, HARM: 89, PAD: 52},
+        alt_drums={
+            KICK: _steps("x.........xx....", 115),
+            SNARE: _steps("..o.X..o.o.oX.Xo", 105),
+            CHAT: _steps("x.x.x.x.x.x.x.xx", 55),
+        },
+        bass_notes=(0, -2),
+    ),
+    # Liquid drum & bass: kick on 1 and 2a, 3&, snare on 2 and 4 with ghosts, a quiet
+    # 16th shaker and a quarter ride, electric-piano chords, a rolling bass.
+    "liquid_dnb": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x......x..x.....", 110),
+            SNARE: _steps("....X.o.....X..o", 105),
+            SHAKER: _steps("xxxxxxxxxxxxxxxx", 35),
+            RIDE: _steps("x...x...x...x...", 50),
+        },
+        ((0, 3), (3, 1), (7, 3), (10, 6)),
+        ((0, 7), (10, 6)),
+        {BASS: 38, HARM: 4, PAD: 89},
+        bass_notes=(0, 12, 7, 0),
+    ),
+    # Halftime: kick on 1 and 1&, then 3a (the second bar 2&), the snare on 3, quarter
+    # hats and an open hat, a halo pad.
+    "halftime": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.x........x....", 122),
+            SNARE: _steps("........X.......", 110),
+            CHAT: _steps("x...x...x...x...", 55),
+            OHAT: _steps("..x.......x.....", 50),
+        },
+        ((0, 2), (2, 6), (11, 5)),
+        "pad",
+        {BASS: 39, HARM: 90, PAD: 94},
+        alt_drums={
+            KICK: _steps("x.x...x.........", 122),
+            SNARE: _steps("........X.......", 110),
+            CHAT: _steps("x...x...x...x...", 55),
+            OHAT: _steps("..x.......x.....", 50),
+        },
+        bass_notes=(0, 12, -2),
+    ),
+    # UK drill: the 808 kick on off-positions (1, 2a, 4e; the second bar 1a, 3&), snare
+    # on 3 and a late one on 4&, 3-3-2 hats with a roll, long 808 notes, pizzicato.
+    "uk_drill": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x......x.....x..", 120),
+            SNARE: _steps("........X.......", 110),
+            CHAT: _steps("x..x..x.x..x..x.", 55),
+        },
+        ((0, 7), (7, 6), (13, 3)),
+        ((0, 2), (3, 2), (6, 2), (10, 2), (13, 2)),
+        {BASS: 38, HARM: 45, PAD: 48},
+        alt_drums={
+            KICK: _steps("...x......x.....", 120),
+            SNARE: _steps(".....o..X.....x.", 110),
+            CHAT: _steps("x..x..x.x.xxx.x.", 55),
+        },
+        bass_notes=(0, 3, -2),
+    ),
+    # Lo-fi hip hop: kick on 1, 3 and 3a, a soft snare with a ghost before 4, lazy hats,
+    # Rhodes chords held across the bar line's last 8th, an upright bass.
+    "lofi_hiphop": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.......x..x....", 100),
+            SNARE: _steps("....x......ox...", 90),
+            CHAT: _steps("x.xxx.x.x.xxx.x.", 45),
+        },
+        ((0, 4), (6, 2), (8, 4), (14, 2)),
+        ((0, 6), (7, 5), (14, 2)),
+        {BASS: 32, HARM: 4, PAD: 89},
+        bass_notes=(0, 7, 0, 10),
+    ),
+    # Dancehall steppers: kick on every beat, snare on 2 and 4, a rim on the 3-3-2, an
+    # off-beat tambourine, organ skanks off the beat.
+    "dancehall_steppers": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 105),
+            SNARE: _steps("....x.......x...", 95),
+            RIM: _steps("x..x..x.x..x..x.", 70),
+            TAMB: _steps("..x...x...x...x.", 50),
+        },
+        ((0, 2), (3, 1), (6, 2), (8, 2), (11, 1), (14, 2)),
+        ((2, 1), (6, 1), (10, 1), (14, 1)),
+        {BASS: 38, HARM: 16, PAD: 89},
+    ),
+    # Amapiano: kick on 1 and 3, clap on 2 and 4, a woodblock on 1a, 2&, 3&, a 16th
+    # shaker accented off the beat, the log drum (a pitched drum as the bass) on
+    # syncopated 16ths, jazzy piano.
+    "amapiano": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.......x.......", 105),
+            CLAP: _steps("....x.......x...", 80),
+            WOODBLOCK: _steps("...x..x...x.....", 60),
+            SHAKER: _steps("xxXxxxXxxxXxxxXx", 40),
+        },
+        ((3, 1), (6, 2), (9, 1), (11, 2), (14, 2)),
+        ((0, 2), (6, 2), (12, 3)),
+        {BASS: 117, HARM: 0, PAD: 89},
+        bass_notes=(0, 0, 12, 0, -2),
+    ),
+    # Afro house: four on the floor, cross-stick on 2 and 4, high and low congas, a
+    # bongo, an off 16th shaker, kalimba chords on a 3-3-2.
+    "afro_house": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 110),
+            RIM: _steps("....x.......x...", 70),
+            CONGA_HI: _steps("..x..x....x..x..", 60),
+            CONGA_LO: _steps("......x.x.....x.", 65),
+            BONGO_HI: _steps(".x.......x......", 45),
+            SHAKER: _steps("..xx..xx..xx..xx", 40),
+        },
+        ((0, 2), (3, 2), (7, 1), (10, 2), (13, 2)),
+        ((0, 1), (3, 1), (6, 1), (8, 1), (11, 1), (14, 1)),
+        {BASS: 38, HARM: 108, PAD: 89},
+        bass_notes=(0, 0, 12, 0, 7),
+    ),
+    # Nu-disco: four on the floor, snare and clap on 2 and 4, open hats off the beat and
+    # closed 16ths around them, an 8th tambourine, an octave bass with 16th pickups,
+    # muted-guitar chops.
+    "nu_disco": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x...x...x...x...", 110),
+            SNARE: _steps("....x.......x...", 95),
+            CLAP: _steps("....x.......x...", 70),
+            OHAT: _steps("..x...x...x...x.", 70),
+            CHAT: _steps("xx.xxx.xxx.xxx.x", 50),
+            TAMB: _steps("x.x.x.x.x.x.x.x.", 40),
+        },
+        ((0, 1), (2, 1), (4, 1), (6, 1), (7, 1), (8, 1), (10, 1), (12, 1), (14, 1), (15, 1)),
+        ((2, 1), (4, 1), (7, 1), (10, 1), (12, 1), (15, 1)),
+        {BASS: 33, HARM: 28, PAD: 48},
+        bass_notes=(0, 12, 0, 12, 0, 0, 12, 0, 12, 12),
+    ),
+    # Pop ballad in 6/8 (two dotted-quarter beats a bar): kick on 1 with a pickup on the
+    # bar's last 8th every other bar, cross-stick on 2, hats accented on the beats, a
+    # piano figure, strings.
+    "ballad_sixeight": Style(
+        2,
+        3,
+        {
+            KICK: _steps("x....x", 95),
+            RIM: _steps("...X..", 80),
+            CHAT: _steps("xoxxox", 50),
+        },
+        ((0, 3), (3, 2), (5, 1)),
+        ((0, 2), (2, 1), (3, 2), (5, 1)),
+        {BASS: 33, HARM: 0, PAD: 49},
+        alt_drums={
+            KICK: _steps("x.....", 95),
+            RIM: _steps("...X..", 80),
+            CHAT: _steps("xoxxox", 50),
+        },
+    ),
+    # Pop in 3/4: kick on 1 and 3&, snare on 3, tambourine on 2 and 3, a soft 8th shaker,
+    # steel-string guitar chords on 1 and 2&, the bass walking 1-5-8.
+    "waltz_pop": Style(
+        3,
+        4,
+        {
+            KICK: _steps("x.........x.", 105),
+            SNARE: _steps("........x...", 95),
+            TAMB: _steps("....x...x...", 55),
+            SHAKER: _steps("x.x.x.x.x.x.", 35),
+        },
+        ((0, 6), (8, 2), (10, 2)),
+        ((0, 6), (6, 6)),
+        {BASS: 32, HARM: 25, PAD: 48},
+        bass_notes=(0, 7, 12),
+    ),
+    # Rock shuffle (triplet 8ths): kick on 1, 2-let and 3, snare on 2 and 4 with a ghost
+    # before 1, shuffled hats, a boogie bass (1-5-6-5), overdriven guitar chops.
+    "rock_shuffle": Style(
+        4,
+        3,
+        {
+            KICK: _steps("x....xx.....", 115),
+            SNARE: _steps("...X.....X.o", 105),
+            CHAT: _steps("x.xx.xx.xx.x", 70),
+        },
+        ((0, 2), (2, 1), (3, 2), (5, 1), (6, 2), (8, 1), (9, 2), (11, 1)),
+        ((0, 2), (3, 2), (6, 2), (9, 2)),
+        {BASS: 34, HARM: 29, PAD: 16},
+        bass_notes=(0, 0, 7, 7, 9, 9, 7, 7),
+    ),
+    # Reggae one drop: kick and rim together on 3 only, 8th hats with a 16th at the end,
+    # a bass that leaves beat 1 empty, guitar skank on 2 and 4.
+    "reggae_onedrop": Style(
+        4,
+        4,
+        {
+            KICK: _steps("........x.......", 110),
+            RIM: _steps("........x.......", 95),
+            CHAT: _steps("x.x.x.x.x.x.x.xx", 50),
+        },
+        ((2, 2), (4, 1), (5, 1), (6, 2), (10, 2), (12, 3)),
+        ((4, 1), (12, 1)),
+        {BASS: 33, HARM: 27, PAD: 16},
+        bass_notes=(0, 0, 3, 5, 7, 0),
+    ),
+    # Baile funk: the tamborzão kick (3-3-2 twice), snare on 2, 2a and 4, 8th hats, an
+    # 808 bass, orchestra hits.
+    "baile_funk": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x..x..x.x..x..x.", 110),
+            SNARE: _steps("....x..x....x...", 90),
+            CHAT: _steps("x.x.x.x.x.x.x.x.", 50),
+        },
+        ((0, 3), (6, 2), (8, 3), (14, 2)),
+        ((0, 1), (6, 1), (8, 1)),
+        {BASS: 38, HARM: 55, PAD: 89},
+    ),
+    # Synthwave: kick on 1 and 3, a big snare and clap on 2 and 4, 8th hats, a 16th
+    # octave-pulse bass, a polysynth pad.
+    "synthwave": Style(
+        4,
+        4,
+        {
+            KICK: _steps("x.......x.......", 115),
+            SNARE: _steps("....X.......X...", 105),
+            CLAP: _steps("....x.......x...", 70),
+            CHAT: _steps("x.x.x.x.x.x.x.x.", 55),
+        },
+        tuple((i, 1) for i in range(16)),
+        "pad",
+        {BASS: 38, HARM: 81, PAD: 90},
+        bass_notes=(0, 0, 12, 0) * 4,
+    ),
+}
+STYLES.update(PRODUCERS)
+
 FILL = {TOM_HI: (0, 1), TOM_MID: (2,), TOM_LO: (3,), SNARE: (1,)}  # steps in the last beat
 
 
@@ -632,7 +1015,10 @@ def compose(piece: Piece) -> Score:
             continue
         # Bass.
         for i, (s, ln) in enumerate(style.bass):
-            note = root + (7 if i % 4 == 3 and rng.random() < 0.5 else 0)
+            if style.bass_notes is not None:
+                note = root + style.bass_notes[i]
+            else:
+                note = root + (7 if i % 4 == 3 and rng.random() < 0.5 else 0)
             add(when(bar, s), BASS, note, 100, step_len(bar, ln) * 0.9)
         # Drums.
         pattern = style.alt_drums if style.alt_drums and bar % 2 else style.drums

@@ -11,6 +11,9 @@ for when ``check`` has been looked at too; ``fresh`` a fifth, for when ``final``
 two-step drum & bass, boom-bap, 12/8...), as other producers write them: how the
 tracker does on grooves it was not built on; ``grooves_check`` plays them again with
 other seeds, tempi and soundfonts, for a look after ``grooves`` has been tuned on.
+``producers`` is new grooves of other styles (tech house, acid, jungle, drill, amapiano,
+one drop, a 6/8 ballad...) made by someone who never saw the tracker, scored once, never
+tuned on.
 """
 
 from __future__ import annotations
@@ -224,6 +227,57 @@ def grooves_check() -> list[Piece]:
     )
 
 
+# (name, groove, bpm, extra): new grooves of other styles (compose.PRODUCERS), at each
+# style's usual tempo; half-time styles at their notated tempo (halftime and drill at
+# 140-ish, drum & bass and jungle at 170-ish), the 6/8 ballad in dotted quarters.
+_PRODUCERS: list[tuple[str, str, float, dict]] = [
+    ("tech_house", "tech_house", 125, {"swing": 0.2}),
+    ("tech_house_step", "tech_house", 124, {"step": (128.0, 18.0)}),
+    ("melodic_techno", "melodic_techno", 124, {}),
+    ("melodic_techno_breakdown", "melodic_techno", 122, {"breakdown": (6, 4), "seconds": 40.0}),
+    ("minimal_techno", "minimal_techno", 128, {}),
+    ("progressive_house", "progressive_house", 126, {}),
+    ("acid_house", "acid_house", 124, {}),
+    ("electro", "electro", 128, {}),
+    ("jungle", "jungle", 168, {}),
+    ("liquid_dnb", "liquid_dnb", 174, {}),
+    ("liquid_dnb_breakdown", "liquid_dnb", 172, {"breakdown": (12, 4), "seconds": 40.0}),
+    ("halftime", "halftime", 140, {}),
+    ("uk_drill", "uk_drill", 142, {}),
+    ("lofi_hiphop_live", "lofi_hiphop", 78, {"swing": 0.3, "jitter_ms": 8.0, "drift": 0.01}),
+    ("lofi_hiphop_noise", "lofi_hiphop", 82, {"swing": 0.25, "noise_db": 16.0}),
+    ("dancehall_steppers", "dancehall_steppers", 100, {}),
+    ("amapiano", "amapiano", 113, {}),
+    ("afro_house_fills", "afro_house", 122, {"fills": True}),
+    ("nu_disco", "nu_disco", 120, {}),
+    ("nu_disco_ramp", "nu_disco", 116, {"ramp": (124.0, 8.0, 24.0)}),
+    (
+        "ballad_sixeight_live",
+        "ballad_sixeight",
+        63,
+        {"seconds": 42.0, "jitter_ms": 8.0, "drift": 0.015},
+    ),
+    ("waltz_pop", "waltz_pop", 138, {}),
+    ("rock_shuffle_live", "rock_shuffle", 124, {"jitter_ms": 10.0, "drift": 0.02}),
+    ("reggae_onedrop_live", "reggae_onedrop", 76, {"swing": 0.2, "jitter_ms": 6.0, "drift": 0.01}),
+    ("baile_funk", "baile_funk", 130, {}),
+    ("synthwave_fills", "synthwave", 100, {"fills": True}),
+]
+
+
+def producers() -> list[Piece]:
+    """New grooves of other styles (``compose.PRODUCERS``), written by someone who never
+    saw the tracker and scored once: the three soundfonts in turn, seeds of their own."""
+    return _variant(
+        (200000, 43),
+        ("musescore", "timgm6mb", "fluidr3"),
+        lambda i, style: 0,
+        (0, 0),
+        (0, 0),
+        plan=_PRODUCERS,
+    )
+
+
 SETS = {
     "dev": dev,
     "heldout": heldout,
@@ -232,4 +286,5 @@ SETS = {
     "fresh": fresh,
     "grooves": grooves,
     "grooves_check": grooves_check,
+    "producers": producers,
 }
