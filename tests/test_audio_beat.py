@@ -483,6 +483,31 @@ def test_the_clock_flies_through_a_sixteen_bar_breakdown() -> None:
     assert all(abs(bpm - 128.0) < 1.0 for t, bpm in tempo if start < t < drop)
 
 
+def test_a_lead_through_a_breakdown_neither_drags_nor_flips_the_clock() -> None:
+    # 32 beats without kick or bass between grooves at 124, while a lead plays a 3-3-2
+    # of 16ths (a 16th before the beat every other beat) in the mid and high bands and
+    # keeps the high band at about its usual level: no flight. Its stabs dragged the
+    # clock a 16th early and voted it onto the off-beat; the clock must stay on the beat
+    # and be on the drop, at its tempo (a 3-3-2 reads 4:3).
+    period, start = 60 / 124, 20.0
+    drop = start + 32 * period
+    sixteenth = period / 4
+
+    def bands(t: float) -> tuple[float, float, float]:
+        if start <= t < drop:
+            pos = ((t - 0.1) % (2 * period)) / sixteenth  # 16ths in two beats
+            stab = any(abs(pos - s) * sixteenth < 0.0025 for s in (0, 3, 6))
+            return (0.02, 1.0, 0.6) if stab else (0.0, 0.0, 0.0)
+        return _groove(124, t)
+
+    _, fired, tempo = _drive(bands, drop + 6.0)
+    truth = 0.1 + np.arange(int((drop + 6.0) / period)) * period
+    quiet = truth[(truth >= start + 2.0) & (truth < drop + 4.0)]
+    near = fired[(fired >= start + 2.0 - 0.07) & (fired < drop + 4.0)]
+    assert f_measure(quiet, near, 0.07) == 1.0
+    assert all(abs(bpm - 124.0) < 1.0 for t, bpm in tempo if start < t < drop + 4.0)
+
+
 def test_a_bar_of_three_once_chosen_is_kept_while_it_fits_better_at_all() -> None:
     # Beats differing 1.2 times more in bars of three than of four: not enough to
     # switch from four (METER_FOUR), enough to stay in three (METER_HOLD) — a metre

@@ -12,8 +12,9 @@ two-step drum & bass, boom-bap, 12/8...), as other producers write them: how the
 tracker does on grooves it was not built on; ``grooves_check`` plays them again with
 other seeds, tempi and soundfonts, for a look after ``grooves`` has been tuned on.
 ``producers`` is new grooves of other styles (tech house, acid, jungle, drill, amapiano,
-one drop, a 6/8 ballad...) made by someone who never saw the tracker, scored once, never
-tuned on.
+one drop, a 6/8 ballad...) made by someone who never saw the tracker, and scored once
+before any change was made for it; ``producers_check`` plays them again with other
+seeds, tempi and soundfonts, for a look after ``producers`` has been looked at.
 """
 
 from __future__ import annotations
@@ -278,6 +279,19 @@ def producers() -> list[Piece]:
     )
 
 
+def producers_check() -> list[Piece]:
+    """``producers`` again, for a look once ``producers`` has been looked at: other
+    seeds, tempi a few BPM either way, the soundfonts in another order."""
+    return _variant(
+        (240000, 53),
+        ("fluidr3", "musescore", "timgm6mb"),
+        lambda i, style: 3 if i % 2 else -3,
+        (2, -1),
+        (-3, 2),
+        plan=_PRODUCERS,
+    )
+
+
 SETS = {
     "dev": dev,
     "heldout": heldout,
@@ -287,4 +301,5 @@ SETS = {
     "grooves": grooves,
     "grooves_check": grooves_check,
     "producers": producers,
+    "producers_check": producers_check,
 }

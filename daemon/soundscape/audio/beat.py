@@ -102,6 +102,14 @@ read 4:3). The flight lasts until the level is
 back to ``FLY_BACK`` of the usual (the breakdown's stabs lift it over
 ``FLY_LEVEL`` now and then), and ``FLY_MAX_BEATS`` at most: then the quieter
 level is the usual one (drums, or a next track, that came back much softer).
+While the kick and bass alone are gone (their level below ``KICKLESS_LEVEL`` of
+the usual) and the high band is still up — a lead or pads through a breakdown,
+a low cut — the clock does not fly, but what plays says little of where the
+beat is (a saw lead's 3-3-2 dragged the clock a 16th early, flipped its side
+and read 4:3 at the drop): the side's evidence is held, the clock does not
+jump, the loop follows only a peak within ``KICKLESS_WINDOW`` of the beat (a
+drift, a DJ's nudge), and the tempo may drift within ``RESEED`` but not leap,
+until ``KICKLESS_AFTER`` after the kick is back.
 Meanwhile the usual level, the bands' running means and the confidence are
 held at the drums' (sunk to the pads', the drop's first hits would be huge,
 and its first beats withheld), and the first hits of the drop pull the phase
@@ -140,6 +148,9 @@ SPLIT_MAX_LAG = 0.6  # s: ... and below this
 CONC_32 = 1.7  # a 2:3 tempo whose fold is this much sharper takes over (6/8)
 PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
 PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
+KICKLESS_WINDOW = 0.1  # ... while the kick is gone (see _track_phase)
+KICKLESS_AFTER = 3.0  # s after the kick is back during which the tempo may still not leap
+KICKLESS_LEVEL = 0.6  # the low band's recent level this far below its usual: the kick is gone
 PLL_PHASE_GAIN = 0.5  # share of the phase error corrected per update
 PLL_MAX_STEP = 0.05  # share of a period the loop may move the clock per update
 JUMP_CONFIRM = 1.0  # s a far-away phase must persist before the clock jumps to it
@@ -496,6 +507,7 @@ class BeatTracker:
         self._pending_since = 0.0
         self._side = 0.0  # summed evidence (mid band, backbeat) for the clock's side (< 0: off)
         self._change_at = -math.inf  # time of the first onset at a detected tempo change
+        self._no_leap_until = -math.inf  # the tempo may not leap before (see _estimate)
         self._steady_since = math.inf  # since when the clock has held its tempo (see _retime)
         self._sure = 0.0  # the tempo's share of the confidence (see _estimate)
         self._flying = False  # the drums are gone: the clock flies on (see _track_phase)
@@ -545,7 +557,20 @@ class BeatTracker:
             return
         self._tatum_fresh = fresh
         if not self._flying:
-            self._filter(self._metrical(salience, back))
+            obs = self._metrical(salience, back)
+            now = self._t_newest
+            if self._kickless():
+                self._no_leap_until = now + KICKLESS_AFTER
+            if now < self._no_leap_until:
+                # Without the kick, and for a while after it is back (the window is
+                # still mostly the breakdown's), the tempo may drift but not leap: a
+                # lead's 3-3-2 through a breakdown reads 4:3, which took over at the drop.
+                best = int(self._belief.argmax())
+                reach = round(RESEED / GRID_STEP)
+                floor = float(obs.min())
+                obs[: max(best - reach, 0)] = floor
+                obs[best + reach + 1 :] = floor
+            self._filter(obs)
         # (Through a breakdown the pads' and chord stabs' periodicity says little of
         # the tempo, a 4:3 was read: the belief is held for the drop.)
         best = int(self._belief.argmax())
@@ -799,7 +824,7 @@ class BeatTracker:
         peaks = self._three_two(peaks, weighted, back)
         cfg = self.config
         floor = 0.1**cfg.accent_weight
-        metre = self._metre  # reused: the caller only reads it
+        metre = self._metre  # reused: refilled at every call (the caller may write it)
         metre.fill(floor)
         width = max(int(0.03 / GRID_STEP), 1)
         order = sorted(peaks, key=weighted.item)  # weakest first
@@ -1115,6 +1140,11 @@ class BeatTracker:
             out.append(off / on if on > 0 else 1.0)
         return out
 
+    def _kickless(self) -> bool:
+        """The kick and bass are gone: their recent level far below their usual."""
+        level = self._low_level
+        return level[0] < KICKLESS_LEVEL * level[1]
+
     def _track_phase(self, bpm: float, back: np.ndarray) -> None:
         period = 60.0 / bpm
         now = self._t_newest
@@ -1152,9 +1182,16 @@ class BeatTracker:
         if self._retime(back, pred_back):
             return
         n = len(scores)
+        # Without the kick (a breakdown whose pads or lead keep the high band up, so the
+        # clock does not fly, or a low cut), what plays says little of where the beat
+        # is: a lead's stabs a 16th early would drag the clock onto them, and flip its
+        # side or make it jump. The side's evidence is held, the clock does not jump
+        # (see below), and the loop follows only a peak close to the beat (a drift).
+        kickless = self._kickless()
+        reach = KICKLESS_WINDOW if kickless else PHASE_WINDOW
         # A few frames around the prediction: plain floats, gathered once (round is
         # np.rint's half to even; index of the max is np.argmax's first one).
-        offsets = range(-int(PHASE_WINDOW * frames), int(PHASE_WINDOW * frames) + 1)
+        offsets = range(-int(reach * frames), int(reach * frames) + 1)
         values = scores.tolist()
         near = [values[round(pred_back + o) % n] for o in offsets]
         local = max(near)
@@ -1165,10 +1202,13 @@ class BeatTracker:
             den = a - 2 * b + c
             if den < 0:
                 err_frames += 0.5 * (a - c) / den
+        elif kickless:  # the best is beyond the window's edge: no peak near the beat
+            err_frames = 0.0
         # The side of the beat: evidence summed over updates (see _side_margin).
-        self._side = self._side * math.exp(
-            -self.config.update_interval / SIDE_TAU
-        ) + self._side_margin(back, frames, pred_back)
+        if not kickless:
+            self._side = self._side * math.exp(
+                -self.config.update_interval / SIDE_TAU
+            ) + self._side_margin(back, frames, pred_back)
         if self._side < -SIDE_FLIP:
             self._side = -self._side
             self._pending_beat = None
@@ -1184,7 +1224,7 @@ class BeatTracker:
         # A best phase about half a beat off is the side's to decide (hats, a
         # rolling bass or a fill often peak there for a while).
         half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
-        if far and not half and scores[glob] > local + 0.3 * sum(PHASE_W):
+        if far and not half and not kickless and scores[glob] > local + 0.3 * sum(PHASE_W):
             beat = now - glob * self.hop
             same = (
                 self._pending_beat is not None
