@@ -337,7 +337,9 @@ def main() -> None:
         "for `dev`, FluidR3 and TimGM6mb with other seeds and tempi for `heldout`, all three "
         "in turn with other seeds and tempi again for `check`, `final` and `fresh`; `grooves` "
         "plays the styles' other patterns, `grooves_check` the same with other seeds, tempi "
-        "and soundfonts), "
+        "and soundfonts; `producers` is 21 grooves of other styles written by a helper who "
+        "never read the tracker, scored before any change was made for it, "
+        "`producers_check` the same with other seeds, tempi and soundfonts), "
         f"block {args.block} at 48 kHz. `python bench/beat.py --write-docs`.",
         "",
     ]

@@ -508,6 +508,32 @@ def test_a_lead_through_a_breakdown_neither_drags_nor_flips_the_clock() -> None:
     assert all(abs(bpm - 124.0) < 1.0 for t, bpm in tempo if start < t < drop + 4.0)
 
 
+def test_a_sparse_kick_is_not_taken_for_the_kick_gone_but_a_breakdown_is() -> None:
+    # Half-time at 140: the kick once a bar, the snare on 3, 8th hats. Between two kicks the
+    # low band's recent level dips far under its usual; taken for the kick gone, the clock
+    # would hold its side and make no jumps through the whole track. Then 8 bars of hats
+    # alone: that is the kick gone, after a bar.
+    eighth = 30.0 / 140.0
+    bar = 8 * eighth
+    gone_at = 0.1 + 12 * bar
+
+    def bands(t: float) -> tuple[float, float, float]:
+        pos = round(((t - 0.1) % bar) / eighth, 3)
+        hit = (t - 0.1) % eighth < 0.005
+        kick = 1.0 if hit and pos < 1 and t < gone_at else 0.0
+        return (kick, 0.8 if hit and 4 <= pos < 5 else 0.0, 0.4 if hit else 0.0)
+
+    hop = 0.005
+    tracker = BeatTracker(BeatSection())
+    gone = []
+    for k in range(int((gone_at + 8 * bar) / hop)):
+        t = k * hop
+        tracker.update_bands(*bands(t), t, t + hop, hop, onset=sum(bands(t)) > 0.5)
+        gone.append((t, tracker._kick_gone))
+    assert not any(g for t, g in gone if t < gone_at + 0.5)
+    assert all(g for t, g in gone if t > gone_at + 2.5 * bar)
+
+
 def test_a_bar_of_three_once_chosen_is_kept_while_it_fits_better_at_all() -> None:
     # Beats differing 1.2 times more in bars of three than of four: not enough to
     # switch from four (METER_FOUR), enough to stay in three (METER_HOLD) — a metre

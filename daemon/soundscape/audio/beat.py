@@ -94,7 +94,7 @@ costs no analysis delay. Through a breakdown the clock flies on at the last
 tempo: when the low band's raw strength over the last second falls below
 ``FLY_LEVEL`` of its usual strength (over the last ``FLY_SPAN``; the kick and
 bass are gone) and the high band's below ``FLY_HATS`` of its usual (the hats
-too: a kick-less section with hats and snare keeps its beat), the harmony's
+too: a kick-less section with hats and snare is still tracked, see below), the harmony's
 onsets — chord stabs often a 16th off the beat — neither move the phase nor
 vote on the side nor start a jump, and the tempo filter takes no evidence
 (the pads' periodicity, and at the drop an autocorrelation holding both,
@@ -102,14 +102,6 @@ read 4:3). The flight lasts until the level is
 back to ``FLY_BACK`` of the usual (the breakdown's stabs lift it over
 ``FLY_LEVEL`` now and then), and ``FLY_MAX_BEATS`` at most: then the quieter
 level is the usual one (drums, or a next track, that came back much softer).
-While the kick and bass alone are gone (their level below ``KICKLESS_LEVEL`` of
-the usual) and the high band is still up — a lead or pads through a breakdown,
-a low cut — the clock does not fly, but what plays says little of where the
-beat is (a saw lead's 3-3-2 dragged the clock a 16th early, flipped its side
-and read 4:3 at the drop): the side's evidence is held, the clock does not
-jump, the loop follows only a peak within ``KICKLESS_WINDOW`` of the beat (a
-drift, a DJ's nudge), and the tempo may drift within ``RESEED`` but not leap,
-until ``KICKLESS_AFTER`` after the kick is back.
 Meanwhile the usual level, the bands' running means and the confidence are
 held at the drums' (sunk to the pads', the drop's first hits would be huge,
 and its first beats withheld), and the first hits of the drop pull the phase
@@ -117,6 +109,18 @@ back within a beat or two. The
 tempo's share of the confidence falls at most with ``SURE_TAU``: the drop's
 first loud hits swamp the autocorrelation for a beat or two, and the beats
 the clock has right there are not withheld.
+
+While the kick and bass alone are gone — their level under ``KICKLESS_LEVEL`` of
+the usual for ``KICKLESS_BARS`` (a missed kick, or the gap after a sparse one, is
+not), until it is back to ``KICKLESS_BACK`` of it — and the high band is still up
+(a lead or pads through a breakdown, a low cut with hats and snare), the clock
+does not fly, but what plays says little of which grid is the beat: a saw lead's
+3-3-2 dragged the clock a 16th early and flipped its side. The side's evidence is
+held (not faded: what was left of the drums' call was outvoted at the drop), the
+clock makes no far jumps (a re-seed on a tempo change still places it), and the
+loop follows only a peak within ``KICKLESS_WINDOW`` of the beat (a drift, a DJ's
+nudge); the tempo is followed as ever. A next track half a beat off under a low
+cut is therefore taken when its kick comes in, not before.
 """
 
 from __future__ import annotations
@@ -149,8 +153,9 @@ CONC_32 = 1.7  # a 2:3 tempo whose fold is this much sharper takes over (6/8)
 PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
 PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
 KICKLESS_WINDOW = 0.1  # ... while the kick is gone (see _track_phase)
-KICKLESS_AFTER = 3.0  # s after the kick is back during which the tempo may still not leap
-KICKLESS_LEVEL = 0.6  # the low band's recent level this far below its usual: the kick is gone
+KICKLESS_LEVEL = 0.6  # the low band's recent level this far below its usual ...
+KICKLESS_BARS = 1.0  # ... for this many bars: the kick is gone (a missed or sparse kick is not) ...
+KICKLESS_BACK = 0.8  # ... until the level is back to this share of the usual
 PLL_PHASE_GAIN = 0.5  # share of the phase error corrected per update
 PLL_MAX_STEP = 0.05  # share of a period the loop may move the clock per update
 JUMP_CONFIRM = 1.0  # s a far-away phase must persist before the clock jumps to it
@@ -507,7 +512,8 @@ class BeatTracker:
         self._pending_since = 0.0
         self._side = 0.0  # summed evidence (mid band, backbeat) for the clock's side (< 0: off)
         self._change_at = -math.inf  # time of the first onset at a detected tempo change
-        self._no_leap_until = -math.inf  # the tempo may not leap before (see _estimate)
+        self._kick_gone_since = math.inf  # the low band under KICKLESS_LEVEL since (or inf)
+        self._kick_gone = False  # ... for a bar: the kick is gone (see _kickless)
         self._steady_since = math.inf  # since when the clock has held its tempo (see _retime)
         self._sure = 0.0  # the tempo's share of the confidence (see _estimate)
         self._flying = False  # the drums are gone: the clock flies on (see _track_phase)
@@ -557,20 +563,7 @@ class BeatTracker:
             return
         self._tatum_fresh = fresh
         if not self._flying:
-            obs = self._metrical(salience, back)
-            now = self._t_newest
-            if self._kickless():
-                self._no_leap_until = now + KICKLESS_AFTER
-            if now < self._no_leap_until:
-                # Without the kick, and for a while after it is back (the window is
-                # still mostly the breakdown's), the tempo may drift but not leap: a
-                # lead's 3-3-2 through a breakdown reads 4:3, which took over at the drop.
-                best = int(self._belief.argmax())
-                reach = round(RESEED / GRID_STEP)
-                floor = float(obs.min())
-                obs[: max(best - reach, 0)] = floor
-                obs[best + reach + 1 :] = floor
-            self._filter(obs)
+            self._filter(self._metrical(salience, back))
         # (Through a breakdown the pads' and chord stabs' periodicity says little of
         # the tempo, a 4:3 was read: the belief is held for the drop.)
         best = int(self._belief.argmax())
@@ -1141,9 +1134,23 @@ class BeatTracker:
         return out
 
     def _kickless(self) -> bool:
-        """The kick and bass are gone: their recent level far below their usual."""
-        level = self._low_level
-        return level[0] < KICKLESS_LEVEL * level[1]
+        """The kick and bass are gone: their recent level below ``KICKLESS_LEVEL`` of their
+        usual for a bar (a missed kick, or the gap after a slow or sparse one, is not), until
+        it is back to ``KICKLESS_BACK`` of it (the stabs' low end hovers near the mark), for at
+        most ``FLY_MAX_BEATS``: then the quieter level is the usual one."""
+        level, now = self._low_level, self._t_newest
+        if self._kick_gone:
+            if level[0] >= KICKLESS_BACK * level[1]:
+                self._kick_gone, self._kick_gone_since = False, math.inf
+            elif now - self._kick_gone_since > FLY_MAX_BEATS * self.period:
+                level[1] = level[0]
+                self._kick_gone, self._kick_gone_since = False, math.inf
+        elif level[0] < KICKLESS_LEVEL * level[1]:
+            since = self._kick_gone_since = min(self._kick_gone_since, now)
+            self._kick_gone = now - since >= KICKLESS_BARS * self.beats_per_bar * self.period
+        else:
+            self._kick_gone_since = math.inf
+        return self._kick_gone
 
     def _track_phase(self, bpm: float, back: np.ndarray) -> None:
         period = 60.0 / bpm
@@ -1153,7 +1160,7 @@ class BeatTracker:
             return
         level, hats = self._low_level, self._high_level
         was = self._flying
-        if not was:  # kick and hats gone: a kick-less section with hats keeps its beat
+        if not was:  # kick and hats gone (a kick-less section with hats: see _kickless)
             flying = level[0] < FLY_LEVEL * level[1] and hats[0] < FLY_HATS * hats[1]
             self._flight_start = now
         elif now - self._flight_start > FLY_MAX_BEATS * self.period:
@@ -1183,9 +1190,9 @@ class BeatTracker:
             return
         n = len(scores)
         # Without the kick (a breakdown whose pads or lead keep the high band up, so the
-        # clock does not fly, or a low cut), what plays says little of where the beat
-        # is: a lead's stabs a 16th early would drag the clock onto them, and flip its
-        # side or make it jump. The side's evidence is held, the clock does not jump
+        # clock does not fly, or a low cut), what plays says little of which grid is the
+        # beat: a lead's stabs a 16th early would drag the clock onto them, and flip its
+        # side or make it jump. The side's evidence is held, the clock makes no far jump
         # (see below), and the loop follows only a peak close to the beat (a drift).
         kickless = self._kickless()
         reach = KICKLESS_WINDOW if kickless else PHASE_WINDOW
@@ -1204,7 +1211,9 @@ class BeatTracker:
                 err_frames += 0.5 * (a - c) / den
         elif kickless:  # the best is beyond the window's edge: no peak near the beat
             err_frames = 0.0
-        # The side of the beat: evidence summed over updates (see _side_margin).
+        # The side of the beat: evidence summed over updates (see _side_margin); held
+        # without the kick (faded, what was left of the drums' call was outvoted at the drop
+        # by the stabs still in the fold).
         if not kickless:
             self._side = self._side * math.exp(
                 -self.config.update_interval / SIDE_TAU
