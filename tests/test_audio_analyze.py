@@ -40,6 +40,23 @@ def test_analyze_prints_a_readable_summary(
     assert "BPM" in text and "beats:" in text and "downbeats:" in text
 
 
+def test_analyze_octaves_reads_the_file_with_the_prior_an_octave_either_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wav = drum_loop(128, 12, pattern="house", seed=5).write_wav(tmp_path / "loop.wav")
+    assert main(["analyze", str(wav), "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert "octaves" not in plain  # the format without the flag is unchanged
+    assert main(["analyze", str(wav), "--json", "--octaves"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["beats"] == plain["beats"] and out["tempo"] == plain["tempo"]
+    for reading in out["octaves"]:  # each an octave from the main reading, and different
+        assert abs(reading["prior_bpm"] - 64.0) < 1.0  # 256 is past max_bpm: not tried
+        assert abs(reading["bpm"] / 128 - 1) > 0.1
+    assert main(["analyze", str(wav), "--octaves"]) == 0
+    assert "other reading" in capsys.readouterr().out
+
+
 def test_analyze_a_missing_or_broken_file_is_one_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

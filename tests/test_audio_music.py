@@ -15,7 +15,8 @@ import pytest
 from bench.music.compose import Piece
 from bench.music.render import SOUNDFONTS, render
 
-from soundscape.audio.analyze import analyze_samples
+from soundscape.audio.analyze import analyze_samples, other_readings
+from soundscape.audio.config import AudioConfig
 from soundscape.audio.synth import f_measure
 
 if shutil.which("fluidsynth") is None or not Path(SOUNDFONTS["timgm6mb"]).exists():
@@ -157,6 +158,26 @@ def test_a_lead_through_a_breakdown_does_not_move_the_clock(
     ref = rendered.beats
     span = ref[(ref > start) & (ref < drop + 2.0)]
     assert _f(span, [b for b in result.beats if start < b < drop + 2.0]) >= 0.95
+
+
+def test_analyze_octaves_shows_a_performer_the_prior_that_reads_a_dembow_at_90(
+    cache: Path,
+) -> None:
+    # A dembow at 90 fits 180 as well (its kick on every beat, snare and hats on the 16ths
+    # and 8ths) and the default prior (140) reads 180 on this render; `analyze --octaves`
+    # reads it again with the prior an octave either way, so the performer sees the reading
+    # at 90 and the beat.prior_bpm that takes it.
+    piece = Piece("dembow", "reggaeton", 90, seed=311900, soundfont="timgm6mb", seconds=24)
+    rendered = render(piece, "tests", cache)
+    config = AudioConfig()
+    result = analyze_samples(rendered.audio, config)
+    main = result.settled()
+    assert main is not None
+    others = other_readings(rendered.audio, config, result)
+    readings = [main, *(r.bpm for r in others)]
+    assert any(abs(bpm - 90.0) < 1.0 for bpm in readings)
+    for r in others:
+        assert min(abs(r.prior_bpm / main - f) for f in (0.5, 2.0)) < 1e-9
 
 
 def test_a_syncopated_live_groove_is_not_taken_for_a_tempo_change(cache: Path) -> None:

@@ -197,6 +197,12 @@ def _build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("file", type=Path, help="the audio file to analyse")
     analyze.add_argument("--json", action="store_true", help="print JSON")
     analyze.add_argument("--config", type=Path, default=None, help="use this config's [audio]")
+    analyze.add_argument(
+        "--octaves",
+        action="store_true",
+        help="also read it with the tempo prior an octave either way (three runs): whether "
+        "its tempo is ambiguous (90 or 180) and which beat.prior_bpm takes each reading",
+    )
     sub.add_parser("midi-ports", help="list MIDI ports")
     learn = sub.add_parser("midi-learn", help="bind the next MIDI control moved to TARGET")
     learn.add_argument("target", help="e.g. noise_scale, lora:ink, prompt_weight:1, command:panic")
@@ -502,7 +508,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from soundscape.audio.analyze import AnalyzeError, analyze
 
     try:
-        result = analyze(args.file, load(args.config).audio)
+        result = analyze(args.file, load(args.config).audio, octaves=args.octaves)
     except ConfigError as err:
         return _bad_config(err)
     except AnalyzeError as err:

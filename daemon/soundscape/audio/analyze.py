@@ -9,6 +9,8 @@ ones the show would see (file time, from 0 at the first sample).
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +20,19 @@ from soundscape.audio.config import AudioConfig
 from soundscape.audio.features import AudioAnalyzer
 
 TEMPO_STEP = 0.5  # s between tempo readings in the report
+OTHER_READING = 0.1  # a settled tempo this far (relative) from the main one is another reading
 
 
 class AnalyzeError(Exception):
     """The file cannot be opened or decoded."""
+
+
+@dataclasses.dataclass
+class Reading:
+    """How the track reads with the tempo prior (``beat.prior_bpm``) set to ``prior_bpm``."""
+
+    prior_bpm: float
+    bpm: float
 
 
 @dataclasses.dataclass
@@ -30,13 +41,25 @@ class Analysis:
     downbeats: list[float]
     tempo: list[tuple[float, float]]  # (s, bpm), every TEMPO_STEP while a tempo is known
     seconds: float
+    # With ``octaves``: the other readings with the prior an octave either way (else None).
+    others: list[Reading] | None = None
+
+    def settled(self) -> float | None:
+        """The median tempo over the second half of the file (None: no tempo there)."""
+        late = [bpm for t, bpm in self.tempo if t >= self.seconds / 2]
+        return statistics.median(late) if late else None
 
     def as_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "beats": [round(b, 4) for b in self.beats],
             "downbeats": [round(b, 4) for b in self.downbeats],
             "tempo": [[round(t, 3), round(bpm, 2)] for t, bpm in self.tempo],
         }
+        if self.others is not None:
+            out["octaves"] = [
+                {"prior_bpm": round(r.prior_bpm, 1), "bpm": round(r.bpm, 2)} for r in self.others
+            ]
+        return out
 
     def text(self) -> str:
         lines = [f"{self.seconds:.1f} s, {len(self.beats)} beats, {len(self.downbeats)} bars"]
@@ -46,6 +69,14 @@ class Analysis:
             if last is None or abs(bpm - last) >= 0.5:
                 lines.append(f"  {t:7.2f} s  {bpm:6.1f} BPM")
                 last = bpm
+        if self.others is not None:
+            if self.others:
+                lines += [
+                    f"other reading: {r.bpm:.1f} BPM with beat.prior_bpm = {r.prior_bpm:.0f}"
+                    for r in self.others
+                ]
+            else:
+                lines.append("other reading: none (the prior an octave either way reads the same)")
         lines.append("downbeats: " + " ".join(f"{b:.2f}" for b in self.downbeats))
         lines.append("beats: " + " ".join(f"{b:.2f}" for b in self.beats))
         return "\n".join(lines)
@@ -96,9 +127,32 @@ def analyze_samples(x: np.ndarray, config: AudioConfig | None = None) -> Analysi
     return Analysis(beats, downbeats, tempo, len(x) / sr)
 
 
-def analyze(path: Path, config: AudioConfig | None = None) -> Analysis:
-    """Decode ``path`` and run the live analyzer over it, block by block."""
+def other_readings(x: np.ndarray, config: AudioConfig, main: Analysis) -> list[Reading]:
+    """The readings of ``x`` with the tempo prior an octave either way of ``main``'s settled
+    tempo, where they differ from it: the track's metrical level is ambiguous (a dembow at 90
+    that reads 180, half-time read at the felt tempo), and ``beat.prior_bpm`` picks."""
+    bpm = main.settled()
+    if bpm is None:
+        return []
+    beat = config.beat
+    out = []
+    for prior in (bpm / 2.0, bpm * 2.0):
+        if not beat.min_bpm <= prior <= beat.max_bpm:
+            continue  # the other octave is outside the range: never reported
+        alt = dataclasses.replace(config, beat=dataclasses.replace(beat, prior_bpm=prior))
+        other = analyze_samples(x, alt).settled()
+        if other is not None and abs(math.log(other / bpm)) > math.log1p(OTHER_READING):
+            out.append(Reading(prior, other))
+    return out
+
+
+def analyze(path: Path, config: AudioConfig | None = None, octaves: bool = False) -> Analysis:
+    """Decode ``path`` and run the live analyzer over it, block by block; with
+    ``octaves``, also with the tempo prior an octave either way (see :func:`other_readings`)."""
     config = config or AudioConfig()
     chunks = list(decode(path, config.sample_rate))
     x = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-    return analyze_samples(x, config)
+    result = analyze_samples(x, config)
+    if octaves:
+        result.others = other_readings(x, config, result)
+    return result
