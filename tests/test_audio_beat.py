@@ -388,10 +388,13 @@ def test_bar_statistics_are_numpys() -> None:
 
 
 def _drive(
-    bands_at: Callable[[float], tuple[float, float, float]], seconds: float
+    bands_at: Callable[[float], tuple[float, float, float]],
+    seconds: float,
+    watch: Callable[[BeatTracker, float], None] | None = None,
 ) -> tuple[BeatTracker, np.ndarray, list[tuple[float, float]]]:
     """The pure tracker on synthetic band strengths, one 5 ms frame at a time: the
-    tracker, the beats it fired and its tempo every frame."""
+    tracker, the beats it fired and its tempo every frame (``watch`` sees the tracker
+    after each frame)."""
     hop = 0.005
     tracker = BeatTracker(BeatSection())
     fired, tempo = [], []
@@ -401,6 +404,8 @@ def _drive(
         if tracker.update_bands(lo, mid, hi, t, t + hop, hop, onset=lo + mid + hi > 0.5):
             fired.append(tracker.last_beat)
         tempo.append((t, tracker.bpm))
+        if watch is not None:
+            watch(tracker, t)
     return tracker, np.array(fired), tempo
 
 
@@ -523,13 +528,8 @@ def test_a_sparse_kick_is_not_taken_for_the_kick_gone_but_a_breakdown_is() -> No
         kick = 1.0 if hit and pos < 1 and t < gone_at else 0.0
         return (kick, 0.8 if hit and 4 <= pos < 5 else 0.0, 0.4 if hit else 0.0)
 
-    hop = 0.005
-    tracker = BeatTracker(BeatSection())
-    gone = []
-    for k in range(int((gone_at + 8 * bar) / hop)):
-        t = k * hop
-        tracker.update_bands(*bands(t), t, t + hop, hop, onset=sum(bands(t)) > 0.5)
-        gone.append((t, tracker._kick_gone))
+    gone: list[tuple[float, bool]] = []
+    _drive(bands, gone_at + 8 * bar, lambda tracker, t: gone.append((t, tracker._kick_gone)))
     assert not any(g for t, g in gone if t < gone_at + 0.5)
     assert all(g for t, g in gone if t > gone_at + 2.5 * bar)
 
