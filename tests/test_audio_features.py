@@ -260,3 +260,20 @@ def test_features_come_out_frozen_and_like_any_other() -> None:
     assert f == Features(*(getattr(f, x.name) for x in dataclasses.fields(Features)))
     assert pickle.loads(pickle.dumps(f)) == f
     assert dataclasses.replace(f, bpm=99.0).bpm == 99.0
+
+
+def test_without_timbre_the_beats_are_the_same_and_the_levels_stay_silent() -> None:
+    # soundscape analyze runs the analyzer without the band levels, brightness and
+    # texture (its output has none): nothing of them may feed the beats.
+    loop = drum_loop(124, 12, pattern="house", seed=5)
+    full, beats_only = AudioAnalyzer(AudioConfig()), AudioAnalyzer(AudioConfig(), timbre=False)
+    fields = ("beat_time", "downbeat", "bpm", "beat_phase", "bar_phase", "onset_time", "energy")
+    sounded = 0.0
+    for i in range(0, len(loop.audio) - 512 + 1, 512):
+        block = loop.audio[i : i + 512]
+        a, b = full.process(block, i / 48000), beats_only.process(block, i / 48000)
+        assert [getattr(a, f) for f in fields] == [getattr(b, f) for f in fields]
+        assert set(b.bands.values()) == {0.0} and b.brightness == b.texture == 0.0
+        sounded = max(sounded, *a.bands.values(), a.brightness, a.texture)
+    assert sounded > 0.5  # the full analyzer's levels do move on this loop
+    assert beats_only.beats.bpm == pytest.approx(124, abs=1)

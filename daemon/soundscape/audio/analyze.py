@@ -107,7 +107,7 @@ def decode(path: Path, sample_rate: int) -> Iterator[np.ndarray]:
 def analyze_samples(x: np.ndarray, config: AudioConfig | None = None) -> Analysis:
     """Run the analyzer over mono samples at ``config.sample_rate``."""
     config = config or AudioConfig()
-    analyzer = AudioAnalyzer(config)
+    analyzer = AudioAnalyzer(config, timbre=False)  # beats as the daemon's, levels unused
     sr, block = config.sample_rate, config.block_size
     beats: list[float] = []
     downbeats: list[float] = []

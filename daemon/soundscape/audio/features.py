@@ -141,8 +141,12 @@ class AudioAnalyzer:
 
     HOP = 256
 
-    def __init__(self, config: AudioConfig | None = None) -> None:
+    def __init__(self, config: AudioConfig | None = None, *, timbre: bool = True) -> None:
+        """``timbre=False``: onsets, beats and downbeats only (``soundscape analyze``);
+        the levels of the bands, brightness and texture are not computed and stay at
+        silence's. The beats are the same to the last bit: nothing of those feeds them."""
         self.config = config = config or AudioConfig()
+        self._with_timbre = timbre
         self.sample_rate = sr = config.sample_rate
         self.fft_size = n = config.fft_size
         self.hop = hop = min(self.HOP, n)
@@ -184,6 +188,7 @@ class AudioAnalyzer:
         cols += [in_range.astype(float), np.where(in_range, freqs, 0.0)]
         # Stored as rows (sums x bins): BLAS takes that product about twice as fast.
         self._weights = np.stack(flux_cols + cols, axis=0)
+        self._flux_weights = np.ascontiguousarray(self._weights[: len(flux_cols)])
         self._n_bands = len(edges) - 1
         self._pitch_classes = _pitch_class_weights(freqs, *HARMONY_RANGE)
         self._profile = np.zeros(12)
@@ -263,7 +268,9 @@ class AudioAnalyzer:
             spec = np.empty((k, m), dtype=complex)
             mag = np.empty((k, m))
             power = rows[k]
-            views = (rows[:k], mag[-1], power, power[self._flat_bins], rows.T)
+            # Without the timbre only the flux rows are summed, on the flux columns.
+            rows_t = rows.T if self._with_timbre else rows[:k].T
+            views = (rows[:k], mag[-1], power, power[self._flat_bins], rows_t)
             bufs = (np.empty((k, n)), spec, mag, rows, *views)
             self._hop_cache[k] = bufs
         return bufs
@@ -298,11 +305,14 @@ class AudioAnalyzer:
         self._row = row + k
         np.subtract(new_logmag, logmag[:-1], out=flux)
         np.maximum(flux, self._zero, out=flux)
-        np.multiply(last, last, out=power)
-        sums = np.dot(self._weights, rows_t).T.tolist()
-        # Power sums back to the unscaled spectrum, magnitude scale included (in _timbre).
-        self._unscale = (peak_amp / LOG_GAIN) ** 2
-        self._power_sums = sums[k]
+        if self._with_timbre:
+            np.multiply(last, last, out=power)
+            sums = np.dot(self._weights, rows_t).T.tolist()
+            # Power sums back to the unscaled spectrum, magnitude scale included (in _timbre).
+            self._unscale = (peak_amp / LOG_GAIN) ** 2
+            self._power_sums = sums[k]
+        else:
+            sums = np.dot(self._flux_weights, rows_t).T.tolist()
         dt = self._hop_dt
         beats = self.beats
         onsets = self.onsets
@@ -375,7 +385,10 @@ class AudioAnalyzer:
         if hops:
             self._analyse_hops(hops, t, fill)
             self._start = start + hops * hop
-            bands, brightness, texture = self._timbre(mean_square, dt, last)
+            if self._with_timbre:
+                bands, brightness, texture = self._timbre(mean_square, dt, last)
+            else:
+                bands, brightness, texture = last.bands, last.brightness, last.texture
         else:
             bands, brightness, texture = last.bands, last.brightness, last.texture
         self._fill = total - hops * hop
