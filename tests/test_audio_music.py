@@ -120,6 +120,19 @@ def test_a_jazz_waltz_is_read_in_three_from_its_chord_changes(cache: Path) -> No
     assert _f(rendered.downbeats[rendered.downbeats >= 30.0], late) >= 0.9
 
 
+def test_after_a_tempo_step_the_bar_line_is_found_again(cache: Path) -> None:
+    # Pop stepping from 105 to 130 BPM on a bar line: the clock re-seeds at the new tempo
+    # a beat or so late, so the beats it counted no longer keep step with the bars, and
+    # the old beats' statistics held the old bar line, a beat off, for 14 s (downbeat F
+    # after the step 0.48). A tempo held a while forgets its bars at a change.
+    piece = Piece("pop_step", "pop", 105, seed=700, soundfont="timgm6mb", seconds=36,
+                  step=(130.0, 16.0))  # fmt: skip
+    rendered, result = _run(piece, cache)
+    assert _f(rendered.beats, result.beats) >= 0.95
+    after = [t for t in result.downbeats if t > 16.0]
+    assert _f(rendered.downbeats[rendered.downbeats > 16.0], after) >= 0.9
+
+
 @pytest.mark.parametrize(("bpm", "seed", "font"), [(126, 39, "timgm6mb"), (124, 40, "musescore")])
 def test_house_with_a_snare_keeps_its_one(cache: Path, bpm: int, seed: int, font: str) -> None:
     # Four on the floor with a snare on 2 and 4: the kick says nothing of the one, the

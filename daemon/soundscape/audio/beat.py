@@ -303,6 +303,7 @@ class BeatTracker:
         # The (decayed) counts behind each sum: the statistics are read as means.
         self._meter_frames = {b: [0.0] * b for b in (2, 3, 4)}
         self._meter_bounds = {b: [0.0] * b for b in (2, 3, 4)}
+        self._bars_forgotten = False  # at a tempo change (see _forget_old_bars)
         self._harm_acc = np.zeros(12)
         self._harm_n = 0
         self._harm_beats: collections.deque[np.ndarray] = collections.deque(
@@ -525,13 +526,27 @@ class BeatTracker:
         if self.hop > 0:
             self._belief[:] = 1.0 / len(self._belief)
             self._tempo_hist.clear()
-            meters = (*self._meter_low.values(), *self._meter_mid.values())
-            counts = (*self._meter_frames.values(), *self._meter_bounds.values())
-            for acc in (*meters, *self._meter_harm.values(), *counts):
-                acc[:] = [0.0] * len(acc)
-            self._harm_acc[:] = 0.0
-            self._harm_n = 0
-            self._harm_beats.clear()
+            self._forget_bars()
+
+    def _forget_old_bars(self) -> None:
+        """At a new tempo (a next track, a step): the beats counted at the old one no longer
+        keep step with the bars, and their statistics would hold the old bar line for
+        seconds. Only a tempo held for a while (``BAR_TAU``) has such statistics: an early
+        octave or tempo put right keeps what its few beats have gathered."""
+        if self._t_newest - self._steady_since >= BAR_TAU:
+            self._forget_bars(changed=True)
+
+    def _forget_bars(self, changed: bool = False) -> None:
+        """The downbeat statistics start afresh; after a tempo change (``changed``) the bar
+        line and length chosen are kept until every beat of a bar has been heard again."""
+        self._bars_forgotten = changed
+        meters = (*self._meter_low.values(), *self._meter_mid.values())
+        counts = (*self._meter_frames.values(), *self._meter_bounds.values())
+        for acc in (*meters, *self._meter_harm.values(), *counts):
+            acc[:] = [0.0] * len(acc)
+        self._harm_acc[:] = 0.0
+        self._harm_n = 0
+        self._harm_beats.clear()
 
     def _restart(self) -> None:
         """Tracking state as before any estimate (the envelopes are kept)."""
@@ -1183,6 +1198,10 @@ class BeatTracker:
             self._pending_beat = None
             return
         if abs(math.log(period / self.period)) > RESEED:
+            # A new tempo (a next track, a step, an octave put right): the beats counted
+            # since the old one no longer keep step with the bars, and the old beats'
+            # statistics would hold the old bar line for seconds.
+            self._forget_old_bars()
             self._seed(period, back)
             return
         # Predicted beat nearest to the newest frame, then the fold's best phase near it.
@@ -1325,6 +1344,7 @@ class BeatTracker:
         now = self._t_newest
         if now - at[0] * self.hop < self._steady_since + CHANGE_BEATS * self.period:
             return False  # a change is from a tempo the clock has held for a while
+        self._forget_old_bars()  # (see _track_phase), before the new tempo's steady time
         self._change_at = self._steady_since = now - at[0] * self.hop
         bpm = 60.0 / period
         # The belief moves to the new tempo (the drift kernel around it).
@@ -1504,6 +1524,10 @@ class BeatTracker:
 
     def _decide_bar(self) -> None:
         """At a bar line: choose the bar length (if automatic) and which beat is the one."""
+        if self._bars_forgotten:
+            if not all(self._meter_frames[4]) or not all(self._meter_frames[3]):
+                return  # not every beat of a bar heard since the tempo changed: no say yet
+            self._bars_forgotten = False
         beats = self.config.beats_per_bar
         if not beats and self._compound():
             beats = 2  # 6/8: two dotted-quarter beats a bar
