@@ -277,3 +277,20 @@ def test_without_timbre_the_beats_are_the_same_and_the_levels_stay_silent() -> N
         sounded = max(sounded, *a.bands.values(), a.brightness, a.texture)
     assert sounded > 0.5  # the full analyzer's levels do move on this loop
     assert beats_only.beats.bpm == pytest.approx(124, abs=1)
+
+
+def test_without_timbre_one_hop_blocks_give_the_same_beats_within_rounding() -> None:
+    # A 256 block is one hop: the block's sums are then a matrix-vector product, whose
+    # last bit may differ from the full analyzer's (a BLAS kernel's choice).
+    loop = drum_loop(124, 12, pattern="house", seed=5)
+    config = AudioConfig(block_size=256)
+    full, beats_only = AudioAnalyzer(config), AudioAnalyzer(config, timbre=False)
+    beats: tuple[list[float], list[float]] = ([], [])
+    for i in range(0, len(loop.audio) - 256 + 1, 256):
+        block = loop.audio[i : i + 256]
+        for out, analyzer in zip(beats, (full, beats_only), strict=True):
+            f = analyzer.process(block, i / 48000)
+            if f.beat_time is not None:
+                out.append(f.beat_time)
+    assert len(beats[0]) > 15 and len(beats[0]) == len(beats[1])
+    assert np.allclose(beats[0], beats[1], rtol=0, atol=1e-9)

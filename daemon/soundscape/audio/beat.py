@@ -295,14 +295,16 @@ class BeatTracker:
         self._belief = np.full(steps, 1.0 / steps)
         self._tempo_hist: collections.deque[tuple[float, float]] = collections.deque()
         # By beat count mod b; plain lists (a few floats, updated every frame near a beat).
-        self._meter_low = {b: [0.0] * b for b in (2, 3, 4)}
-        self._meter_mid = {b: [0.0] * b for b in (2, 3, 4)}
+        # The bar lengths told apart (2: 6/8 in dotted quarters), and one the show sets.
+        lengths = sorted({2, 3, 4, max(self.config.beats_per_bar, 2)})
+        self._meter_low = {b: [0.0] * b for b in lengths}
+        self._meter_mid = {b: [0.0] * b for b in lengths}
         # Harmonic change at each beat (how unlike the last beat's pitch classes this
         # beat's are), by beat count mod b: chords change on the bar line.
-        self._meter_harm = {b: [0.0] * b for b in (2, 3, 4)}
+        self._meter_harm = {b: [0.0] * b for b in lengths}
         # The (decayed) counts behind each sum: the statistics are read as means.
-        self._meter_frames = {b: [0.0] * b for b in (2, 3, 4)}
-        self._meter_bounds = {b: [0.0] * b for b in (2, 3, 4)}
+        self._meter_frames = {b: [0.0] * b for b in lengths}
+        self._meter_bounds = {b: [0.0] * b for b in lengths}
         self._bars_forgotten = False  # at a tempo change (see _forget_old_bars)
         self._harm_acc = np.zeros(12)
         self._harm_n = 0
@@ -1524,6 +1526,9 @@ class BeatTracker:
 
     def _decide_bar(self) -> None:
         """At a bar line: choose the bar length (if automatic) and which beat is the one."""
+        if self.config.beats_per_bar == 1:  # every beat is a bar line
+            self.beats_per_bar, self.beat_in_bar = 1, 0
+            return
         if self._bars_forgotten:
             if not all(self._meter_frames[4]) or not all(self._meter_frames[3]):
                 return  # not every beat of a bar heard since the tempo changed: no say yet
@@ -1554,10 +1559,11 @@ class BeatTracker:
         # as loud as a backbeat.
         units *= np.array([[min(_contrast(x) / BAR_FULL, 1.0)] for x in stats])
         # The rotation r: beat count c is beat (c - r) % beats of the bar.
-        # (x[_ROLLS[beats][r]] is np.roll(x, -r).) Every rotation of every
+        # (x[rolls[r]] is np.roll(x, -r).) Every rotation of every
         # band against its template, as a batch of dot products: (3, rotations).
-        rotated = units[:, _ROLLS[beats]][:, :, None, :]
-        lows, mids, harm = np.matmul(rotated, _TEMPLATE_ROWS[beats])[..., 0, 0].tolist()
+        rolls, templates = _bar_templates(beats)
+        rotated = units[:, rolls][:, :, None, :]
+        lows, mids, harm = np.matmul(rotated, templates)[..., 0, 0].tolist()
         scores = [
             lo + mid + HARMONY_WEIGHT * h for lo, mid, h in zip(lows, mids, harm, strict=True)
         ]
@@ -1621,8 +1627,13 @@ TEMPLATES = {
     4: (np.array([1.0, -0.6, 0.2, -0.6]), np.array([-0.5, 0.5, -0.5, 0.5])),
 }
 
+
 # Chords change on the one.
-HARMONY_TEMPLATES = {b: np.array([1.0] + [-1.0 / (b - 1)] * (b - 1)) for b in (2, 3, 4)}
+def _harmony_template(b: int) -> np.ndarray:
+    return np.array([1.0] + [-1.0 / (b - 1)] * (b - 1))
+
+
+HARMONY_TEMPLATES = {b: _harmony_template(b) for b in (2, 3, 4)}
 
 
 def _folds(
@@ -1682,14 +1693,21 @@ def _fold(rows: np.ndarray, decay: float) -> np.ndarray:
     return np.matmul(weights, rows)[..., 0, :] / mass[0]
 
 
-# Index arrays rotating a bar's beats r to the left (np.roll(x, -r)), per bar length:
-# row r of _ROLLS[b].
-_ROLLS = {b: np.array([np.roll(np.arange(b), -r) for r in range(b)]) for b in TEMPLATES}
-# The low, mid and harmony templates per bar length, shaped for a batch of dot products
-# with the rotations (see _decide_bar).
-_TEMPLATE_ROWS = {
-    b: np.array([*TEMPLATES[b], HARMONY_TEMPLATES[b]])[:, None, :, None] for b in TEMPLATES
-}
+# Per bar length: index arrays rotating a bar's beats r to the left (np.roll(x, -r) is
+# x[rolls[r]]), and the low, mid and harmony templates shaped for a batch of dot
+# products with the rotations (see _decide_bar). A bar length the show sets beyond
+# four (5/4, 7/8) has the kick on the one and the chords changing there, no backbeat.
+_BAR_TEMPLATES: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _bar_templates(b: int) -> tuple[np.ndarray, np.ndarray]:
+    entry = _BAR_TEMPLATES.get(b)
+    if entry is None:
+        low, mid = TEMPLATES.get(b) or (_harmony_template(b), np.zeros(b))
+        rolls = np.array([np.roll(np.arange(b), -r) for r in range(b)])
+        rows = np.array([low, mid, _harmony_template(b)])[:, None, :, None]
+        entry = _BAR_TEMPLATES[b] = (rolls, rows)
+    return entry
 
 
 def _standardised_sum(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -135,7 +135,8 @@ class BeatSection:
     beats_per_bar: int = setting(
         0,
         "Beats per bar for downbeats from the audio (0 = detect: 2 when beats divide in "
-        "three, as 6/8 in dotted quarters; else 3 or 4).",
+        "three, as 6/8 in dotted quarters; else 3 or 4). Any other length is taken as "
+        "given (5 for 5/4): the kick and the chord changes find its one.",
         low=0,
         high=12,
     )
