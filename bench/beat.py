@@ -374,7 +374,7 @@ def main() -> None:
         f"block {args.block} at 48 kHz. `python bench/beat.py --write-docs`. "
         f'"{BEATS_ONLY}" is ours as `soundscape analyze` runs it, without the band '
         "levels, brightness and texture the daemon also computes per block (its beats are "
-        "ours to the bit; only its CPU differs): the job aubio's `tempo` does.",
+        "ours to the bit at block 512; only its CPU differs): the job aubio's `tempo` does.",
         "",
     ]
     details = []

@@ -107,9 +107,11 @@ def test_a_jazz_waltz_is_read_in_three_from_its_chord_changes(cache: Path) -> No
     # differ between beats, and were read in four (downbeat F 0.09). The chords change
     # every other bar, every sixth beat: on one beat of three, on two of four. On this
     # render the comping's entry on beat 2 changes the pitch classes nearly as much as
-    # the chord change on 1 (0.47 against 0.53), and for the first 30 s the one sits on
-    # beat 2; then the changes on 1 have told (15 renders of the style: downbeat F 0.75
-    # in the first 30 s, 1.0 after; docs/audio.md).
+    # the chord change on 1 (0.47 against 0.53). Since the bar statistics are means
+    # (178d502) its one sits on beat 2 for the first 30 s (downbeat F 0.92 before, 0.05
+    # now), then on 1; the sums' unevenness had favoured beat 1 by chance. On 27 other
+    # renders the means are better in the first 30 s and about as good after, but one
+    # (144 BPM, TimGM6mb) now stays on beat 2 (docs/benchmarks.md, sixth round).
     piece = Piece(
         "waltz_jazz", "waltz_jazz", 156, seed=42, soundfont="timgm6mb", swing=0.3, seconds=60
     )
@@ -137,9 +139,9 @@ def test_after_a_tempo_step_the_bar_line_is_found_again(cache: Path) -> None:
 def test_house_with_a_snare_keeps_its_one(cache: Path, bpm: int, seed: int, font: str) -> None:
     # Four on the floor with a snare on 2 and 4: the kick says nothing of the one, the
     # snare tells 2 and 4 from 1 and 3, the chords change on 1. Each beat's statistics
-    # were decayed sums, so the beats heard last weighed up to a sixth more and the one
-    # flipped between beats 1 and 3 every few bars (downbeat F 0.61 and 0.32); they are
-    # means now.
+    # were uneven sums (the beat just heard a bar short of frames, the chord changes
+    # weighted by recency) and the one flipped between beats 1 and 3 every few bars
+    # (downbeat F 0.70 and 0.375); they are means now (1.0 and 1.0).
     piece = Piece("house_snare", "house_snare", bpm, seed=seed, soundfont=font, seconds=30)
     rendered, result = _run(piece, cache)
     assert _f(rendered.beats, result.beats) >= 0.95

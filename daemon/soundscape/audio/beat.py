@@ -1578,8 +1578,10 @@ class BeatTracker:
 
     def _meter_means(self) -> tuple[dict[int, list[float]], ...]:
         """The low band, mid band and harmonic change per beat of the bar, per bar length,
-        as means over each beat's own frames (or boundaries). Sums would weigh the beats
-        heard last more (up to a sixth at 125 BPM) and lean the one towards them."""
+        as means over each beat's own frames (or boundaries). As sums they were uneven: at
+        a bar line the beat just heard has a bar fewer of frames in its sum (about 53
+        against 59 at 126 BPM), and the chord changes, decayed at every beat, weigh the
+        last beats up to a sixth more at 125 BPM; either leans the one."""
         out = []
         for sums, counts in (
             (self._meter_low, self._meter_frames),

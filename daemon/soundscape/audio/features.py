@@ -144,7 +144,9 @@ class AudioAnalyzer:
     def __init__(self, config: AudioConfig | None = None, *, timbre: bool = True) -> None:
         """``timbre=False``: onsets, beats and downbeats only (``soundscape analyze``);
         the levels of the bands, brightness and texture are not computed and stay at
-        silence's. The beats are the same to the last bit: nothing of those feeds them."""
+        silence's. Nothing of those feeds the beats: they are the same to the last bit
+        when a block holds two hops or more (block 512 and up), within rounding (1e-14 s)
+        with one hop a block, where the block's sums are a matrix-vector product."""
         self.config = config = config or AudioConfig()
         self._with_timbre = timbre
         self.sample_rate = sr = config.sample_rate
