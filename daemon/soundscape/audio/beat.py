@@ -197,7 +197,8 @@ FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
 BAR_MARGIN = 0.3  # a new bar line must fit this much better (dot products of unit vectors,
 # each band's scaled by its vote: see BAR_FULL)
-BAR_TAU = 8.0  # s, memory of the downbeat statistics
+BAR_TAU = 8.0  # s, memory of the chord changes per beat of the bar; the low and mid bands'
+# decay by it only on the frames near a beat (about 60 s of memory at 126 BPM)
 BAR_FULL = 0.1  # a band whose beats differ this much (std / mean) has a full vote on the one
 METER_FOUR = 1.5  # bars of three must differ between beats this much more than of four ...
 METER_HOLD = 1.0  # ... and, once chosen, are kept while they differ this much more
