@@ -29,6 +29,8 @@ def test_analyze_prints_beats_downbeats_and_tempo_as_json(
     assert np.allclose(bars, 4 * 60 / 128, atol=0.03)  # one bar line every four beats
     late = [bpm for t, bpm in out["tempo"] if t > 5]
     assert all(abs(bpm - 128) < 0.5 for bpm in late)
+    # The bar length from the first beat on, and wherever it changes: four throughout.
+    assert out["beats_per_bar"] == [[out["beats"][0], 4]]
 
 
 def test_analyze_prints_a_readable_summary(
@@ -38,6 +40,7 @@ def test_analyze_prints_a_readable_summary(
     assert main(["analyze", str(wav)]) == 0
     text = capsys.readouterr().out
     assert "BPM" in text and "beats:" in text and "downbeats:" in text
+    assert "bars:" in text and "4 beats" in text
 
 
 def test_analyze_octaves_reads_the_file_with_the_prior_an_octave_either_way(

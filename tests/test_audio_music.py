@@ -100,6 +100,9 @@ def test_a_waltz_has_its_bar_lines_every_three_beats(cache: Path) -> None:
     rendered, result = _run(piece, cache)
     assert _f(rendered.beats, result.beats) >= 0.95
     assert _f(rendered.downbeats, result.downbeats) >= 0.8
+    # analyze reports the bar length it reads, and where it changes: three by the end.
+    assert result.meter and result.meter[-1][1] == 3
+    assert "3 beats" in result.text()
 
 
 def test_a_jazz_waltz_is_read_in_three_from_its_chord_changes(cache: Path) -> None:

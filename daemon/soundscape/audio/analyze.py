@@ -43,6 +43,9 @@ class Analysis:
     seconds: float
     # With ``octaves``: the other readings with the prior an octave either way (else None).
     others: list[Reading] | None = None
+    # (s, beats per bar) at the first beat and at every beat where the bar length changes
+    # (2: beats divided in three, 6/8 in dotted quarters).
+    meter: list[tuple[float, int]] = dataclasses.field(default_factory=list)
 
     def settled(self) -> float | None:
         """The median tempo over the second half of the file (None: no tempo there)."""
@@ -54,6 +57,7 @@ class Analysis:
             "beats": [round(b, 4) for b in self.beats],
             "downbeats": [round(b, 4) for b in self.downbeats],
             "tempo": [[round(t, 3), round(bpm, 2)] for t, bpm in self.tempo],
+            "beats_per_bar": [[round(t, 4), n] for t, n in self.meter],
         }
         if self.others is not None:
             out["octaves"] = [
@@ -69,6 +73,9 @@ class Analysis:
             if last is None or abs(bpm - last) >= 0.5:
                 lines.append(f"  {t:7.2f} s  {bpm:6.1f} BPM")
                 last = bpm
+        if self.meter:
+            lines.append("bars:")
+            lines += [f"  {t:7.2f} s  {_bar_name(n)}" for t, n in self.meter]
         if self.others is not None:
             if self.others:
                 lines += [
@@ -80,6 +87,12 @@ class Analysis:
         lines.append("downbeats: " + " ".join(f"{b:.2f}" for b in self.downbeats))
         lines.append("beats: " + " ".join(f"{b:.2f}" for b in self.beats))
         return "\n".join(lines)
+
+
+def _bar_name(beats: int) -> str:
+    if beats == 2:
+        return "2 beats (or 6/8 in dotted quarters)"
+    return f"{beats} beats" if beats != 1 else "1 beat"
 
 
 def decode(path: Path, sample_rate: int) -> Iterator[np.ndarray]:
@@ -112,6 +125,7 @@ def analyze_samples(x: np.ndarray, config: AudioConfig | None = None) -> Analysi
     beats: list[float] = []
     downbeats: list[float] = []
     tempo: list[tuple[float, float]] = []
+    meter: list[tuple[float, int]] = []
     next_tempo = 0.0
     for i in range(0, len(x) - block + 1, block):
         t = i / sr
@@ -120,11 +134,13 @@ def analyze_samples(x: np.ndarray, config: AudioConfig | None = None) -> Analysi
             beats.append(f.beat_time)
             if f.downbeat:
                 downbeats.append(f.beat_time)
+            if not meter or meter[-1][1] != f.beats_per_bar:
+                meter.append((f.beat_time, f.beats_per_bar))
         if t >= next_tempo:
             next_tempo += TEMPO_STEP
             if f.bpm > 0:
                 tempo.append((t, f.bpm))
-    return Analysis(beats, downbeats, tempo, len(x) / sr)
+    return Analysis(beats, downbeats, tempo, len(x) / sr, meter=meter)
 
 
 def other_readings(x: np.ndarray, config: AudioConfig, main: Analysis) -> list[Reading]:
