@@ -1531,7 +1531,7 @@ class BeatTracker:
             self.beats_per_bar, self.beat_in_bar = 1, 0
             return
         if self._bars_forgotten:
-            if not all(self._meter_frames[4]) or not all(self._meter_frames[3]):
+            if not all(all(counts) for counts in self._meter_frames.values()):
                 return  # not every beat of a bar heard since the tempo changed: no say yet
             self._bars_forgotten = False
         beats = self.config.beats_per_bar
@@ -1631,12 +1631,9 @@ TEMPLATES = {
 }
 
 
-# Chords change on the one.
 def _harmony_template(b: int) -> np.ndarray:
+    """Chords change on the one (bars of two or more)."""
     return np.array([1.0] + [-1.0 / (b - 1)] * (b - 1))
-
-
-HARMONY_TEMPLATES = {b: _harmony_template(b) for b in (2, 3, 4)}
 
 
 def _folds(
