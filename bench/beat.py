@@ -269,10 +269,15 @@ def summary(results: list[Result], label: str) -> str:
         "| downbeat F | CPU/block median (µs) | CPU/block mean (µs) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    cpu: dict[str, tuple[float, float]] = {}  # tracker: CPU per block, median and mean
     for tracker in dict.fromkeys(r.tracker for r in results):
         rs = [r for r in results if r.tracker == tracker]
         dfs = [r.downbeat_f for r in rs if r.downbeat_f is not None]
         locks = [r.lock for r in rs]
+        cpu[tracker] = (
+            statistics.median(r.cpu_median for r in rs),
+            statistics.mean(r.cpu_mean for r in rs),
+        )
         lines.append(
             f"| {tracker} | {statistics.mean(r.beat_f for r in rs):.3f} "
             f"| {min(r.beat_f for r in rs):.3f} "
@@ -280,23 +285,14 @@ def summary(results: list[Result], label: str) -> str:
             f"| {statistics.mean(r.acc2 for r in rs):.3f} "
             f"| {_f(statistics.median(locks), '.2f')} | {_f(max(locks), '.2f')} "
             f"| {_f(statistics.mean(dfs) if dfs else None)} "
-            f"| {statistics.median(r.cpu_median for r in rs):.1f} "
-            f"| {statistics.mean(r.cpu_mean for r in rs):.1f} |"
+            f"| {cpu[tracker][0]:.1f} | {cpu[tracker][1]:.1f} |"
         )
-    cpu = {
-        t: (
-            statistics.median(r.cpu_median for r in results if r.tracker == t),
-            statistics.mean(r.cpu_mean for r in results if r.tracker == t),
-        )
-        for t in ("ours", BEATS_ONLY, "aubio")
-        if any(r.tracker == t for r in results)
-    }
     if "aubio" in cpu and len(cpu) > 1:
         (a_med, a_mean) = cpu["aubio"]
         parts = [
             f"{t} {med / a_med:.2f}× at the median, {mean / a_mean:.2f}× on the mean"
             for t, (med, mean) in cpu.items()
-            if t != "aubio"
+            if t in ("ours", BEATS_ONLY)
         ]
         lines += ["", "CPU per block against aubio's: " + "; ".join(parts) + "."]
     ramps = [

@@ -185,7 +185,8 @@ def test_a_lead_through_a_breakdown_does_not_move_the_clock(
     # Melodic techno: through the breakdown the saw lead's 3-3-2 chords keep the high
     # band up (no flight) and, without the kick, dragged the clock a 16th early or
     # flipped it onto the off-beat (beat F over the breakdown and 2 s after the drop
-    # 0.76 and 0.71 before the kick's absence held the side, the jumps and the tempo).
+    # 0.76 and 0.71 before the kick's absence held the side and the jumps and narrowed
+    # the loop's window).
     piece = Piece("lead_break", "melodic_techno", bpm, seed=seed, soundfont="timgm6mb",
                   seconds=30, breakdown=(4, 4))  # fmt: skip
     rendered, result = _run(piece, cache)

@@ -387,11 +387,9 @@ class AudioAnalyzer:
         if hops:
             self._analyse_hops(hops, t, fill)
             self._start = start + hops * hop
-            if self._with_timbre:
-                bands, brightness, texture = self._timbre(mean_square, dt, last)
-            else:
-                bands, brightness, texture = last.bands, last.brightness, last.texture
-        else:
+        if hops and self._with_timbre:
+            bands, brightness, texture = self._timbre(mean_square, dt, last)
+        else:  # no new frame, or no timbre wanted: the last levels stand
             bands, brightness, texture = last.bands, last.brightness, last.texture
         self._fill = total - hops * hop
         if hops:
