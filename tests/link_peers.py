@@ -36,11 +36,19 @@ async def main() -> None:
     peer.quantum = 4
     peer.enabled = True
     await wait_for(lambda: peer.num_peers > 0 and bridge.link.num_peers > 0, 5.0)
-    runner.observe("audio", Observation(loop.time(), 124.0, 0.0))
+    # Its beats half a beat from the session's (both counted from their start).
+    t0 = loop.time()
+    heard = runner.state().beats + 0.5
+    runner.observe("audio", Observation(t0, 124.0, heard))
     out["peer_follows_124"] = await wait_for(lambda: abs(peer.tempo - 124.0) < 0.01, 5.0)
-    await asyncio.sleep(2.5)  # the phase is published once the tempo has settled
-    beat_diff = ((peer.beat - runner.state().beats + 2) % 4) - 2
-    out["phase_diff_beats"] = abs(beat_diff)
+
+    # The phase is published once the tempo has settled and the clock has caught up
+    # with the audio's beats: the peer's beats move onto them.
+    def peer_on_audio() -> bool:
+        heard_now = heard + (loop.time() - t0) * 124.0 / 60.0
+        return abs((peer.beat - heard_now + 0.5) % 1 - 0.5) < 0.1
+
+    out["peer_phase_follows"] = await wait_for(peer_on_audio, 5.0)
     # A peer sets 133: the daemon's clock follows.
     for _ in range(20):
         runner.observe("audio", Observation(loop.time(), 124.0, None))
