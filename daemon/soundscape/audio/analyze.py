@@ -145,8 +145,8 @@ def analyze_samples(x: np.ndarray, config: AudioConfig | None = None) -> Analysi
 
 def other_readings(x: np.ndarray, config: AudioConfig, main: Analysis) -> list[Reading]:
     """The readings of ``x`` with the tempo prior an octave either way of ``main``'s settled
-    tempo, where they differ from it: the track's metrical level is ambiguous (a dembow at 90
-    that reads 180, half-time read at the felt tempo), and ``beat.prior_bpm`` picks."""
+    tempo, where they differ from it: the track's metrical level is ambiguous (a dembow at 86
+    that reads 172, half-time read at the felt tempo), and ``beat.prior_bpm`` picks."""
     bpm = main.settled()
     if bpm is None:
         return []
