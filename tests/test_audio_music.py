@@ -96,7 +96,7 @@ def test_the_hats_tell_drum_and_bass_at_174_from_hip_hop_at_86(
 
 
 @pytest.mark.parametrize(("bpm", "seed"), [(88, 203), (90, 63)])
-def test_a_dembow_below_91_is_read_at_its_tempo_not_double(
+def test_a_dembow_at_88_and_90_is_read_at_its_tempo_not_double(
     cache: Path, bpm: float, seed: int
 ) -> None:
     # Kick on every beat, snare on the 3 + 3 + 2 16ths, 8th hats: at double tempo the

@@ -927,6 +927,8 @@ class BeatTracker:
         # hats" (read at double). The fourth (3.5 beats) is left out: on the short window
         # of the first estimates it is the noisiest (with it drum & bass locked a second
         # later on more pieces, measured).
+        # (Half beats rise along the row: where any is inside, 0.5 is, and the minimum is
+        # finite wherever it is read, behind the count check below.)
         inside = valid.reshape(2 * k, 1, 3, 4)[:, :, 1, :3] > 0
         weakest = np.where(inside, teeth[:, :, 1, :3], np.inf).min(axis=2).tolist()
         top = np.maximum.reduce(acfs[:, lo:hi], axis=1).tolist()  # each envelope at its own period

@@ -115,8 +115,9 @@ class BeatSection:
     prior_bpm: float = setting(
         140.0,
         "The tempo the show expects: ambiguous octaves lean toward it. 140 reads drum & bass, "
-        "dubstep and trap at their notated tempi; a dembow below about 88 BPM can then read at "
-        "double tempo: for such a set, set it near the set's tempo (e.g. 100).",
+        "dubstep and trap at their notated tempi; a dembow below about 88 BPM (now and then at "
+        "90) can then read at double tempo: for such a set, set it near the set's tempo "
+        "(e.g. 100).",
         low=30,
         high=300,
     )
