@@ -6,6 +6,7 @@ import pytest
 from bench._emulator_child import Availability
 from bench.reconnect import after_restart, sample
 from bench.soak import _address, flat, growth_per_hour, server_view, state_differences
+from bench.sweep import PLANS, like, plan, tempi
 
 
 def test_growth_per_hour_is_the_slope_of_the_fit() -> None:
@@ -118,3 +119,33 @@ def test_fd_kind_drops_the_ephemeral_port_but_keeps_the_peer() -> None:
     )
     assert fd_kind("udp 192.0.2.2:46020 -> 0.0.0.0:0") == "udp socket on 192.0.2.2"
     assert fd_kind("/tmp/x/daemon.log") == "/tmp/x/daemon.log"
+
+
+def test_a_sweep_reads_its_tempi_as_a_list_or_a_range() -> None:
+    assert tempi("84,90") == [84.0, 90.0]
+    assert tempi("84:90:2") == [84.0, 86.0, 88.0, 90.0]
+    with pytest.raises(ValueError):
+        tempi("90:84:2")
+
+
+def test_a_sweep_renders_every_tempo_on_every_soundfont_with_its_own_seed() -> None:
+    pieces = plan("reggaeton", [88.0, 90.0], 500, 30.0, {"swing": 0.2})
+    assert [(p.bpm, p.soundfont, p.seed) for p in pieces] == [
+        (88.0, "timgm6mb", 500),
+        (88.0, "musescore", 501),
+        (88.0, "fluidr3", 502),
+        (90.0, "timgm6mb", 503),
+        (90.0, "musescore", 504),
+        (90.0, "fluidr3", 505),
+    ]
+    assert all(p.swing == 0.2 and p.seconds == 30.0 for p in pieces)
+
+
+def test_a_sweep_like_a_set_renders_its_plan_anew_on_every_soundfont() -> None:
+    pieces = like("dev", 900)
+    assert len(pieces) == 3 * len(PLANS["dev"])
+    assert len({p.seed for p in pieces}) == len(pieces)
+    assert [(p.name, p.bpm) for p in pieces] == [(p.name, p.bpm) for p in like("dev", 900)]
+    plan_bpm = {name: bpm for name, _, bpm, _ in PLANS["dev"]}
+    assert all(abs(p.bpm / plan_bpm[p.name] - 1) <= 0.075 for p in pieces)
+    assert any(p.bpm != plan_bpm[p.name] for p in pieces)
