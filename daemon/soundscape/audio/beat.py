@@ -1555,7 +1555,7 @@ class BeatTracker:
         beats = self.config.beats_per_bar
         if not beats and self._compound():
             beats = 2  # 6/8: two dotted-quarter beats a bar
-        low, mid, harm = self._meter_means()
+        low_means, mid_means, harm_means = self._meter_means()
         if not beats:
             # How much the beats of a bar differ in drums and in chord changes, per bar
             # length: counted in the true bar length, the kick, the backbeats and the
@@ -1564,14 +1564,16 @@ class BeatTracker:
             # change every other bar: every sixth beat, on one beat of three and on
             # two of four).
             contrast = {
-                b: _contrast(low[b]) + _contrast(mid[b]) + HARMONY_WEIGHT * _contrast(harm[b])
+                b: _contrast(low_means[b])
+                + _contrast(mid_means[b])
+                + HARMONY_WEIGHT * _contrast(harm_means[b])
                 for b in (3, 4)
             }
             # Four unless three fits clearly better; a bar of three already chosen is
             # kept while it fits better at all (a flip and back loses the bar lines).
             favour = METER_HOLD if self.beats_per_bar == 3 else METER_FOUR
             beats = 3 if contrast[3] > favour * contrast[4] else 4
-        stats = (low[beats], mid[beats], harm[beats])
+        stats = (low_means[beats], mid_means[beats], harm_means[beats])
         units = _units(np.array(stats))
         # A band that barely differs between beats (four on the floor's kick) has little
         # to say: its few percent of fills and noise, scaled to unit length, would vote
