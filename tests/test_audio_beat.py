@@ -590,3 +590,35 @@ def test_reset_tracking_forgets_the_bar_statistics_and_their_counts() -> None:
     low, mid, harm = tracker._meter_means()
     assert not any(tracker._meter_frames[4]) and not any(tracker._meter_bounds[4])
     assert low[4] == mid[4] == harm[4] == [0.0] * 4
+
+
+def _low_rows(bar: list[tuple[float, float]], beats: int = 8, n: int = 40) -> np.ndarray:
+    """Comb rows of the low band (newest beat first): per beat of a repeating bar, its
+    hit on the beat (frame 10 of the row) and half a beat off (frame 30)."""
+    rows = np.zeros((beats, n))
+    for k in range(beats):
+        on, off = bar[k % len(bar)]
+        rows[k, 10], rows[k, 30] = on, off
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("bar", "share"),
+    [
+        ([(1.0, 0.0)], 0.0),  # four on the floor: the leak is the kick's, kept
+        ([(0.5, 1.0)], 0.0),  # a louder bass on every off-beat: steady too, kept
+        ([(1.0, 0.0), (0.0, 1.0), (0.0, 1.0), (0.1, 0.1)], 1.0),  # afrobeat's kick: out
+        ([(0.0, 0.0)], 0.0),  # no low band (a breakdown): nothing to judge, kept
+    ],
+)
+def test_the_low_band_leak_is_taken_out_of_the_side_vote_only_where_the_kick_is_syncopated(
+    bar: list[tuple[float, float]], share: float
+) -> None:
+    # The mid band's side vote carries the kick's and bass's upper partials. Where the
+    # low band marks every beat of one grid that vote is sound; afrobeat's kick (1, the
+    # "and" of 2 and of 3) marks neither grid, and its leak outvoted the snare on 2 and 4.
+    tracker = BeatTracker(BeatSection())
+    tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
+    on = [10.0 + j for j in range(-3, 4)]
+    for _ in range(beat_module.LEAK_READINGS):
+        assert tracker._leak_share(_low_rows(bar), on, 20.0) == share

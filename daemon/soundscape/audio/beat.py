@@ -47,8 +47,11 @@ Every ``update_interval`` seconds:
    beat is the mid band's call (snare, clap and chords fall on beats; kick,
    bass and hats often sit off them): its fold on the clock's beats against
    half a beat off, summed over the last seconds; the clock moves half a
-   beat when that sum turns clearly against it. A tempo change of more than
-   a few percent re-seeds the phase (from the full scores; the side's
+   beat when that sum turns clearly against it. The kick's and bass's upper
+   partials leak into the mid band; where the low band marks no grid on
+   every beat (a syncopated kick: afrobeat's 1, "and" of 2, "and" of 3) that
+   leak (the mid band's regression on the low band) is taken out of the vote.
+   A tempo change of more than a few percent re-seeds the phase (from the full scores; the side's
    evidence starts afresh). A sudden tempo change (the next track cut in on
    a bar line) takes the autocorrelation seconds to show, and the loop,
    folding many beats at the old period, does not see it either; but each
@@ -129,6 +132,7 @@ import collections
 import itertools
 import math
 import operator
+import statistics
 
 import numpy as np
 
@@ -167,6 +171,11 @@ SIDE_BACKBEAT = 2.0  # weight of the high band's two-beat alternation in the sid
 SIDE_BACKBEAT_SPANS = 2  # two-beat spans heard in each half of the bar before it counts
 SIDE_ALT_FLOOR = 0.2  # a two-beat difference under this share of the strongest point is none
 SIDE_BACKBEAT_LEVEL = 0.25  # a span with less of the band than this share of the loudest is silent
+LEAK_BEATS = 8  # the low band's last beats read for how steadily it marks a grid (see _leak_share)
+LEAK_SOUNDING = 0.25  # a beat with less of the low band than this share of the loudest is silent
+LEAK_READINGS = 9  # the steadiness is the median of this many updates' (about 2 s)
+LEAK_STEADY = (0.1, 0.25)  # steadiness under the first: the leak out in full; over the second: kept
+LEAK_SCALE = 1.3  # the leak taken out: this times the mid band's regression on the low band
 RAMP_SPAN = 4.0  # s of tempo readings a ramp is fitted on
 RAMP_LEAD = 2.0  # s ahead on a steady ramp the tempo is read (about the window's lag)
 RESEED = 0.04  # filter tempo this far from the loop's: re-seed the loop
@@ -284,6 +293,7 @@ class BeatTracker:
         # How far each buffer may hold non-zero frames (its tail is zeroed only up to there).
         self._rev_used = {1: 0, 2: 0}
         self._phase_rows: tuple | None = None  # see _comb_rows_of
+        self._steadiness: collections.deque[float] = collections.deque(maxlen=LEAK_READINGS)
         self._spread_buf = np.zeros((3, 0))  # see _spread
         self._phases = np.arange(width)  # phase indices, for the folds' valid masks
         octaves = np.log2(self._bpms / cfg.prior_bpm) / cfg.prior_octaves
@@ -1420,21 +1430,72 @@ class BeatTracker:
         high band's backbeat (see :meth:`_backbeat`) is added where the mid
         band's kick and bass outweigh the snare.
         """
-        fold = _fold(self._comb_rows_of(bands, frames)[1], SIDE_DECAY)
+        w = int(SIDE_WINDOW * frames)
+        # A few frames each side: plain floats (round is np.rint's half to even).
+        on = [back + j for j in range(-w, w + 1)]
+        half = 0.5 * frames
+        rows = self._comb_rows_of(bands, frames)
+        mid = rows[1]
+        share = self._leak_share(rows[0], on, half)
+        if share > 0:
+            # The part of the mid band the low band predicts (least squares over the
+            # window), taken out.
+            low = rows[0]
+            den = float(np.vdot(low, low))
+            if den > 0:
+                ratio = min(max(float(np.vdot(mid, low)) / den, 0.0), 2.0)
+                mid = np.maximum(mid - (LEAK_SCALE * share * ratio) * low, 0.0)
+        fold = _fold(mid, SIDE_DECAY)
         dev = fold - np.add.reduce(fold) / len(fold)
         sd = math.sqrt(float(np.dot(dev, dev)) / len(fold))
         if not sd > 0:
             return 0.0
         n = len(fold)
-        w = int(SIDE_WINDOW * frames)
-        # A few frames each side: plain floats (round is np.rint's half to even).
-        on = [back + j for j in range(-w, w + 1)]
-        half = 0.5 * frames
         values = dev.tolist()
         on_peak = max([values[round(x) % n] for x in on])
         off_peak = max([values[round(x + half) % n] for x in on])
         backbeat = self._backbeat(bands[2], frames, on)
         return (on_peak - off_peak) / sd + SIDE_BACKBEAT * backbeat
+
+    def _leak_share(self, low: np.ndarray, on: list[float], half: float) -> float:
+        """How much of the low band's leak to take out of the mid band's side vote (0..1).
+
+        The kick's and the bass's upper partials reach into the mid band (150-3000
+        Hz), so the mid band votes where they fall as well as where the snare does.
+        Where the low band marks every beat of one grid (four on the floor, a bass on
+        every off-beat) that vote is sound, and with a soft clap under off-beat hats
+        it is what holds the clock on the kick. Where it does not (afrobeat's kick on
+        1, the "and" of 2 and of 3), the leak votes the kick's syncopation over the
+        snare or rim on 2 and 4, and is taken out.
+
+        The steadiness: over the last ``LEAK_BEATS`` beats the low band sounds in
+        (``low``: its comb rows, newest first), each beat's peak near the clock's beat
+        (``on``, frames back) and near half a beat off; of each grid the second
+        weakest (the weakest while fewer beats are heard), the steadier grid's over
+        the median beat's peak. Its median over ``LEAK_READINGS`` updates (a one drop's
+        empty one or a fill is one reading) maps through ``LEAK_STEADY`` to the share.
+        """
+        low = low[:LEAK_BEATS]
+        if len(low) < 4:
+            return 0.0
+        n = low.shape[1]
+        at_beat = low[:, [round(x) % n for x in on]].max(axis=1)
+        off_beat = low[:, [round(x + half) % n for x in on]].max(axis=1)
+        peak = np.maximum(at_beat, off_beat)
+        sounding = peak > LEAK_SOUNDING * float(peak.max())
+        if int(np.count_nonzero(sounding)) < 4:
+            return 0.0
+        at_beat, off_beat, peak = at_beat[sounding], off_beat[sounding], peak[sounding]
+        top = float(np.median(peak))
+        if not top > 0:
+            return 0.0
+        k = 1 if len(peak) >= LEAK_BEATS else 0
+        steadiest = max(float(np.partition(at_beat, k)[k]), float(np.partition(off_beat, k)[k]))
+        readings = self._steadiness
+        readings.append(steadiest / top)
+        steady = statistics.median(readings)
+        lo, hi = LEAK_STEADY
+        return min(max((hi - steady) / (hi - lo), 0.0), 1.0)
 
     def _backbeat(self, hi: np.ndarray, frames: float, on: list[float]) -> float:
         """How much more the high band alternates from beat to beat on the clock's
