@@ -619,6 +619,6 @@ def test_the_low_band_leak_is_taken_out_of_the_side_vote_only_where_the_kick_is_
     # "and" of 2 and of 3) marks neither grid, and its leak outvoted the snare on 2 and 4.
     tracker = BeatTracker(BeatSection())
     tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
-    on = [10.0 + j for j in range(-3, 4)]
+    at_beat, off_beat = list(range(7, 14)), list(range(27, 34))  # the rows' phases
     for _ in range(beat_module.LEAK_READINGS):
-        assert tracker._leak_share(_low_rows(bar), on, 20.0) == share
+        assert tracker._leak_share(_low_rows(bar), at_beat, off_beat) == share

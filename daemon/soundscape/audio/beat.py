@@ -51,8 +51,8 @@ Every ``update_interval`` seconds:
    partials leak into the mid band; where the low band marks no grid on
    every beat (a syncopated kick: afrobeat's 1, "and" of 2, "and" of 3) that
    leak (the mid band's regression on the low band) is taken out of the vote.
-   A tempo change of more than a few percent re-seeds the phase (from the full scores; the side's
-   evidence starts afresh). A sudden tempo change (the next track cut in on
+   A tempo change of more than a few percent re-seeds the phase (from the
+   full scores; the side's evidence starts afresh). A sudden tempo change (the next track cut in on
    a bar line) takes the autocorrelation seconds to show, and the loop,
    folding many beats at the old period, does not see it either; but each
    onset lands further from the clock's beat than the last. When the onsets
@@ -1435,8 +1435,11 @@ class BeatTracker:
         on = [back + j for j in range(-w, w + 1)]
         half = 0.5 * frames
         rows = self._comb_rows_of(bands, frames)
+        n = rows.shape[-1]  # the fold's length too
+        at_beat = [round(x) % n for x in on]
+        off_beat = [round(x + half) % n for x in on]
         mid = rows[1]
-        share = self._leak_share(rows[0], on, half)
+        share = self._leak_share(rows[0], at_beat, off_beat)
         if share > 0:
             # The part of the mid band the low band predicts (least squares over the
             # window), taken out.
@@ -1450,14 +1453,13 @@ class BeatTracker:
         sd = math.sqrt(float(np.dot(dev, dev)) / len(fold))
         if not sd > 0:
             return 0.0
-        n = len(fold)
         values = dev.tolist()
-        on_peak = max([values[round(x) % n] for x in on])
-        off_peak = max([values[round(x + half) % n] for x in on])
+        on_peak = max([values[i] for i in at_beat])
+        off_peak = max([values[i] for i in off_beat])
         backbeat = self._backbeat(bands[2], frames, on)
         return (on_peak - off_peak) / sd + SIDE_BACKBEAT * backbeat
 
-    def _leak_share(self, low: np.ndarray, on: list[float], half: float) -> float:
+    def _leak_share(self, low: np.ndarray, at_beat: list[int], off_beat: list[int]) -> float:
         """How much of the low band's leak to take out of the mid band's side vote (0..1).
 
         The kick's and the bass's upper partials reach into the mid band (150-3000
@@ -1470,27 +1472,31 @@ class BeatTracker:
 
         The steadiness: over the last ``LEAK_BEATS`` beats the low band sounds in
         (``low``: its comb rows, newest first), each beat's peak near the clock's beat
-        (``on``, frames back) and near half a beat off; of each grid the second
-        weakest (the weakest while fewer beats are heard), the steadier grid's over
-        the median beat's peak. Its median over ``LEAK_READINGS`` updates (a one drop's
+        and near half a beat off (the rows' phases ``at_beat``, ``off_beat``); of each
+        grid the second weakest (the weakest while fewer beats are heard), the steadier
+        grid's over the median beat's peak. Its median over ``LEAK_READINGS`` updates (a one drop's
         empty one or a fill is one reading) maps through ``LEAK_STEADY`` to the share.
         """
         low = low[:LEAK_BEATS]
         if len(low) < 4:
             return 0.0
-        n = low.shape[1]
-        at_beat = low[:, [round(x) % n for x in on]].max(axis=1)
-        off_beat = low[:, [round(x + half) % n for x in on]].max(axis=1)
-        peak = np.maximum(at_beat, off_beat)
-        sounding = peak > LEAK_SOUNDING * float(peak.max())
-        if int(np.count_nonzero(sounding)) < 4:
+        # One gather for both grids; a few beats: plain floats from there.
+        m = len(at_beat)
+        near = low[:, at_beat + off_beat]
+        ons = np.maximum.reduce(near[:, :m], axis=1).tolist()
+        offs = np.maximum.reduce(near[:, m:], axis=1).tolist()
+        peaks = list(map(max, ons, offs))
+        silent = LEAK_SOUNDING * max(peaks)
+        sounding = [i for i, p in enumerate(peaks) if p > silent]
+        if len(sounding) < 4:
             return 0.0
-        at_beat, off_beat, peak = at_beat[sounding], off_beat[sounding], peak[sounding]
-        top = float(np.median(peak))
+        top = statistics.median([peaks[i] for i in sounding])
         if not top > 0:
             return 0.0
-        k = 1 if len(peak) >= LEAK_BEATS else 0
-        steadiest = max(float(np.partition(at_beat, k)[k]), float(np.partition(off_beat, k)[k]))
+        k = 1 if len(sounding) >= LEAK_BEATS else 0
+        steadiest = max(
+            sorted([ons[i] for i in sounding])[k], sorted([offs[i] for i in sounding])[k]
+        )
         readings = self._steadiness
         readings.append(steadiest / top)
         steady = statistics.median(readings)
