@@ -606,7 +606,9 @@ def _low_rows(bar: list[tuple[float, float]], beats: int = 8, n: int = 40) -> np
     ("bar", "share"),
     [
         ([(1.0, 0.0)], 0.0),  # four on the floor: the leak is the kick's, kept
+        ([(1.0, 0.0)] * 7 + [(0.0, 1.0)], 0.0),  # ... with one kick moved (a fill): kept
         ([(0.5, 1.0)], 0.0),  # a louder bass on every off-beat: steady too, kept
+        ([(0.0, 1.0)], 0.0),  # a kick on every off-beat alone: steady on that grid, kept
         ([(1.0, 0.0), (0.0, 1.0), (0.0, 1.0), (0.1, 0.1)], 1.0),  # afrobeat's kick: out
         ([(0.0, 0.0)], 0.0),  # no low band (a breakdown): nothing to judge, kept
     ],
@@ -622,3 +624,22 @@ def test_the_low_band_leak_is_taken_out_of_the_side_vote_only_where_the_kick_is_
     at_beat, off_beat = list(range(7, 14)), list(range(27, 34))  # the rows' phases
     for _ in range(beat_module.LEAK_READINGS):
         assert tracker._leak_share(_low_rows(bar), at_beat, off_beat) == share
+
+
+def test_the_leak_share_follows_the_median_of_its_last_readings() -> None:
+    # One reading moves the share only as far as the median of the last LEAK_READINGS
+    # does (a one drop's empty beat 1 is one syncopated-looking reading among steady
+    # ones); a new track (reset_tracking) starts from no readings.
+    tracker = BeatTracker(BeatSection())
+    tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
+    at_beat, off_beat = list(range(7, 14)), list(range(27, 34))
+    steady = _low_rows([(1.0, 0.0)])
+    syncopated = _low_rows([(1.0, 0.0), (0.0, 1.0), (0.0, 1.0), (0.1, 0.1)])
+    half = beat_module.LEAK_READINGS // 2
+    for _ in range(half + 1):
+        tracker._leak_share(syncopated, at_beat, off_beat)
+    for _ in range(half):
+        assert tracker._leak_share(steady, at_beat, off_beat) == 1.0  # not yet the majority
+    assert tracker._leak_share(steady, at_beat, off_beat) == 0.0  # now they are
+    tracker.reset_tracking()
+    assert tracker._leak_share(syncopated, at_beat, off_beat) == 1.0

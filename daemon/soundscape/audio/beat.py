@@ -48,9 +48,10 @@ Every ``update_interval`` seconds:
    bass and hats often sit off them): its fold on the clock's beats against
    half a beat off, summed over the last seconds; the clock moves half a
    beat when that sum turns clearly against it. The kick's and bass's upper
-   partials leak into the mid band; where the low band marks no grid on
+   partials leak into the mid band; where the low band marks neither grid on
    every beat (a syncopated kick: afrobeat's 1, "and" of 2, "and" of 3) that
-   leak (the mid band's regression on the low band) is taken out of the vote.
+   leak (the mid band's regression on the low band) is taken out of the vote
+   (``LEAK_*``).
    A tempo change of more than a few percent re-seeds the phase (from the
    full scores; the side's evidence starts afresh). A sudden tempo change (the next track cut in on
    a bar line) takes the autocorrelation seconds to show, and the loop,
@@ -172,10 +173,11 @@ SIDE_BACKBEAT_SPANS = 2  # two-beat spans heard in each half of the bar before i
 SIDE_ALT_FLOOR = 0.2  # a two-beat difference under this share of the strongest point is none
 SIDE_BACKBEAT_LEVEL = 0.25  # a span with less of the band than this share of the loudest is silent
 LEAK_BEATS = 8  # the low band's last beats read for how steadily it marks a grid (see _leak_share)
-LEAK_SOUNDING = 0.25  # a beat with less of the low band than this share of the loudest is silent
+LEAK_SOUNDING = 0.25  # a beat with less low band (squared) than this share of the loudest is silent
 LEAK_READINGS = 9  # the steadiness is the median of this many updates' (about 2 s)
-LEAK_STEADY = (0.1, 0.25)  # steadiness under the first: the leak out in full; over the second: kept
-LEAK_SCALE = 1.3  # the leak taken out: this times the mid band's regression on the low band
+LEAK_STEADY = (0.1, 0.25)  # steadiness under the first: leak out in full; over the second: kept
+LEAK_SCALE = 1.3  # the leak taken out: this times the mid band's regression on the low band ...
+LEAK_RATIO_MAX = 2.0  # ... that regression held to 0..this (a window of noise can give anything)
 RAMP_SPAN = 4.0  # s of tempo readings a ramp is fitted on
 RAMP_LEAD = 2.0  # s ahead on a steady ramp the tempo is read (about the window's lag)
 RESEED = 0.04  # filter tempo this far from the loop's: re-seed the loop
@@ -293,7 +295,6 @@ class BeatTracker:
         # How far each buffer may hold non-zero frames (its tail is zeroed only up to there).
         self._rev_used = {1: 0, 2: 0}
         self._phase_rows: tuple | None = None  # see _comb_rows_of
-        self._steadiness: collections.deque[float] = collections.deque(maxlen=LEAK_READINGS)
         self._spread_buf = np.zeros((3, 0))  # see _spread
         self._phases = np.arange(width)  # phase indices, for the folds' valid masks
         octaves = np.log2(self._bpms / cfg.prior_bpm) / cfg.prior_octaves
@@ -529,6 +530,8 @@ class BeatTracker:
         self._pending_beat: float | None = None
         self._pending_since = 0.0
         self._side = 0.0  # summed evidence (mid band, backbeat) for the clock's side (< 0: off)
+        # The low band's last steadiness readings (see _leak_share).
+        self._steadiness: collections.deque[float] = collections.deque(maxlen=LEAK_READINGS)
         self._change_at = -math.inf  # time of the first onset at a detected tempo change
         self._kick_gone_since = math.inf  # the low band under KICKLESS_LEVEL since (or inf)
         self._kick_gone = False  # ... for a bar: the kick is gone (see _kickless)
@@ -1428,7 +1431,9 @@ class BeatTracker:
         mid band alone picks the right grid at 82 % or more of the updates
         of every piece but one, the full scores at 54 % in the worst. The
         high band's backbeat (see :meth:`_backbeat`) is added where the mid
-        band's kick and bass outweigh the snare.
+        band's kick and bass outweigh the snare, and the low band's leak into
+        the mid band is taken out where the kick is syncopated (see
+        :meth:`_leak_share`).
         """
         w = int(SIDE_WINDOW * frames)
         # A few frames each side: plain floats (round is np.rint's half to even).
@@ -1442,11 +1447,11 @@ class BeatTracker:
         share = self._leak_share(rows[0], at_beat, off_beat)
         if share > 0:
             # The part of the mid band the low band predicts (least squares over the
-            # window), taken out.
+            # window's squared rows), scaled, taken out.
             low = rows[0]
             den = float(np.vdot(low, low))
             if den > 0:
-                ratio = min(max(float(np.vdot(mid, low)) / den, 0.0), 2.0)
+                ratio = min(max(float(np.vdot(mid, low)) / den, 0.0), LEAK_RATIO_MAX)
                 mid = np.maximum(mid - (LEAK_SCALE * share * ratio) * low, 0.0)
         fold = _fold(mid, SIDE_DECAY)
         dev = fold - np.add.reduce(fold) / len(fold)
@@ -1470,12 +1475,13 @@ class BeatTracker:
         1, the "and" of 2 and of 3), the leak votes the kick's syncopation over the
         snare or rim on 2 and 4, and is taken out.
 
-        The steadiness: over the last ``LEAK_BEATS`` beats the low band sounds in
-        (``low``: its comb rows, newest first), each beat's peak near the clock's beat
-        and near half a beat off (the rows' phases ``at_beat``, ``off_beat``); of each
-        grid the second weakest (the weakest while fewer beats are heard), the steadier
-        grid's over the median beat's peak. Its median over ``LEAK_READINGS`` updates (a one drop's
-        empty one or a fill is one reading) maps through ``LEAK_STEADY`` to the share.
+        The steadiness: of the last ``LEAK_BEATS`` beats, those the low band sounds in
+        (4 at least; ``low``: its squared comb rows, newest first), each beat's peak near
+        the clock's beat and near half a beat off (the rows' phases ``at_beat`` and
+        ``off_beat``); of each grid the second weakest (the weakest while fewer beats
+        are heard), the steadier grid's over the median beat's peak. Each call adds
+        that reading to the last ``LEAK_READINGS`` (a one drop's empty beat 1 or a fill
+        moves one), and their median maps linearly through ``LEAK_STEADY`` to the share.
         """
         low = low[:LEAK_BEATS]
         if len(low) < 4:
