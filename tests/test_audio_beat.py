@@ -607,6 +607,7 @@ def _low_rows(bar: list[tuple[float, float]], beats: int = 8, n: int = 40) -> np
     [
         ([(1.0, 0.0)], 0.0),  # four on the floor: the leak is the kick's, kept
         ([(1.0, 0.0)] * 7 + [(0.0, 1.0)], 0.0),  # ... with one kick moved (a fill): kept
+        ([(0.0, 0.5), (1.0, 0.0), (1.0, 0.0), (1.0, 0.0)], 0.0),  # a one drop's empty 1: kept
         ([(0.5, 1.0)], 0.0),  # a louder bass on every off-beat: steady too, kept
         ([(0.0, 1.0)], 0.0),  # a kick on every off-beat alone: steady on that grid, kept
         ([(1.0, 0.0), (0.0, 1.0), (0.0, 1.0), (0.1, 0.1)], 1.0),  # afrobeat's kick: out

@@ -173,6 +173,7 @@ SIDE_BACKBEAT_SPANS = 2  # two-beat spans heard in each half of the bar before i
 SIDE_ALT_FLOOR = 0.2  # a two-beat difference under this share of the strongest point is none
 SIDE_BACKBEAT_LEVEL = 0.25  # a span with less of the band than this share of the loudest is silent
 LEAK_BEATS = 8  # the low band's last beats read for how steadily it marks a grid (see _leak_share)
+LEAK_MISSES = 2  # ... of which a grid may miss this many and still be marked (one a bar)
 LEAK_SOUNDING = 0.25  # a beat with less low band (squared) than this share of the loudest is silent
 LEAK_READINGS = 9  # the steadiness is the median of this many updates' (about 2 s)
 LEAK_STEADY = (0.1, 0.25)  # steadiness under the first: leak out in full; over the second: kept
@@ -1478,8 +1479,9 @@ class BeatTracker:
         The steadiness: of the last ``LEAK_BEATS`` beats, those the low band sounds in
         (4 at least; ``low``: its squared comb rows, newest first), each beat's peak near
         the clock's beat and near half a beat off (the rows' phases ``at_beat`` and
-        ``off_beat``); of each grid the second weakest (the weakest while fewer beats
-        are heard), the steadier grid's over the median beat's peak. Each call adds
+        ``off_beat``); of each grid the weakest but ``LEAK_MISSES`` (a one drop's empty
+        beat 1, a fill's moved kick: one a bar; the weakest while fewer beats are heard),
+        the steadier grid's over the median beat's peak. Each call adds
         that reading to the last ``LEAK_READINGS`` (a one drop's empty beat 1 or a fill
         moves one), and their median maps linearly through ``LEAK_STEADY`` to the share.
         """
@@ -1499,7 +1501,7 @@ class BeatTracker:
         top = statistics.median([peaks[i] for i in sounding])
         if not top > 0:
             return 0.0
-        k = 1 if len(sounding) >= LEAK_BEATS else 0
+        k = LEAK_MISSES if len(sounding) >= LEAK_BEATS else 0
         steadiest = max(
             sorted([ons[i] for i in sounding])[k], sorted([offs[i] for i in sounding])[k]
         )
