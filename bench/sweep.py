@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.beat import run_ours, score
 from bench.music.compose import STYLES, Piece
 from bench.music.render import available, render
-from bench.music.sets import _GROOVES, _PLAN, _PRODUCERS
+from bench.music.sets import GROOVES, PLAN, PRODUCERS
 
-PLANS = {"dev": _PLAN, "grooves": _GROOVES, "producers": _PRODUCERS}
+PLANS = {"dev": PLAN, "grooves": GROOVES, "producers": PRODUCERS}
 SHIFT = 0.07  # --like: each piece's tempo moved within this share either way
 
 FONTS = ("timgm6mb", "musescore", "fluidr3")

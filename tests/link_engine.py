@@ -7,21 +7,12 @@ import json
 
 import aalink
 
+from link_wait import wait_for
 from soundscape.control.commands import CommandBus
 from soundscape.mapping.config import BeatConfig, MappingConfig, ScenesConfig
 from soundscape.mapping.engine import MappingEngine
 from soundscape.mapping.tempo import Observation
 from soundscape.scope.params import ParameterStore
-
-
-async def wait_for(cond, timeout: float) -> float | None:
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    while loop.time() - t0 < timeout:
-        if cond():
-            return loop.time() - t0
-        await asyncio.sleep(0.01)
-    return None
 
 
 async def main() -> None:

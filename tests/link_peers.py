@@ -7,18 +7,9 @@ import json
 
 import aalink
 
+from link_wait import wait_for
 from soundscape.mapping.link import LinkBridge
 from soundscape.mapping.tempo import BeatClock, BeatClockRunner, Observation
-
-
-async def wait_for(cond, timeout: float) -> float | None:
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    while loop.time() - t0 < timeout:
-        if cond():
-            return loop.time() - t0
-        await asyncio.sleep(0.01)
-    return None
 
 
 async def main() -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from bench.music.compose import Piece
 
 # (style, bpm, extra) — the styles VJs play, with the hard cases the issue lists.
-_PLAN: list[tuple[str, str, float, dict]] = [
+PLAN: list[tuple[str, str, float, dict]] = [
     ("house", "house", 126, {}),
     ("house_softkick", "house", 128, {"kick_gain": 0.55}),
     ("techno", "techno", 132, {}),
@@ -77,7 +77,7 @@ _SHIFT = {
 def dev() -> list[Piece]:
     """The tuning set: MuseScore General, every third piece TimGM6mb."""
     out = []
-    for i, (name, style, bpm, extra) in enumerate(_PLAN):
+    for i, (name, style, bpm, extra) in enumerate(PLAN):
         sf = "timgm6mb" if i % 3 == 2 else "musescore"
         out.append(Piece(name, style, bpm, seed=1000 + i, soundfont=sf, **extra))
     return out
@@ -86,7 +86,7 @@ def dev() -> list[Piece]:
 def heldout() -> list[Piece]:
     """Never tuned on: other seeds, tempi and soundfonts (FluidR3, TimGM6mb)."""
     out = []
-    for i, (name, style, bpm, extra) in enumerate(_PLAN):
+    for i, (name, style, bpm, extra) in enumerate(PLAN):
         sf = "timgm6mb" if i % 2 else "fluidr3"
         extra = dict(extra)
         if "ramp" in extra:
@@ -106,7 +106,7 @@ def _variant(
     shift: Callable[[int, str], int],
     ramp: tuple[float, float],
     step: tuple[float, float],
-    plan: list[tuple[str, str, float, dict]] = _PLAN,
+    plan: list[tuple[str, str, float, dict]] = PLAN,
 ) -> list[Piece]:
     """Every piece of the plan again: seeds ``seed[0] + seed[1] * i``, soundfonts in
     turn, tempo ``shift(i, style)`` away, the ramp's end and times moved by ``ramp``,
@@ -171,7 +171,7 @@ def fresh() -> list[Piece]:
 
 
 # (name, groove, bpm, extra): other patterns of the styles (compose.GROOVES).
-_GROOVES: list[tuple[str, str, float, dict]] = [
+GROOVES: list[tuple[str, str, float, dict]] = [
     ("house_snare", "house_snare", 123, {}),
     ("house_snare_breakdown", "house_snare", 125, {"breakdown": (5, 4), "seconds": 40.0}),
     ("techno_ride", "techno_ride", 130, {}),
@@ -210,7 +210,7 @@ def grooves() -> list[Piece]:
         lambda i, style: 0,
         (0, 0),
         (0, 0),
-        plan=_GROOVES,
+        plan=GROOVES,
     )
 
 
@@ -224,14 +224,14 @@ def grooves_check() -> list[Piece]:
         lambda i, style: 2 if style == "twelveeight" else (3 if i % 2 else -3),
         (-2, 1),
         (3, 1),
-        plan=_GROOVES,
+        plan=GROOVES,
     )
 
 
 # (name, groove, bpm, extra): new grooves of other styles (compose.PRODUCERS), at each
 # style's usual tempo; half-time styles at their notated tempo (halftime and drill at
 # 140-ish, drum & bass and jungle at 170-ish), the 6/8 ballad in dotted quarters.
-_PRODUCERS: list[tuple[str, str, float, dict]] = [
+PRODUCERS: list[tuple[str, str, float, dict]] = [
     ("tech_house", "tech_house", 125, {"swing": 0.2}),
     ("tech_house_step", "tech_house", 124, {"step": (128.0, 18.0)}),
     ("melodic_techno", "melodic_techno", 124, {}),
@@ -275,7 +275,7 @@ def producers() -> list[Piece]:
         lambda i, style: 0,
         (0, 0),
         (0, 0),
-        plan=_PRODUCERS,
+        plan=PRODUCERS,
     )
 
 
@@ -288,7 +288,7 @@ def producers_check() -> list[Piece]:
         lambda i, style: 3 if i % 2 else -3,
         (2, -1),
         (-3, 2),
-        plan=_PRODUCERS,
+        plan=PRODUCERS,
     )
 
 
