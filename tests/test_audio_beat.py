@@ -592,9 +592,14 @@ def test_reset_tracking_forgets_the_bar_statistics_and_their_counts() -> None:
     assert low[4] == mid[4] == harm[4] == [0.0] * 4
 
 
+# The rows' phases _leak_share reads near the beat and half a beat off (see _low_rows).
+AT_BEAT, OFF_BEAT = list(range(7, 14)), list(range(27, 34))
+
+
 def _low_rows(bar: list[tuple[float, float]], beats: int = 8, n: int = 40) -> np.ndarray:
     """Comb rows of the low band (newest beat first): per beat of a repeating bar, its
-    hit on the beat (frame 10 of the row) and half a beat off (frame 30)."""
+    hit on the beat (frame 10 of the row, inside AT_BEAT) and half a beat off (frame 30,
+    inside OFF_BEAT)."""
     rows = np.zeros((beats, n))
     for k in range(beats):
         on, off = bar[k % len(bar)]
@@ -622,9 +627,8 @@ def test_the_low_band_leak_is_taken_out_of_the_side_vote_only_where_the_kick_is_
     # "and" of 2 and of 3) marks neither grid, and its leak outvoted the snare on 2 and 4.
     tracker = BeatTracker(BeatSection())
     tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
-    at_beat, off_beat = list(range(7, 14)), list(range(27, 34))  # the rows' phases
     for _ in range(beat_module.LEAK_READINGS):
-        assert tracker._leak_share(_low_rows(bar), at_beat, off_beat) == share
+        assert tracker._leak_share(_low_rows(bar), AT_BEAT, OFF_BEAT) == share
 
 
 def test_the_leak_share_follows_the_median_of_its_last_readings() -> None:
@@ -633,14 +637,13 @@ def test_the_leak_share_follows_the_median_of_its_last_readings() -> None:
     # ones); a new track (reset_tracking) starts from no readings.
     tracker = BeatTracker(BeatSection())
     tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
-    at_beat, off_beat = list(range(7, 14)), list(range(27, 34))
     steady = _low_rows([(1.0, 0.0)])
     syncopated = _low_rows([(1.0, 0.0), (0.0, 1.0), (0.0, 1.0), (0.1, 0.1)])
     half = beat_module.LEAK_READINGS // 2
     for _ in range(half + 1):
-        tracker._leak_share(syncopated, at_beat, off_beat)
+        tracker._leak_share(syncopated, AT_BEAT, OFF_BEAT)
     for _ in range(half):
-        assert tracker._leak_share(steady, at_beat, off_beat) == 1.0  # not yet the majority
-    assert tracker._leak_share(steady, at_beat, off_beat) == 0.0  # now they are
+        assert tracker._leak_share(steady, AT_BEAT, OFF_BEAT) == 1.0  # not yet the majority
+    assert tracker._leak_share(steady, AT_BEAT, OFF_BEAT) == 0.0  # now they are
     tracker.reset_tracking()
-    assert tracker._leak_share(syncopated, at_beat, off_beat) == 1.0
+    assert tracker._leak_share(syncopated, AT_BEAT, OFF_BEAT) == 1.0

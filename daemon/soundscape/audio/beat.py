@@ -51,11 +51,11 @@ Every ``update_interval`` seconds:
    partials leak into the mid band; where the low band marks neither grid on
    every beat (a syncopated kick: afrobeat's 1, "and" of 2, "and" of 3) that
    leak (the mid band's regression on the low band) is taken out of the vote
-   (``LEAK_*``).
-   A tempo change of more than a few percent re-seeds the phase (from the
-   full scores; the side's evidence starts afresh). A sudden tempo change (the next track cut in on
-   a bar line) takes the autocorrelation seconds to show, and the loop,
-   folding many beats at the old period, does not see it either; but each
+   (``LEAK_*``). A tempo change of more than a few percent re-seeds the phase
+   (from the full scores; the side's evidence starts afresh). A sudden tempo
+   change (the next track cut in on a bar line) takes the autocorrelation
+   seconds to show, and the loop, folding many beats at the old period, does
+   not see it either; but each
    onset lands further from the clock's beat than the last. When the onsets
    of the last ``CHANGE_BEATS`` beats fall on one line of another period
    (each sought within ``CHANGE_WINDOW`` of a period of its clock beat, the
@@ -1481,9 +1481,9 @@ class BeatTracker:
         the clock's beat and near half a beat off (the rows' phases ``at_beat`` and
         ``off_beat``); of each grid the weakest but ``LEAK_MISSES`` (a one drop's empty
         beat 1, a fill's moved kick: one a bar; the weakest while fewer beats are heard),
-        the steadier grid's over the median beat's peak. Each call adds
-        that reading to the last ``LEAK_READINGS`` (a one drop's empty beat 1 or a fill
-        moves one), and their median maps linearly through ``LEAK_STEADY`` to the share.
+        the steadier grid's over the median beat's peak. Each call adds that reading to
+        the last ``LEAK_READINGS``, and their median maps linearly through
+        ``LEAK_STEADY`` to the share.
         """
         low = low[:LEAK_BEATS]
         if len(low) < 4:
