@@ -647,3 +647,36 @@ def test_the_leak_share_follows_the_median_of_its_last_readings() -> None:
     assert tracker._leak_share(steady, AT_BEAT, OFF_BEAT) == 0.0  # now they are
     tracker.reset_tracking()
     assert tracker._leak_share(syncopated, AT_BEAT, OFF_BEAT) == 1.0
+
+
+def _bar_acf_of(bar_lag: float, n: int) -> np.ndarray:
+    """A pulse autocorrelation that repeats every ``bar_lag`` frames (and weaker at each
+    quarter of it, the beats), as a groove's does."""
+    lags = np.arange(n, dtype=float)
+    bar = np.exp(-0.5 * ((lags / bar_lag - np.round(lags / bar_lag)) * bar_lag / 2.0) ** 2)
+    quarter = bar_lag / 4.0
+    beats = np.exp(-0.5 * ((lags / quarter - np.round(lags / quarter)) * quarter / 2.0) ** 2)
+    return 0.3 * beats + 0.6 * bar
+
+
+@pytest.mark.parametrize(("bar_of", "damped"), [("slow", True), ("fast", False)])
+def test_a_tempo_four_thirds_as_fast_is_damped_only_where_the_slower_has_the_bar(
+    bar_of: str, damped: bool
+) -> None:
+    # Afrobeat at 98 has a strong peak at 131 (its bass and chords on a dotted-8th grid):
+    # the music repeats every 4 beats of 98, which are 3 of 131 but no bar of it. Where
+    # the music repeats every 4 beats of the faster instead (3 of the slower: a waltz
+    # reading of it), the test cannot tell and leaves both.
+    tracker = BeatTracker(BeatSection())
+    tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
+    bpms = tracker._bpms
+    slow = int(np.argmin(np.abs(bpms - 98.0)))
+    fast = slow + tracker._shift_43
+    beat_of = {"slow": 60.0 / float(bpms[slow]), "fast": 60.0 / float(bpms[fast])}
+    n = tracker._len
+    tracker._pulse_acf = _bar_acf_of(4 * beat_of[bar_of] / tracker.hop, n)
+    tracker._max_lag = float(n)
+    metre = np.ones(len(bpms))
+    tracker._four_three([slow, fast], metre)
+    assert metre[slow] == 1.0
+    assert metre[fast] == (beat_module.BAR_43_DAMP if damped else 1.0)

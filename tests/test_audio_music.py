@@ -347,6 +347,20 @@ def test_an_afrobeat_groove_is_read_on_its_beats_not_its_kicks_off_beats(
     assert _f(rendered.beats, result.beats) >= 0.95
 
 
+@pytest.mark.parametrize("seed", [2001, 2022])
+def test_afrobeat_is_not_read_four_thirds_as_fast(cache: Path, seed: int) -> None:
+    # Played live at 98: the bass and chords on a dotted-8th grid (3 + 3 + 3 + 3 + 4
+    # 16ths) make 131 a peak as strong as 98, and nearer the prior; the clock sat at 131
+    # for a third and three fifths of the piece (F 0.52 and 0.47). The music repeats
+    # every bar (4 beats of 98); 3 or 4 beats of 131 are no bar, and it loses.
+    piece = Piece("afrobeat_live", "afrobeat", 98, seed=seed, soundfont="timgm6mb",
+                  seconds=24, jitter_ms=10.0, drift=0.015)  # fmt: skip
+    rendered, result = _run(piece, cache)
+    late = [bpm for t, bpm in result.tempo if t >= 5.0]
+    assert late and all(abs(bpm / 98.0 - 1.0) < 0.05 for bpm in late)
+    assert _f(rendered.beats, result.beats) >= 0.95
+
+
 def test_an_early_guess_keeps_beating_through_a_stray_best_phase(cache: Path) -> None:
     # A boom-bap groove at 92: early guesses agree on its beats by 1.41 s, but the
     # short envelope's best phase strays for an update now and then, and a beat went

@@ -30,7 +30,10 @@ Every ``update_interval`` seconds:
    the prior this reads half-time styles (dubstep, trap, drum & bass) at
    their notated tempo. A tempo two thirds as fast as a peak wins when its
    beats gather the kicks and snares far more sharply (6/8: the dotted
-   quarter, not two eighths).
+   quarter, not two eighths). A tempo four thirds as fast as a peak is
+   damped where the slower's bar (the pulse's autocorrelation at 3 or 4 of
+   its beats) is clearly the stronger: afrobeat's dotted-8th bass and chords
+   are no tempo, and 3 or 4 of their beats no bar.
 3. **Tempo through time.** A forward (HMM) filter over the grid: the last
    belief, blurred by a small tempo drift and a rare jump, times the new
    evidence. A competing octave must win for a second or more to take over;
@@ -155,6 +158,10 @@ SPLIT_TEETH = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5, 1 / 3, 2 / 3, 4 
 SPLIT_MIN_LAG = 0.08  # s: the hats' own period is sought above this (the onset's own lobe)...
 SPLIT_MAX_LAG = 0.6  # s: ... and below this
 CONC_32 = 1.7  # a 2:3 tempo whose fold is this much sharper takes over (6/8)
+BAR_BEATS = (3, 4)  # beats a bar may hold: the lags the bar test of a 4:3 pair reads
+BAR_43_MARGIN = 0.1  # the slower's autocorrelation at a bar this much higher ...
+BAR_43_DAMP = 0.5  # ... damps the faster's evidence by this (before it is squared)
+BAR_43_SLACK = 3  # grid steps two peaks may be off an exact 4:3
 PHASE_DECAY = 0.7  # weight of each older beat in the phase fold
 PHASE_WINDOW = 0.22  # share of a period searched around the predicted beat
 KICKLESS_WINDOW = 0.1  # ... while the kick is gone (see _track_phase)
@@ -265,6 +272,7 @@ class BeatTracker:
         self._metre = np.empty(steps)  # see _metrical
         # The salience grid reaches twice as fast, for the subdivision of each tempo.
         self._octave = round(math.log(2.0) / GRID_STEP)
+        self._shift_43 = round(math.log(4.0 / 3.0) / GRID_STEP)  # grid steps of a 4:3
         ext = cfg.min_bpm * np.exp(GRID_STEP * np.arange(steps + self._octave))
         self._lags = (60.0 / ext / hop)[:, None] * np.arange(1, HARMONICS + 1)[None, :]
         self._recency = np.exp((np.arange(n) - n + 1) * hop / RECENCY)
@@ -277,6 +285,7 @@ class BeatTracker:
         self._comb_parts: tuple | None = None  # see _make_comb
         # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
         self._acfs: np.ndarray | None = None
+        self._pulse_acf: np.ndarray | None = None  # the pulse's alone (see _four_three)
         self._tatum_fresh = False  # the hat cue was measured at this update
         self._tatum_last = [1.0] * steps  # its factors, around the last peaks (plain floats)
         self._split_last: tuple = (None, (), ())  # the table, the last tempi, their parts
@@ -721,6 +730,7 @@ class BeatTracker:
         found = self._acf([env] if hats is None else [hats, env])
         if not found[-1]:
             return None
+        self._pulse_acf = acfs[-1]
         if hats is not None:
             self._acfs = acfs if found[0] else None
         _, _, _, taps, weights, empty, *_ = comb
@@ -874,9 +884,45 @@ class BeatTracker:
             if weighted[j] > 0:
                 np.maximum(metre[lo:hi], evidence / weighted[j], out=metre[lo:hi])
         metre *= weighted
+        self._four_three(peaks, metre)
         np.multiply(metre, metre, out=metre)
         metre += 1e-6
         return metre
+
+    def _four_three(self, peaks: list[int], metre: np.ndarray) -> None:
+        """Damp (in place) a peak four thirds as fast as another whose bar it lacks.
+
+        Afrobeat's bass and chords on a dotted-8th grid (3 + 3 + 3 + 3 + 4
+        16ths), and funk's and hip-hop's syncopations, make a tempo 4/3 as
+        fast a strong peak, and near the prior (afrobeat at 104 was read at
+        139 for 12 s). The bar tells them apart: the music repeats every bar,
+        3 or 4 beats of the true tempo, while 3 or 4 beats of the 4:3 one
+        are 2.25 or 3 of the true, not a bar. So the pulse's autocorrelation
+        at 3 and 4 beats of each is compared (the better of the two); where
+        the slower's is ``BAR_43_MARGIN`` above the faster's, the faster's
+        evidence is damped. Only the faster: 4 beats of a true tempo are 3
+        of its slower 4:3 rival (a waltz reading), whose bar test therefore
+        cannot lose. Both need 4 beats inside the window (from about 3.5 s).
+        """
+        acf = self._pulse_acf
+        if acf is None or len(peaks) < 2:
+            return
+        limit = self._max_lag - 1.0
+        bpms = self._bpm_list
+        shift = self._shift_43
+        width = max(int(0.03 / GRID_STEP), 1)
+        bars: dict[int, float | None] = {}
+        for slow, fast in itertools.permutations(peaks, 2):
+            if abs(fast - slow - shift) > BAR_43_SLACK:
+                continue
+            for i in (slow, fast):
+                if i not in bars:
+                    period = 60.0 / bpms[i] / self.hop
+                    bars[i] = _bar_acf(acf, period, limit)
+            bar_slow, bar_fast = bars[slow], bars[fast]
+            if bar_slow is None or bar_fast is None or bar_slow - bar_fast <= BAR_43_MARGIN:
+                continue
+            metre[max(fast - width, 0) : fast + width + 1] *= BAR_43_DAMP
 
     def _tatum(self, tempi: list[int]) -> list[float]:
         """How well the hats make each tempo the beat: a factor per tempo (1: no objection).
@@ -1724,6 +1770,20 @@ TEMPLATES = {
     3: (np.array([1.0, -0.5, -0.5]), np.zeros(3)),  # chords on 2 and 3 and bass on 1 cancel
     4: (np.array([1.0, -0.6, 0.2, -0.6]), np.array([-0.5, 0.5, -0.5, 0.5])),
 }
+
+
+def _bar_acf(acf: np.ndarray, period: float, limit: float) -> float | None:
+    """The autocorrelation at the likelier bar of ``period`` (the better of
+    ``BAR_BEATS`` beats, read between lags), or None while a lag is past ``limit``."""
+    best = -math.inf
+    for beats in BAR_BEATS:
+        lag = beats * period
+        if lag >= limit:
+            return None
+        j = int(lag)
+        below = float(acf[j])
+        best = max(best, below + (float(acf[j + 1]) - below) * (lag - j))
+    return best
 
 
 def _harmony_template(b: int) -> np.ndarray:
