@@ -374,6 +374,18 @@ def test_afrobeat_is_not_read_four_thirds_as_fast(cache: Path, seed: int) -> Non
     assert _f(rendered.beats, result.beats) >= 0.95
 
 
+def test_a_wavering_side_vote_does_not_flip_a_live_groove_for_a_few_beats(cache: Path) -> None:
+    # Live afrobeat at 98: the mid band's call between the beat and the off-beat grid
+    # wavers for a second at 19 s, and with 3 s of memory the clock went half a beat
+    # off for three beats and came back (19.3-20.6 s). 4.5 s holds the side through it.
+    piece = Piece("afrobeat_live", "afrobeat", 98, seed=2016, soundfont="timgm6mb",
+                  seconds=24, jitter_ms=10.0, drift=0.015)  # fmt: skip
+    rendered, result = _run(piece, cache)
+    ref = rendered.beats
+    late = [b for b in result.beats if b >= 5.0]
+    assert late and all(np.min(np.abs(ref - b)) <= 0.07 for b in late)
+
+
 def test_an_early_guess_keeps_beating_through_a_stray_best_phase(cache: Path) -> None:
     # A boom-bap groove at 92: early guesses agree on its beats by 1.41 s, but the
     # short envelope's best phase strays for an update now and then, and a beat went
