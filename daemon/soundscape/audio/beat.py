@@ -285,7 +285,8 @@ class BeatTracker:
         self._comb_parts: tuple | None = None  # see _make_comb
         # The high band's and the pulse's autocorrelation at the last estimate (see _tatum).
         self._acfs: np.ndarray | None = None
-        self._pulse_acf: np.ndarray | None = None  # the pulse's alone (see _four_three)
+        # The pulse's alone: a view of the comb's buffer, valid until the next _salience.
+        self._pulse_acf: np.ndarray | None = None  # (see _four_three)
         self._tatum_fresh = False  # the hat cue was measured at this update
         self._tatum_last = [1.0] * steps  # its factors, around the last peaks (plain floats)
         self._split_last: tuple = (None, (), ())  # the table, the last tempi, their parts
@@ -721,8 +722,9 @@ class BeatTracker:
     def _salience(self, env: np.ndarray, hats: np.ndarray | None = None) -> np.ndarray | None:
         """Comb score of the envelope's autocorrelation for every tempo of the grid.
 
-        The autocorrelation is left in the second row of the comb's ``acfs``;
-        with ``hats``, theirs in the first, and ``_acfs`` set (see :meth:`_tatum`).
+        The autocorrelation is left in the second row of the comb's ``acfs``
+        (``_pulse_acf`` is set to it); with ``hats``, theirs in the first, and
+        ``_acfs`` set (see :meth:`_tatum`).
         """
         m = len(env)
         comb = self._comb if self._comb is not None and self._comb[0] == m else self._make_comb(m)
@@ -900,9 +902,10 @@ class BeatTracker:
         are 2.25 or 3 of the true, not a bar. So the pulse's autocorrelation
         at 3 and 4 beats of each is compared (the better of the two); where
         the slower's is ``BAR_43_MARGIN`` above the faster's, the faster's
-        evidence is damped. Only the faster: 4 beats of a true tempo are 3
-        of its slower 4:3 rival (a waltz reading), whose bar test therefore
-        cannot lose. Both need 4 beats inside the window (from about 3.5 s).
+        evidence is damped (once, however many pairs ask). Only the faster:
+        4 beats of a true tempo are 3 of its slower 4:3 rival (a waltz
+        reading), whose bar test therefore cannot lose. Both need 4 beats of
+        the slower inside the window (from about 3.5 s at 100 BPM).
         """
         acf = self._pulse_acf
         if acf is None or len(peaks) < 2:
@@ -912,7 +915,8 @@ class BeatTracker:
         shift = self._shift_43
         width = max(int(0.03 / GRID_STEP), 1)
         bars: dict[int, float | None] = {}
-        for slow, fast in itertools.permutations(peaks, 2):
+        damped: set[int] = set()  # each grid tempo once (peaks repeat, or lie a step apart)
+        for slow, fast in itertools.permutations(set(peaks), 2):
             if abs(fast - slow - shift) > BAR_43_SLACK:
                 continue
             for i in (slow, fast):
@@ -922,7 +926,9 @@ class BeatTracker:
             bar_slow, bar_fast = bars[slow], bars[fast]
             if bar_slow is None or bar_fast is None or bar_slow - bar_fast <= BAR_43_MARGIN:
                 continue
-            metre[max(fast - width, 0) : fast + width + 1] *= BAR_43_DAMP
+            damped.update(range(max(fast - width, 0), min(fast + width + 1, len(metre))))
+        if damped:
+            metre[list(damped)] *= BAR_43_DAMP
 
     def _tatum(self, tempi: list[int]) -> list[float]:
         """How well the hats make each tempo the beat: a factor per tempo (1: no objection).
