@@ -145,6 +145,7 @@ from soundscape.audio.fft import irfft_into, rfft_into
 
 HARMONICS = 4  # comb teeth per tempo candidate
 GRID_STEP = 0.003  # relative spacing of the tempo grid (0.3 %)
+PEAK_WIDTH = max(int(0.03 / GRID_STEP), 1)  # grid steps a peak's evidence spans each side (3 %)
 DRIFT = 0.004  # relative tempo drift per update allowed by the filter
 JUMP = 1e-4  # share of belief that may jump anywhere per update (tempo changes)
 PEAKS = 4  # salience peaks whose metrical accent is measured
@@ -868,7 +869,7 @@ class BeatTracker:
         floor = 0.1**cfg.accent_weight
         metre = self._metre  # reused: refilled at every call (the caller may write it)
         metre.fill(floor)
-        width = max(int(0.03 / GRID_STEP), 1)
+        width = PEAK_WIDTH
         order = sorted(peaks, key=weighted.item)  # weakest first
         alternation = self._alternation(back, order)
         tatum = self._tatum(order)
@@ -913,7 +914,7 @@ class BeatTracker:
         limit = self._max_lag - 1.0
         bpms = self._bpm_list
         shift = self._shift_43
-        width = max(int(0.03 / GRID_STEP), 1)
+        width = PEAK_WIDTH
         bars: dict[int, float | None] = {}
         damped: set[int] = set()  # each grid tempo once (peaks repeat, or lie a step apart)
         for slow, fast in itertools.permutations(set(peaks), 2):
@@ -1031,7 +1032,7 @@ class BeatTracker:
                 row_good[r] = fit * min(max(split / whole / SPLIT_FULL, 0.0), 1.0)
         fastest = self.config.max_bpm * (1.0 + GRID_STEP)  # the end of the grid counts
         bpms = self._bpm_list
-        width = max(int(0.03 / GRID_STEP), 1)
+        width = PEAK_WIDTH
         out = []
         for r, i in enumerate(tempi):
             f = 1.0
