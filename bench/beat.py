@@ -14,8 +14,10 @@ same audio, block by block, causally:
   daemon's path;
 - aubio 0.4.9: ``aubio.tempo("default", 1024, block)``, beats read from a
   change of ``get_last()``;
-- madmom's online ``DBNBeatTrackingProcessor`` when madmom installs (it does
-  not build here with numpy 2: skipped).
+- madmom 0.16.1's online tracker (``RNNBeatProcessor(online=True)``, then
+  ``DBNBeatTrackingProcessor(online=True)``), in a venv of its own, as it does
+  not build against numpy 2: ``bash bench/madmom_venv.sh`` makes ``.venv-madmom``
+  (see ``bench/madmom_worker.py``); without it madmom is skipped.
 
 Scores with mir_eval (beats and downbeats trimmed before 5 s, as
 ``mir_eval.beat.evaluate`` does): beat F-measure (±70 ms), tempo Acc1 (the
@@ -29,9 +31,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -46,6 +52,7 @@ from bench.music.sets import SETS
 from soundscape.audio.config import AudioConfig
 from soundscape.audio.features import AudioAnalyzer
 
+ROOT = Path(__file__).resolve().parent.parent
 TRIM = 5.0
 WINDOW = 0.07
 
@@ -113,16 +120,68 @@ def run_aubio(x: np.ndarray, sr: int, block: int) -> Run:
     return Run(np.array(beats), None, np.array(tempo), np.array(cpu) / 1000)
 
 
+def _madmom_python() -> Path | None:
+    """The interpreter of madmom's own venv (``bench/madmom_venv.sh``), if there is one."""
+    named = os.environ.get("SOUNDSCAPE_MADMOM_PYTHON")
+    path = Path(named) if named else ROOT / ".venv-madmom" / "bin" / "python"
+    return path if path.exists() else None
+
+
+class MadmomWorker:
+    """``bench/madmom_worker.py`` in madmom's venv: one process for the whole run."""
+
+    def __init__(self, python: Path) -> None:
+        self._proc = subprocess.Popen(
+            [str(python), str(ROOT / "bench" / "madmom_worker.py")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self._tmp = tempfile.TemporaryDirectory()
+
+    def beats(self, x: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
+        """The beats (s) of mono ``x`` and the CPU seconds the tracker took."""
+        path = Path(self._tmp.name) / "audio.npy"
+        np.save(path, x.astype(np.float32))
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(f"{path} {sr}\n")
+        self._proc.stdin.flush()
+        line = self._proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the madmom worker stopped (exit {self._proc.wait()})")
+        answer = json.loads(line)
+        return np.asarray(answer["beats"], dtype=float), float(answer["cpu_s"])
+
+
+_madmom: list[MadmomWorker] = []  # started at the first piece, kept for the run
+
+
 def run_madmom(x: np.ndarray, sr: int, block: int) -> Run | None:  # pragma: no cover
-    try:
-        from madmom.features.beats import DBNBeatTrackingProcessor, RNNBeatProcessor
-    except ImportError:
-        return None
-    act = RNNBeatProcessor(online=True)(x)
-    dbn = DBNBeatTrackingProcessor(fps=100, online=True)
-    beats = dbn(act)
-    del sr, block
-    return Run(np.asarray(beats), None, np.zeros((0, 2)), np.zeros(1))
+    """madmom's online tracker (in its own venv), or None where it is not installed.
+
+    It reads the whole signal in one call, so its CPU is only a mean: its CPU
+    time spread over the blocks the signal holds. Its tempo at each block is the
+    interval between the last two beats it had reported by then (it reports no
+    tempo of its own), for Acc1 and Acc2.
+    """
+    if not _madmom:
+        python = _madmom_python()
+        if python is None:
+            return None
+        _madmom.append(MadmomWorker(python))
+    beats, cpu_s = _madmom[0].beats(x, sr)
+    starts = np.arange(0, len(x) - block + 1, block) / sr
+    cpu = np.full(len(starts), cpu_s * 1e6 / max(len(starts), 1))
+    return Run(beats, None, np.stack([starts, tempo_from_beats(beats, starts)], axis=1), cpu)
+
+
+def tempo_from_beats(beats: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """BPM at each of ``times`` from the last two ``beats`` reported by then (NaN before)."""
+    known = np.searchsorted(beats, times, side="right")
+    bpm = np.full(len(times), np.nan)
+    ok = known >= 2
+    bpm[ok] = 60.0 / np.maximum(beats[known[ok] - 1] - beats[known[ok] - 2], 1e-3)
+    return bpm
 
 
 def _truth_tempo(ref: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -294,6 +353,8 @@ def summary(results: list[Result], label: str) -> str:
             for t, (med, mean) in cpu.items()
             if t in ("ours", BEATS_ONLY)
         ]
+        if "madmom" in cpu:  # a whole signal per call: only its mean is a figure
+            parts.append(f"madmom {cpu['madmom'][1] / a_mean:.2f}× on the mean")
         lines += ["", "CPU per block against aubio's: " + "; ".join(parts) + "."]
     ramps = [
         (r.tracker, r.piece, r.ramp_error)
@@ -386,12 +447,9 @@ def main() -> None:
                     f"lock={r.lock:.2f} dbF={_f(r.downbeat_f)} cpu={r.cpu_mean:.1f}",
                     flush=True,
                 )
-    if "madmom" in trackers:
-        try:
-            import madmom  # noqa: F401
-        except ImportError:
-            out.append("madmom: not installed (its build fails here with numpy 2); not scored.")
-            out.append("")
+    if "madmom" in trackers and _madmom_python() is None:
+        out.append("madmom: not installed (`bash bench/madmom_venv.sh` makes it); not scored.")
+        out.append("")
     out += details
     out.append(f"Run time {time.monotonic() - started:.0f} s.")
     text = "\n".join(out)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from bench._emulator_child import Availability
+from bench.beat import tempo_from_beats
 from bench.reconnect import after_restart, sample
 from bench.soak import _address, flat, growth_per_hour, server_view, state_differences
 from bench.sweep import PLANS, like, plan, tempi
@@ -149,3 +151,10 @@ def test_a_sweep_like_a_set_renders_its_plan_anew_on_every_soundfont() -> None:
     plan_bpm = {name: bpm for name, _, bpm, _ in PLANS["dev"]}
     assert all(abs(p.bpm / plan_bpm[p.name] - 1) <= 0.075 for p in pieces)
     assert any(p.bpm != plan_bpm[p.name] for p in pieces)
+
+
+def test_madmoms_tempo_is_the_last_interval_it_had_reported_by_then() -> None:
+    beats = np.array([1.0, 1.5, 2.0, 2.4])
+    bpm = tempo_from_beats(beats, np.array([0.5, 1.2, 1.5, 1.9, 2.1, 3.0]))
+    assert np.isnan(bpm[:2]).all()  # fewer than two beats yet
+    assert bpm[2:].tolist() == pytest.approx([120.0, 120.0, 120.0, 150.0])
