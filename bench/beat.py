@@ -30,6 +30,7 @@ block = thread time of one process call (median and mean).
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
 import math
@@ -124,33 +125,49 @@ def _madmom_python() -> Path | None:
     """The interpreter of madmom's own venv (``bench/madmom_venv.sh``), if there is one."""
     named = os.environ.get("SOUNDSCAPE_MADMOM_PYTHON")
     path = Path(named) if named else ROOT / ".venv-madmom" / "bin" / "python"
-    return path if path.exists() else None
+    if not path.exists():
+        return None
+    found = subprocess.run([str(path), "-c", "import madmom"], capture_output=True)
+    if found.returncode:
+        print(f"madmom skipped: {path} cannot import it", file=sys.stderr)
+        return None
+    return path
 
 
 class MadmomWorker:
     """``bench/madmom_worker.py`` in madmom's venv: one process for the whole run."""
 
     def __init__(self, python: Path) -> None:
+        # One BLAS thread: the worker's thread time is then all of its work.
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
         self._proc = subprocess.Popen(
             [str(python), str(ROOT / "bench" / "madmom_worker.py")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         self._tmp = tempfile.TemporaryDirectory()
+        atexit.register(self.close)
 
     def beats(self, x: np.ndarray, sr: int) -> tuple[np.ndarray, float]:
         """The beats (s) of mono ``x`` and the CPU seconds the tracker took."""
         path = Path(self._tmp.name) / "audio.npy"
         np.save(path, x.astype(np.float32))
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(f"{path} {sr}\n")
+        self._proc.stdin.write(json.dumps({"path": str(path), "sr": sr}) + "\n")
         self._proc.stdin.flush()
         line = self._proc.stdout.readline()
         if not line:
             raise RuntimeError(f"the madmom worker stopped (exit {self._proc.wait()})")
         answer = json.loads(line)
         return np.asarray(answer["beats"], dtype=float), float(answer["cpu_s"])
+
+    def close(self) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            self._proc.stdin.close()  # the worker's loop ends at the end of its input
+        self._proc.wait(timeout=10)
+        self._tmp.cleanup()
 
 
 _madmom: list[MadmomWorker] = []  # started at the first piece, kept for the run
@@ -159,10 +176,10 @@ _madmom: list[MadmomWorker] = []  # started at the first piece, kept for the run
 def run_madmom(x: np.ndarray, sr: int, block: int) -> Run | None:  # pragma: no cover
     """madmom's online tracker (in its own venv), or None where it is not installed.
 
-    It reads the whole signal in one call, so its CPU is only a mean: its CPU
-    time spread over the blocks the signal holds. Its tempo at each block is the
-    interval between the last two beats it had reported by then (it reports no
-    tempo of its own), for Acc1 and Acc2.
+    It reads the whole signal in one call, so its CPU is only a mean: its thread
+    time spread over the blocks the signal holds. Its tempo at each block comes
+    from the beats it had reported by then (it reports no tempo of its own; see
+    :func:`tempo_from_beats`), for Acc1 and Acc2.
     """
     if not _madmom:
         python = _madmom_python()
@@ -175,12 +192,16 @@ def run_madmom(x: np.ndarray, sr: int, block: int) -> Run | None:  # pragma: no 
     return Run(beats, None, np.stack([starts, tempo_from_beats(beats, starts)], axis=1), cpu)
 
 
-def tempo_from_beats(beats: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """BPM at each of ``times`` from the last two ``beats`` reported by then (NaN before)."""
+def tempo_from_beats(beats: np.ndarray, times: np.ndarray, span: int = 4) -> np.ndarray:
+    """BPM at each of ``times`` from the median of the last ``span`` intervals between the
+    ``beats`` reported by then (fewer while fewer are known; NaN before two beats). One
+    interval alone is off by up to a frame (madmom's 10 ms: 2.4 BPM at 120)."""
     known = np.searchsorted(beats, times, side="right")
+    gaps = np.diff(beats)
     bpm = np.full(len(times), np.nan)
-    ok = known >= 2
-    bpm[ok] = 60.0 / np.maximum(beats[known[ok] - 1] - beats[known[ok] - 2], 1e-3)
+    for i, k in enumerate(known.tolist()):
+        if k >= 2:
+            bpm[i] = 60.0 / max(float(np.median(gaps[max(k - 1 - span, 0) : k - 1])), 1e-3)
     return bpm
 
 

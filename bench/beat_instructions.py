@@ -9,13 +9,16 @@ callgrind counts them, the same for the same code and input whatever else the ma
 is doing. Each piece is run under callgrind three times: loading only, then aubio's
 ``tempo``, then ours as ``soundscape analyze`` runs it (onsets, beats, downbeats); each
 tracker's instructions are its run's less the loading run's, per 512-sample block (a
-mean: the tempo updates included). Needs ``valgrind`` (Debian's package); about a
-minute per piece.
+mean: the tempo updates included, and so are ``import aubio`` and building our
+analyzer, once a piece). The same for the same build on CPUs with
+the same vector instructions (numpy and aubio pick their code paths by them). Needs
+``valgrind`` (Debian's package); about two minutes per piece.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -43,6 +46,8 @@ def _child(set_name: str, piece: str, mode: str) -> None:
 
 def _instructions(set_name: str, piece: str, mode: str) -> tuple[int, int]:
     """Instructions callgrind counted for one run, and the blocks the piece holds."""
+    # One BLAS thread: a spinning worker thread would add to the count.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
             [
@@ -58,8 +63,10 @@ def _instructions(set_name: str, piece: str, mode: str) -> tuple[int, int]:
             ],
             capture_output=True,
             text=True,
-            check=True,
+            env=env,
         )
+    if out.returncode:
+        raise RuntimeError(f"valgrind failed ({out.returncode}):\n{out.stderr[-2000:]}")
     found = re.search(r"Collected : (\d+)", out.stderr)
     if found is None:
         raise RuntimeError(f"callgrind reported no count:\n{out.stderr[-2000:]}")
@@ -75,6 +82,7 @@ def main() -> None:
     if args.child:
         _child(*args.child)
         return
+    render_set(args.set)  # rendered before counting, so that no child renders
     ratios = []
     print("| piece | aubio (instructions per block) | ours, beats only | ours / aubio |")
     print("|---|---|---|---|")

@@ -5,22 +5,30 @@
 # an old Cython (they include longintrepr.h, gone from 3.11) and imports
 # collections.MutableSequence (collections.abc since 3.10). So the C files are
 # regenerated with Cython 0.29 against numpy 1.23.5, and that one import is mended.
+# numpy 1.23.5 has wheels up to Python 3.11: PYTHON must be 3.11 or older.
 # madmom is a benchmark anchor only (BSD code, CC BY-NC-SA models): never a dependency.
-# `python bench/beat.py` uses it when .venv-madmom/bin/python exists (or
+# `python bench/beat.py` uses it when .venv-madmom/bin/python can import it (or
 # SOUNDSCAPE_MADMOM_PYTHON names another interpreter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV="${1:-.venv-madmom}"
-"$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install -q "numpy==1.23.5" "cython<3" "scipy<1.12" setuptools wheel
+partial="$VENV.partial"  # moved into place only once madmom imports
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-"$VENV/bin/pip" download -q --no-deps --no-binary :all: -d "$work" "madmom==0.16.1"
+trap 'rm -rf "$work" "$partial"' EXIT
+rm -rf "$partial"
+"$PYTHON" -m venv "$partial"
+pip=("$partial/bin/python" -m pip install -q)
+"${pip[@]}" "numpy==1.23.5" "cython<3" "scipy<1.12" "mido<2" setuptools wheel
+"$partial/bin/python" -m pip download -q --no-deps --no-binary :all: -d "$work" "madmom==0.16.1"
 tar xzf "$work"/madmom-0.16.1.tar.gz -C "$work"
 src="$work/madmom-0.16.1"
 find "$src" -name "*.c" -delete
 sed -i 's/from collections import MutableSequence/from collections.abc import MutableSequence/' \
   "$src/madmom/processors.py"
-"$VENV/bin/pip" install -q --no-build-isolation "$src"
+grep -q "from collections.abc import MutableSequence" "$src/madmom/processors.py"
+"${pip[@]}" --no-build-isolation "$src"
+"$partial/bin/python" -c "import madmom"
+rm -rf "$VENV"
+mv "$partial" "$VENV"
 "$VENV/bin/python" -c "import madmom; print('madmom', madmom.__version__, 'in $VENV')"

@@ -153,8 +153,12 @@ def test_a_sweep_like_a_set_renders_its_plan_anew_on_every_soundfont() -> None:
     assert any(p.bpm != plan_bpm[p.name] for p in pieces)
 
 
-def test_madmoms_tempo_is_the_last_interval_it_had_reported_by_then() -> None:
-    beats = np.array([1.0, 1.5, 2.0, 2.4])
-    bpm = tempo_from_beats(beats, np.array([0.5, 1.2, 1.5, 1.9, 2.1, 3.0]))
+def test_madmoms_tempo_is_the_median_of_its_last_intervals_reported_by_then() -> None:
+    beats = np.array([1.0, 1.5, 2.0, 2.4, 2.9, 3.4, 3.9])
+    bpm = tempo_from_beats(beats, np.array([0.5, 1.2, 1.5, 2.1, 2.5, 4.0]))
     assert np.isnan(bpm[:2]).all()  # fewer than two beats yet
-    assert bpm[2:].tolist() == pytest.approx([120.0, 120.0, 120.0, 150.0])
+    # One interval, then the median of those known (0.5 0.5 0.4), then of the last four.
+    assert bpm[2:].tolist() == pytest.approx([120.0, 120.0, 120.0, 120.0])
+    assert tempo_from_beats(beats, np.array([2.5]), span=1)[0] == pytest.approx(150.0)
+    late = tempo_from_beats(np.array([1.0, 1.4, 1.8, 2.2, 2.7]), np.array([3.0]))
+    assert late[0] == pytest.approx(150.0)  # 0.4 0.4 0.4 0.5: a late beat moves no median
