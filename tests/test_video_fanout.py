@@ -312,7 +312,12 @@ async def test_while_scope_is_away_the_last_frame_is_held_then_the_stream_resume
     await feed(fanout, renderer, range(10, 20))
     await rec.wait(lambda r: 19 in r.counters())
     tail = [c for c in rec.counters() if c is not None and c >= 10]
-    assert tail == list(range(10, 20))
+    # Each new frame once, in order; after the last one the output may already hold it
+    # again (a stream gone quiet is held: the next test), on a loaded machine before the
+    # counters are read.
+    last = tail.index(19)
+    assert tail[: last + 1] == list(range(10, 20))
+    assert set(tail[last:]) == {19}
 
 
 async def test_a_stream_that_goes_quiet_is_held_without_a_state_change(fanouts):
