@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -121,8 +122,10 @@ def run_aubio(x: np.ndarray, sr: int, block: int) -> Run:
     return Run(np.array(beats), None, np.array(tempo), np.array(cpu) / 1000)
 
 
+@functools.cache
 def _madmom_python() -> Path | None:
-    """The interpreter of madmom's own venv (``bench/madmom_venv.sh``), if there is one."""
+    """The interpreter of madmom's own venv (``bench/madmom_venv.sh``), if there is one
+    (looked for once a run)."""
     named = os.environ.get("SOUNDSCAPE_MADMOM_PYTHON")
     path = Path(named) if named else ROOT / ".venv-madmom" / "bin" / "python"
     if not path.exists():
@@ -170,7 +173,11 @@ class MadmomWorker:
         self._tmp.cleanup()
 
 
-_madmom: list[MadmomWorker] = []  # started at the first piece, kept for the run
+@functools.cache
+def _madmom_worker() -> MadmomWorker | None:
+    """The worker, started at the first piece and kept for the run (None: no madmom)."""
+    python = _madmom_python()
+    return None if python is None else MadmomWorker(python)
 
 
 def run_madmom(x: np.ndarray, sr: int, block: int) -> Run | None:  # pragma: no cover
@@ -181,12 +188,10 @@ def run_madmom(x: np.ndarray, sr: int, block: int) -> Run | None:  # pragma: no 
     from the beats it had reported by then (it reports no tempo of its own; see
     :func:`tempo_from_beats`), for Acc1 and Acc2.
     """
-    if not _madmom:
-        python = _madmom_python()
-        if python is None:
-            return None
-        _madmom.append(MadmomWorker(python))
-    beats, cpu_s = _madmom[0].beats(x, sr)
+    worker = _madmom_worker()
+    if worker is None:
+        return None
+    beats, cpu_s = worker.beats(x, sr)
     starts = np.arange(0, len(x) - block + 1, block) / sr
     cpu = np.full(len(starts), cpu_s * 1e6 / max(len(starts), 1))
     return Run(beats, None, np.stack([starts, tempo_from_beats(beats, starts)], axis=1), cpu)
@@ -196,13 +201,11 @@ def tempo_from_beats(beats: np.ndarray, times: np.ndarray, span: int = 4) -> np.
     """BPM at each of ``times`` from the median of the last ``span`` intervals between the
     ``beats`` reported by then (fewer while fewer are known; NaN before two beats). One
     interval alone is off by up to a frame (madmom's 10 ms: 2.4 BPM at 120)."""
-    known = np.searchsorted(beats, times, side="right")
     gaps = np.diff(beats)
-    bpm = np.full(len(times), np.nan)
-    for i, k in enumerate(known.tolist()):
-        if k >= 2:
-            bpm[i] = 60.0 / max(float(np.median(gaps[max(k - 1 - span, 0) : k - 1])), 1e-3)
-    return bpm
+    by_count = np.full(len(beats) + 1, np.nan)  # the tempo once k beats are known
+    for k in range(2, len(beats) + 1):
+        by_count[k] = 60.0 / max(float(np.median(gaps[max(k - 1 - span, 0) : k - 1])), 1e-3)
+    return by_count[np.searchsorted(beats, times, side="right")]
 
 
 def _truth_tempo(ref: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -28,15 +28,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.beat import run_aubio, run_ours_beats
-from bench.music.render import render_set
+from bench.music.render import Rendered, render
+from bench.music.sets import SETS
 
 BLOCK = 512
 MODES = ("load", "aubio", "ours")
 
 
+def _rendered(set_name: str, piece: str) -> Rendered:
+    """One piece of a set, rendered if it is not in the cache yet."""
+    return render(next(p for p in SETS[set_name]() if p.name == piece), set_name)
+
+
 def _child(set_name: str, piece: str, mode: str) -> None:
     """Run in the measured process: load the piece, then run one tracker over it."""
-    rendered = next(r for r in render_set(set_name) if r.piece.name == piece)
+    rendered = _rendered(set_name, piece)
     if mode == "aubio":
         run_aubio(rendered.audio, rendered.sample_rate, BLOCK)
     elif mode == "ours":
@@ -82,11 +88,13 @@ def main() -> None:
     if args.child:
         _child(*args.child)
         return
-    render_set(args.set)  # rendered before counting, so that no child renders
+    pieces = args.only.split(",")
+    for piece in pieces:
+        _rendered(args.set, piece)  # before counting, so that no child renders
     ratios = []
     print("| piece | aubio (instructions per block) | ours, beats only | ours / aubio |")
     print("|---|---|---|---|")
-    for piece in args.only.split(","):
+    for piece in pieces:
         counts = {mode: _instructions(args.set, piece, mode) for mode in MODES}
         blocks = counts["load"][1]
         aubio = (counts["aubio"][0] - counts["load"][0]) / blocks
