@@ -118,12 +118,15 @@ class LinkBridge:
             return
         if clock.active in (SOURCE, None) and peers == 0:
             return  # nothing to lead
-        self._publish()
+        self._publish(tempo)
 
-    def _publish(self) -> None:
+    def _publish(self, tempo: float) -> None:
+        """Lead: set the session's tempo (``tempo``, as this poll read it) to ours, or
+        force its beat onto ours. Not read again here: a peer's change that lands
+        between the two reads would be taken for ours and overwritten, not followed."""
         link = self.link
         state = self.runner.state()
-        if abs(state.bpm - float(link.tempo)) > TEMPO_EPSILON:
+        if abs(state.bpm - tempo) > TEMPO_EPSILON:
             link.tempo = state.bpm
             self._expected = float(link.tempo)
             return  # the phase next time, once the tempo has settled
