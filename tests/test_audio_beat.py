@@ -165,6 +165,36 @@ def test_a_sudden_tempo_change_relocks_within_two_seconds() -> None:
     assert all(abs(f.bpm - 124.0) <= 1.0 for f in feats if start <= f.t < end)
 
 
+def test_a_marked_one_waits_for_a_tempo_and_is_released_by_the_next_track() -> None:
+    # "The one is now" before the first full estimate has nothing to move; once marked
+    # (here half a beat off a 110 loop), the grid holds until the next track cuts in at
+    # 124, whose own beats the clock then takes.
+    bar = 4 * 60 / 110
+    first = drum_loop(110, 0.25 + 8 * bar, seed=21)
+    second = drum_loop(124, 14, seed=22, lead_in=0.0)
+    audio = np.concatenate([first.audio, second.audio])
+    change = len(first.audio) / SR
+    analyzer = AudioAnalyzer(AudioConfig(block_size=256))
+    block, press, beats = 256, first.beats[first.beats >= 9.0][0] + 30 / 110, []
+    for i in range(0, len(audio) - block + 1, block):
+        t = i / SR
+        if t < 1.0:
+            assert not analyzer.mark_downbeat(t)  # no tempo yet: refused, nothing moves
+        if t - block / SR < press <= t:
+            assert analyzer.mark_downbeat(press)
+        features = analyzer.process(audio[i : i + block], t)
+        if features.beat_time is not None:
+            beats.append(features.beat_time)
+    beats_arr = np.array(beats)
+    held = beats_arr[(beats_arr >= press + 1.0) & (beats_arr < change)]
+    off = ((held - press) / (60 / 110)) % 1.0
+    assert len(held) >= 3 and np.all(np.minimum(off, 1.0 - off) <= 0.07 * 110 / 60)
+    truth = second.beats + change
+    truth = truth[(truth >= change + 2.0) & (truth < change + 10.0)]
+    late = beats_arr[(beats_arr >= change + 2.0 - 0.07) & (beats_arr < change + 10.0)]
+    assert f_measure(truth, late, 0.07) >= 0.95
+
+
 def test_tracker_alone_on_an_impulse_envelope() -> None:
     """The pure tracker on an ideal onset envelope: one value per 5 ms frame."""
     period = 60 / 100.0

@@ -17,6 +17,7 @@ from bench.music.render import SOUNDFONTS, render
 
 from soundscape.audio.analyze import analyze_samples, other_readings
 from soundscape.audio.config import AudioConfig
+from soundscape.audio.features import AudioAnalyzer
 from soundscape.audio.synth import f_measure
 
 if shutil.which("fluidsynth") is None or not Path(SOUNDFONTS["timgm6mb"]).exists():
@@ -415,3 +416,60 @@ def test_the_first_beats_of_a_slow_pulse_come_once_a_second_early_guess_agrees(
     ref = rendered.beats
     assert result.beats and result.beats[0] < 1.5
     assert all(np.min(np.abs(ref - b)) <= 0.07 for b in result.beats if b < 5.0)
+
+
+def _pressed(rendered, press: float) -> tuple[np.ndarray, np.ndarray]:
+    """The live analyzer over ``rendered``, block by block, with a performer's "the one is
+    now" at ``press`` (handled as the first block at or after it comes in); its beats and
+    downbeats."""
+    sr = rendered.sample_rate
+    analyzer = AudioAnalyzer(AudioConfig(sample_rate=sr), timbre=False)
+    block = analyzer.config.block_size
+    beats, downbeats, marked = [], [], False
+    for i in range(0, len(rendered.audio) - block + 1, block):
+        t = i / sr
+        if not marked and t >= press:
+            assert analyzer.mark_downbeat(press)
+            marked = True
+        features = analyzer.process(rendered.audio[i : i + block], t)
+        if features.beat_time is not None:
+            beats.append(features.beat_time)
+            if features.downbeat:
+                downbeats.append(features.beat_time)
+    assert marked
+    return np.array(beats), np.array(downbeats)
+
+
+def test_a_performer_marks_the_one_where_the_tracker_sits_on_the_off_beats(cache: Path) -> None:
+    # Tech house on TimGM6mb: its synth bass on every off-beat is as strong as the kick in
+    # the low band and stronger in the mid band, and only the clap on 2 and 4 tells the
+    # grids apart; the tracker sits half a beat off for most of the piece (F 0.43). A press
+    # 30 ms after a true downbeat puts the clock and its bar line there, and holds them.
+    piece = Piece("tech_house", "tech_house", 133, seed=1200, soundfont="timgm6mb",
+                  seconds=30, swing=0.2)  # fmt: skip
+    rendered = render(piece, "tests", cache)
+    one = rendered.downbeats[np.searchsorted(rendered.downbeats, 8.0)]
+    beats, downbeats = _pressed(rendered, one + 0.03)
+    after = one + 2.0
+    assert f_measure(rendered.beats[rendered.beats >= after], beats[beats >= after], 0.07) >= 0.95
+    ref = rendered.downbeats[rendered.downbeats >= after]
+    assert f_measure(ref, downbeats[downbeats >= after], 0.07) >= 0.95
+
+
+def test_the_marked_grid_holds_against_the_audio(cache: Path) -> None:
+    # A house groove the tracker reads right, marked half a beat off (on the "and" of 4):
+    # the performer's grid is not put to the vote, so the clock stays on the off-beats
+    # and its bar lines where the press put them, to the end (without the hold, the
+    # side vote would put it back on the kick within seconds).
+    piece = Piece("house_pad", "house", 128, seed=41, soundfont="timgm6mb", seconds=24)
+    rendered = render(piece, "tests", cache)
+    period = 60.0 / 128
+    one = rendered.downbeats[np.searchsorted(rendered.downbeats, 8.0)]
+    press = one + 0.5 * period
+    beats, downbeats = _pressed(rendered, press)
+    late = beats[beats >= press + 1.0]
+    assert len(late) >= 20
+    off = ((late - press) / period) % 1.0  # 0: the performer's grid
+    assert np.all(np.minimum(off, 1.0 - off) <= 0.07 / period)
+    bars = (downbeats[downbeats >= press] - press) / (4 * period)
+    assert len(bars) >= 5 and np.all(np.abs(bars - np.round(bars)) <= 0.07 / (4 * period))

@@ -13,12 +13,15 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bench.music.compose import Piece
 from bench.music.render import SOUNDFONTS, render
 from pythonosc.osc_packet import OscPacket
+from pythonosc.udp_client import SimpleUDPClient
 
 from soundscape.audio.synth import write_wav
 
@@ -90,3 +93,94 @@ async def test_a_128_groove_with_bass_and_pad_reads_128_in_the_osc_feedback(
         None,
     )
     assert settled is not None and settled <= WITHIN, readings[-20:]
+
+
+class Feedback(asyncio.DatagramProtocol):
+    """The daemon's ``/soundscape/bpm`` and ``/soundscape/beat`` (beat in the bar), with
+    arrival times; ``changed`` is set at every datagram (what a waiter re-checks on)."""
+
+    def __init__(self) -> None:
+        self.bpm: list[tuple[float, float]] = []
+        self.beats: list[tuple[float, int]] = []
+        self.changed = asyncio.Event()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        now = time.monotonic()
+        with contextlib.suppress(Exception):  # other addresses, other shapes: not ours
+            for timed in OscPacket(data).messages:
+                message = timed.message
+                if message.address == "/soundscape/bpm":
+                    self.bpm.append((now, float(message.params[0])))
+                elif message.address == "/soundscape/beat":
+                    self.beats.append((now, int(message.params[0])))
+        self.changed.set()
+
+    async def until(self, done: Callable[[], bool], timeout: float) -> None:
+        async with asyncio.timeout(timeout):
+            while not done():
+                self.changed.clear()
+                await self.changed.wait()
+
+
+async def test_the_one_marked_over_osc_moves_the_beat_clock_there_and_holds_it(
+    tmp_path: Path,
+) -> None:
+    # A house groove the daemon reads right; a performer presses /soundscape/downbeat on
+    # an off-beat (the "and" after a beat): from then on the clock's beats, sent back as
+    # /soundscape/beat, fall half a beat later, with beat 1 of the bar at the press, and
+    # stay there against the audio's own evidence.
+    piece = Piece("house_pad", "house", BPM, seed=41, soundfont="timgm6mb", seconds=40)
+    rendered = render(piece, "tests", tmp_path)
+    wav = write_wav(tmp_path / "groove.wav", rendered.audio, rendered.sample_rate)
+    loop = asyncio.get_running_loop()
+    fed = Feedback()
+    transport, _ = await loop.create_datagram_endpoint(lambda: fed, local_addr=("127.0.0.1", 0))
+    osc_port = free_port(socket.SOCK_DGRAM)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "soundscape", "run", "--audio-file", str(wav),
+        "--osc-port", str(osc_port),
+        "--osc-feedback", f"127.0.0.1:{transport.get_extra_info('sockname')[1]}",
+        "--http", f"127.0.0.1:{free_port(socket.SOCK_STREAM)}",
+        "--fresh", "--log-format", "console",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")},
+    )  # fmt: skip
+    period = 60.0 / BPM
+    try:
+        # Read right and beating steadily: the tempo at 128, the last eight beats a
+        # period apart (while the clock catches up with the audio they come closer).
+        def steady() -> bool:
+            if not fed.bpm or abs(fed.bpm[-1][1] - BPM) > 1.0 or len(fed.beats) < 9:
+                return False
+            gaps = np.diff([t for t, _ in fed.beats[-9:]])
+            return bool(np.all(np.abs(gaps - period) <= 0.03))
+
+        await fed.until(steady, 25.0)
+        last = fed.beats[-1][0]
+        press = last + 2 * period + 0.5 * period  # the "and" after the beat after next
+        await asyncio.sleep(press - time.monotonic())
+        client = SimpleUDPClient("127.0.0.1", osc_port)
+        client.send_message("/soundscape/downbeat", [])
+        pressed = len(fed.beats)
+        watch = press + 11.0
+        await fed.until(lambda: bool(fed.beats) and fed.beats[-1][0] >= watch, 15.0)
+        assert proc.returncode is None, "the daemon ended"
+    finally:
+        transport.close()
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert "downbeat_marked" in err.decode(), err.decode()[-2000:]
+    before = np.array([t for t, _ in fed.beats[pressed - 8 : pressed]])
+    # Before the press: on the groove's grid, half a beat from the press's.
+    off = ((before - press) / period) % 1.0
+    assert np.all(np.abs(off - 0.5) <= 0.1), off
+    # From 4.5 s after it to the end: every beat on the press's grid, beat 1 on its bar
+    # lines. (The clock catches up at most 25 % faster or slower than the tempo,
+    # [beat] max_correction: a bar line moved by two beats takes eight, 3.75 s.)
+    after = [(t, b) for t, b in fed.beats[pressed:] if t >= press + 4.5]
+    assert len(after) >= 12
+    off = np.array([((t - press) / period + 0.5) % 1.0 - 0.5 for t, _ in after])
+    assert np.all(np.abs(off) <= 0.1), off
+    bars = np.array([(t - press) / (4 * period) for t, b in after if b == 1])
+    assert len(bars) >= 3 and np.all(np.abs(bars - np.round(bars)) <= 0.1 / 4), bars

@@ -341,6 +341,20 @@ class Daemon:
             }
 
         self.commands.register("state", state)
+        self.commands.register("downbeat", self._cmd_downbeat)
+
+    def _cmd_downbeat(self, pressed: bool = True, *, source: str) -> float | None:
+        """The one is now: the audio beat clock puts its bar line here and holds it."""
+        if pressed is False:
+            return None  # a momentary button's release
+        audio = self.audio
+        if audio is None:
+            raise ParamError("downbeat: no audio input ([audio] enabled = false)")
+        if not audio.mark_downbeat(time.monotonic()):
+            raise ParamError("downbeat: the audio has no tempo yet")
+        bpm = round(audio.latest.bpm, 2)
+        log.info("downbeat_marked", source=source, bpm=bpm)
+        return bpm
 
     def screens_status(self) -> dict[str, Any]:
         """Every screen: its servers, which one is shown, its scene and outputs."""

@@ -128,6 +128,11 @@ clock makes no far jumps (a re-seed on a tempo change still places it), and the
 loop follows only a peak within ``KICKLESS_WINDOW`` of the beat (a drift, a DJ's
 nudge); the tempo is followed as ever. A next track half a beat off under a low
 cut is therefore taken when its kick comes in, not before.
+
+Where the call is wrong anyway (a loud bass on every off-beat over a soft clap), a
+performer marks the one (:meth:`BeatTracker.mark_downbeat`): the clock keeps its tempo,
+puts a downbeat at the press, and holds that grid and bar line (no side flips, no far
+jumps, no new bar line) until the tempo changes.
 """
 
 from __future__ import annotations
@@ -225,6 +230,8 @@ METER_HOLD = 1.0  # ... and, once chosen, are kept while they differ this much m
 HARMONY_WEIGHT = 1.0  # weight of the chord changes in the bar line's choice
 HARMONY_SPANS = (1, 2)  # beats each side of a boundary whose pitch classes are compared
 BAND_TAU = 4.0  # s, running mean of each band's flux
+DOWNBEAT_SNAP = 0.15  # share of a period: a performer's "the one is now" this near a beat of
+# the clock's grid, or of the grid half a beat off, takes that beat (see mark_downbeat)
 
 
 class BeatTracker:
@@ -529,6 +536,47 @@ class BeatTracker:
         y = ((self.beat_in_bar + 1) % bpb - beats_to_next) / bpb
         return x - math.floor(x), y - math.floor(y)
 
+    def mark_downbeat(self, t: float) -> bool:
+        """A performer's "the one is now" (a press at ``t``, on the audio timeline).
+
+        The clock keeps its tempo and puts a downbeat at the press, then holds that grid
+        and bar line: the side is not put to the vote, the clock makes no far jumps and
+        the bar line is not re-chosen (the loop still follows the onsets near each
+        beat). The hold ends at a tempo change (a re-seed or a relock: the next track)
+        or a new press. Where the tracker's own call is wrong (a loud bass on every
+        off-beat outvoting a soft clap) this is the fix a performer reaches for, as on
+        a DJ deck's beat grid. A press within ``DOWNBEAT_SNAP`` of a period of a beat of
+        the clock's grid, or of the grid half a beat off, takes that beat (the tracker
+        times a beat more finely than a hand); elsewhere the beat goes where the press
+        is, and the loop pulls it onto the nearest onsets. False (nothing changes) until
+        the first full estimate has a tempo.
+        """
+        nb, period = self.next_beat, self.period
+        if nb is None or period <= 0 or not self._settled or not math.isfinite(t):
+            return False
+        halves = 2.0 * (t - nb) / period  # half beats from the next beat
+        k = round(halves)
+        beat = nb + 0.5 * k * period if abs(halves - k) * 0.5 <= DOWNBEAT_SNAP else t
+        # A beat of the clock's own grid keeps the clock as it is; any other places it.
+        if abs((beat - nb) / period - round((beat - nb) / period)) > 1e-9:
+            self._place(period, beat)
+            self._confirmed = True  # the performer's word needs no second estimate
+            nb = self.next_beat
+            assert nb is not None
+            if nb < self._t_newest:  # a beat the stream has passed is not sounded late
+                nb += period
+                self.next_beat = nb
+        # The marked beat is the one; the next beat is m beats after it.
+        m = round((nb - beat) / period)
+        bpb = self.beats_per_bar
+        self.beat_in_bar = (m - 1) % bpb  # the index of the last beat emitted
+        if m >= 1:
+            self.last_downbeat = nb - ((m % bpb) or bpb) * period
+        self._pinned = True
+        self._side = 0.0
+        self._pending_beat = None
+        return True
+
     def reset_tracking(self) -> None:
         self.bpm = 0.0
         self.period = 0.0
@@ -543,6 +591,7 @@ class BeatTracker:
         self._pending_beat: float | None = None
         self._pending_since = 0.0
         self._side = 0.0  # summed evidence (mid band, backbeat) for the clock's side (< 0: off)
+        self._pinned = False  # a performer marked the one: grid and bar line held (mark_downbeat)
         # The low band's last steadiness readings (see _leak_share).
         self._steadiness: collections.deque[float] = collections.deque(maxlen=LEAK_READINGS)
         self._change_at = -math.inf  # time of the first onset at a detected tempo change
@@ -1331,7 +1380,8 @@ class BeatTracker:
         # The side of the beat: evidence summed over updates (see _side_margin); held
         # without the kick (faded, what was left of the drums' call was outvoted at the drop
         # by the stabs still in the fold).
-        if not kickless:
+        # A grid the performer marked (mark_downbeat) is not put to the vote.
+        if not kickless and not self._pinned:
             self._side = self._side * math.exp(
                 -self.config.update_interval / SIDE_TAU
             ) + self._side_margin(back, frames, pred_back)
@@ -1350,7 +1400,13 @@ class BeatTracker:
         # A best phase about half a beat off is the side's to decide (hats, a
         # rolling bass or a fill often peak there for a while).
         half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
-        if far and not half and not kickless and scores[glob] > local + 0.3 * sum(PHASE_W):
+        if (
+            far
+            and not half
+            and not kickless
+            and not self._pinned
+            and scores[glob] > local + 0.3 * sum(PHASE_W)
+        ):
             beat = now - glob * self.hop
             same = (
                 self._pending_beat is not None
@@ -1450,6 +1506,7 @@ class BeatTracker:
         self._tempo_hist.clear()
         self._pending_beat = None
         self._side = 0.0  # a new tempo's side evidence starts afresh, as at a re-seed
+        self._pinned = False  # ... and a grid the performer marked was the old tempo's
         self._place(period, now - (icept + slope * (CHANGE_BEATS - 1)) * self.hop)
         return True
 
@@ -1638,6 +1695,7 @@ class BeatTracker:
         scores = self._phase_scores(back, frames, PHASE_DECAY)
         best = int(np.argmax(scores))
         self._side = 0.0  # the side's evidence starts afresh (see _track_phase)
+        self._pinned = False  # a new tempo: the grid the performer marked is gone
         beat = self._t_newest - best * self.hop
         self._pending_beat = None
         self._steady_since = self._t_newest
@@ -1681,6 +1739,8 @@ class BeatTracker:
         if self.config.beats_per_bar == 1:  # every beat is a bar line
             self.beats_per_bar, self.beat_in_bar = 1, 0
             return
+        if self._pinned:
+            return  # the performer's bar line (mark_downbeat) holds
         if self._bars_forgotten:
             if not all(all(counts) for counts in self._meter_frames.values()):
                 return  # not every beat of a bar heard since the tempo changed: no say yet

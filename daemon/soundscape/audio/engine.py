@@ -102,6 +102,11 @@ class AudioEngine:
             await self.source.start()
         log.info("audio_reloaded", reopened=reopen)
 
+    def mark_downbeat(self, t: float) -> bool:
+        """The one is now (``t``: monotonic seconds, the blocks' clock): see
+        :meth:`AudioAnalyzer.mark_downbeat`. False while the audio has no tempo yet."""
+        return self.analyzer.mark_downbeat(t)
+
     def _on_block(self, block: AudioBlock) -> None:
         features = self.analyzer.process(block.samples, block.t)
         self.blocks += 1

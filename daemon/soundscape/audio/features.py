@@ -331,6 +331,12 @@ class AudioAnalyzer:
             if beats.update_bands(lo, mid, hi, frame_t - BEAT_LAG, end, dt, onset):
                 self._beat = True
 
+    def mark_downbeat(self, t: float) -> bool:
+        """A performer's "the one is now" at ``t`` (the blocks' timeline): the beat clock
+        puts its bar line there and holds it (:meth:`BeatTracker.mark_downbeat`). False
+        while there is no tempo yet. The next block's features show it."""
+        return self.beats.mark_downbeat(t)
+
     def _mono(self, block: np.ndarray) -> np.ndarray:
         x = block
         if x.ndim != 1:

@@ -592,6 +592,14 @@ SOUNDSCAPE_ROUTES: tuple[Route, ...] = (
     ),
     Route("/soundscape/tap", TRIGGER, "command", "Tap tempo (command `tap`).", "tap"),
     Route(
+        "/soundscape/downbeat",
+        TRIGGER,
+        "command",
+        "The one is now: the audio beat clock puts its bar line at the press and holds it "
+        "until the tempo changes (command `downbeat`).",
+        "downbeat",
+    ),
+    Route(
         "/soundscape/learn",
         (Arg("target", "str"),),
         "command",

@@ -49,6 +49,8 @@ COMMANDS: dict[str, str] = {
     "configured unless `quantize` says otherwise (`none` = now).",
     "panic": "Safe scene at once (no quantize, no steps), or pause, per `[scenes].panic`.",
     "tap": "Tap tempo; the first tap of a series is a bar line. Answers the tempo.",
+    "downbeat": "The one is now: the audio beat clock puts its bar line at the press and "
+    "holds it (no side flips) until the tempo changes. Answers the audio's tempo.",
     "variation [next|previous|random|base|name]": "Bring in a variation of the current scene.",
     "mapping [on]": "Mapping rules on/off (toggle without an argument).",
 }

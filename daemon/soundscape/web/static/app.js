@@ -309,4 +309,5 @@ preview();
 document.addEventListener("keydown", (e) => {
   if (e.target.tagName === "INPUT") return;
   if (e.key === "t") command("tap");
+  if (e.key === "d") command("downbeat");
 });
