@@ -178,13 +178,15 @@ def test_a_marked_one_waits_for_a_tempo_and_is_released_by_the_next_track() -> N
     block, press, beats = 256, first.beats[first.beats >= 9.0][0] + 30 / 110, []
     for i in range(0, len(audio) - block + 1, block):
         t = i / SR
-        if t < 1.0:
-            assert not analyzer.mark_downbeat(t)  # no tempo yet: refused, nothing moves
+        if t < 2.0:  # no tempo yet, or early guesses only: refused, nothing held
+            assert not analyzer.mark_downbeat(t) and not analyzer.beats.marked
         if t - block / SR < press <= t:
-            assert analyzer.mark_downbeat(press)
+            assert analyzer.mark_downbeat(press) and analyzer.beats.marked
         features = analyzer.process(audio[i : i + block], t)
         if features.beat_time is not None:
             beats.append(features.beat_time)
+        if t >= press + 1.0 and t < change:
+            assert analyzer.beats.marked  # held through the first track
     beats_arr = np.array(beats)
     held = beats_arr[(beats_arr >= press + 1.0) & (beats_arr < change)]
     off = ((held - press) / (60 / 110)) % 1.0
@@ -193,6 +195,17 @@ def test_a_marked_one_waits_for_a_tempo_and_is_released_by_the_next_track() -> N
     truth = truth[(truth >= change + 2.0) & (truth < change + 10.0)]
     late = beats_arr[(beats_arr >= change + 2.0 - 0.07) & (beats_arr < change + 10.0)]
     assert f_measure(truth, late, 0.07) >= 0.95
+    assert not analyzer.beats.marked  # the new tempo released the hold
+
+
+def test_a_held_downbeat_is_released_on_request() -> None:
+    loop = drum_loop(120, 6, seed=23)
+    analyzer = AudioAnalyzer(AudioConfig(block_size=512))
+    for i in range(0, len(loop.audio) - 511, 512):
+        analyzer.process(loop.audio[i : i + 512], i / SR)
+    assert analyzer.mark_downbeat(len(loop.audio) / SR)
+    assert analyzer.release_downbeat() and not analyzer.beats.marked
+    assert not analyzer.release_downbeat()  # nothing held any more
 
 
 def test_tracker_alone_on_an_impulse_envelope() -> None:

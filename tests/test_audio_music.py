@@ -457,16 +457,18 @@ def test_a_performer_marks_the_one_where_the_tracker_sits_on_the_off_beats(cache
 
 
 def test_the_marked_grid_holds_against_the_audio(cache: Path) -> None:
-    # A house groove the tracker reads right, marked half a beat off (on the "and" of 4):
+    # A house groove the tracker reads right, marked half a beat off (on the "and" of 2):
     # the performer's grid is not put to the vote, so the clock stays on the off-beats
     # and its bar lines where the press put them, to the end (without the hold, the
-    # side vote would put it back on the kick within seconds).
+    # side vote would put it back on the kick within seconds). The marked beat is
+    # itself sounded, as a downbeat.
     piece = Piece("house_pad", "house", 128, seed=41, soundfont="timgm6mb", seconds=24)
     rendered = render(piece, "tests", cache)
     period = 60.0 / 128
     one = rendered.downbeats[np.searchsorted(rendered.downbeats, 8.0)]
-    press = one + 0.5 * period
+    press = one + 1.5 * period
     beats, downbeats = _pressed(rendered, press)
+    assert abs(downbeats[downbeats >= press - 0.07][0] - press) <= 0.07
     late = beats[beats >= press + 1.0]
     assert len(late) >= 20
     off = ((late - press) / period) % 1.0  # 0: the performer's grid

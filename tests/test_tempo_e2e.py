@@ -146,6 +146,15 @@ async def test_the_one_marked_over_osc_moves_the_beat_clock_there_and_holds_it(
         env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")},
     )  # fmt: skip
     period = 60.0 / BPM
+    # The daemon's log, read as it comes (a full pipe would stall it).
+    err = bytearray()
+
+    async def drain(stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            err.extend(chunk)
+
+    assert proc.stderr is not None
+    reader = asyncio.create_task(drain(proc.stderr))
     try:
         # Read right and beating steadily: the tempo at 128, the last eight beats a
         # period apart (while the clock catches up with the audio they come closer).
@@ -156,7 +165,10 @@ async def test_the_one_marked_over_osc_moves_the_beat_clock_there_and_holds_it(
             return bool(np.all(np.abs(gaps - period) <= 0.03))
 
         await fed.until(steady, 25.0)
-        last = fed.beats[-1][0]
+        # The grid of the last eight beats (their median phase, on the newest's beat).
+        times = np.array([t for t, _ in fed.beats[-8:]])
+        spread = (times - times[-1] + 0.5 * period) % period - 0.5 * period
+        last = times[-1] + float(np.median(spread))
         press = last + 2 * period + 0.5 * period  # the "and" after the beat after next
         await asyncio.sleep(press - time.monotonic())
         client = SimpleUDPClient("127.0.0.1", osc_port)
@@ -169,7 +181,8 @@ async def test_the_one_marked_over_osc_moves_the_beat_clock_there_and_holds_it(
         transport.close()
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        await asyncio.wait_for(proc.wait(), 30)
+        await reader
     assert "downbeat_marked" in err.decode(), err.decode()[-2000:]
     before = np.array([t for t, _ in fed.beats[pressed - 8 : pressed]])
     # Before the press: on the groove's grid, half a beat from the press's.

@@ -342,19 +342,31 @@ class Daemon:
 
         self.commands.register("state", state)
         self.commands.register("downbeat", self._cmd_downbeat)
+        self.commands.register("downbeat_release", self._cmd_downbeat_release)
 
     def _cmd_downbeat(self, pressed: bool = True, *, source: str) -> float | None:
         """The one is now: the audio beat clock puts its bar line here and holds it."""
         if pressed is False:
             return None  # a momentary button's release
+        at = time.monotonic()  # before anything else: the press's moment is the point
         audio = self.audio
         if audio is None:
             raise ParamError("downbeat: no audio input ([audio] enabled = false)")
-        if not audio.mark_downbeat(time.monotonic()):
+        if not audio.mark_downbeat(at):
             raise ParamError("downbeat: the audio has no tempo yet")
         bpm = round(audio.latest.bpm, 2)
-        log.info("downbeat_marked", source=source, bpm=bpm)
+        # The clock follows the audio's bar lines only while the audio drives it.
+        log.info("downbeat_marked", source=source, bpm=bpm, clock=self.mapping.clock.active)
         return bpm
+
+    def _cmd_downbeat_release(self, pressed: bool = True, *, source: str) -> bool | None:
+        """The audio beat clock's grid and bar line are the tracker's again."""
+        if pressed is False:
+            return None
+        audio = self.audio
+        released = audio is not None and audio.release_downbeat()
+        log.info("downbeat_released", source=source, held=released)
+        return released
 
     def screens_status(self) -> dict[str, Any]:
         """Every screen: its servers, which one is shown, its scene and outputs."""

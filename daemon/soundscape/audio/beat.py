@@ -232,6 +232,7 @@ HARMONY_SPANS = (1, 2)  # beats each side of a boundary whose pitch classes are 
 BAND_TAU = 4.0  # s, running mean of each band's flux
 DOWNBEAT_SNAP = 0.15  # share of a period: a performer's "the one is now" this near a beat of
 # the clock's grid, or of the grid half a beat off, takes that beat (see mark_downbeat)
+MARK_JUMP_CONFIRM = 2.0  # s a far-away phase must persist to end a performer's hold
 
 
 class BeatTracker:
@@ -252,6 +253,9 @@ class BeatTracker:
         self.beat_in_bar = 0  # index in the bar of the last emitted beat (0 = downbeat)
         self.last_downbeat: float | None = None
         self._next_update = -math.inf
+        self._settled = False  # (set again by reset_tracking, at the first frame)
+        self._pinned = False
+        self._mark_count = 0
 
     # ------------------------------------------------------------------ stream
 
@@ -540,16 +544,19 @@ class BeatTracker:
         """A performer's "the one is now" (a press at ``t``, on the audio timeline).
 
         The clock keeps its tempo and puts a downbeat at the press, then holds that grid
-        and bar line: the side is not put to the vote, the clock makes no far jumps and
-        the bar line is not re-chosen (the loop still follows the onsets near each
-        beat). The hold ends at a tempo change (a re-seed or a relock: the next track)
-        or a new press. Where the tracker's own call is wrong (a loud bass on every
-        off-beat outvoting a soft clap) this is the fix a performer reaches for, as on
-        a DJ deck's beat grid. A press within ``DOWNBEAT_SNAP`` of a period of a beat of
-        the clock's grid, or of the grid half a beat off, takes that beat (the tracker
-        times a beat more finely than a hand); elsewhere the beat goes where the press
-        is, and the loop pulls it onto the nearest onsets. False (nothing changes) until
-        the first full estimate has a tempo.
+        and bar line: the side is not put to the vote, the bar line is not re-chosen
+        (the bar length still is: a waltz marked before it was heard in three) and a
+        far-away phase must persist ``MARK_JUMP_CONFIRM`` before the clock jumps to it
+        (a hard cut to the next track; the loop still follows the onsets near each
+        beat). The hold ends there, at a tempo change of more than ``RESEED`` (a
+        re-seed or a relock: a next track at another tempo, an octave put right), at
+        :meth:`release_downbeat`, or at a new press. Where the tracker's own call is
+        wrong (a loud bass on every off-beat outvoting a soft clap) this is the fix a
+        performer reaches for, as on a DJ deck's beat grid. A press within
+        ``DOWNBEAT_SNAP`` of a period of a beat of the clock's grid, or of the grid half
+        a beat off, takes that beat (the tracker times a beat more finely than a hand);
+        elsewhere the beat goes where the press is, and the loop pulls it onto the
+        nearest onsets. False (nothing changes) until the first full estimate.
         """
         nb, period = self.next_beat, self.period
         if nb is None or period <= 0 or not self._settled or not math.isfinite(t):
@@ -557,25 +564,35 @@ class BeatTracker:
         halves = 2.0 * (t - nb) / period  # half beats from the next beat
         k = round(halves)
         beat = nb + 0.5 * k * period if abs(halves - k) * 0.5 <= DOWNBEAT_SNAP else t
-        # A beat of the clock's own grid keeps the clock as it is; any other places it.
         if abs((beat - nb) / period - round((beat - nb) / period)) > 1e-9:
-            self._place(period, beat)
+            # Off the clock's own grid: the next beat is the first of the marked grid the
+            # stream has not passed (the marked beat itself when it is still to come; one
+            # the stream has passed is not sounded late).
+            nb = beat + math.ceil((self._t_newest - beat) / period) * period
+            self.next_beat = nb
             self._confirmed = True  # the performer's word needs no second estimate
-            nb = self.next_beat
-            assert nb is not None
-            if nb < self._t_newest:  # a beat the stream has passed is not sounded late
-                nb += period
-                self.next_beat = nb
-        # The marked beat is the one; the next beat is m beats after it.
+        # The marked beat is the one; the next beat is m beats after it, and its count
+        # (``_beat_count`` once emitted) is one more than now.
         m = round((nb - beat) / period)
+        self._mark_count = self._beat_count + 1 - m
         bpb = self.beats_per_bar
         self.beat_in_bar = (m - 1) % bpb  # the index of the last beat emitted
-        if m >= 1:
-            self.last_downbeat = nb - ((m % bpb) or bpb) * period
+        self.last_downbeat = nb - ((m % bpb) or bpb) * period
         self._pinned = True
         self._side = 0.0
         self._pending_beat = None
         return True
+
+    def release_downbeat(self) -> bool:
+        """End a performer's hold (:meth:`mark_downbeat`): the side, the far jumps and the
+        bar line are the tracker's again. False when nothing was held."""
+        held, self._pinned = self._pinned, False
+        return held
+
+    @property
+    def marked(self) -> bool:
+        """True while a performer's downbeat holds the grid (:meth:`mark_downbeat`)."""
+        return self._pinned
 
     def reset_tracking(self) -> None:
         self.bpm = 0.0
@@ -592,6 +609,7 @@ class BeatTracker:
         self._pending_since = 0.0
         self._side = 0.0  # summed evidence (mid band, backbeat) for the clock's side (< 0: off)
         self._pinned = False  # a performer marked the one: grid and bar line held (mark_downbeat)
+        self._mark_count = 0  # the beat count of the marked one
         # The low band's last steadiness readings (see _leak_share).
         self._steadiness: collections.deque[float] = collections.deque(maxlen=LEAK_READINGS)
         self._change_at = -math.inf  # time of the first onset at a detected tempo change
@@ -1400,13 +1418,7 @@ class BeatTracker:
         # A best phase about half a beat off is the side's to decide (hats, a
         # rolling bass or a fill often peak there for a while).
         half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
-        if (
-            far
-            and not half
-            and not kickless
-            and not self._pinned
-            and scores[glob] > local + 0.3 * sum(PHASE_W)
-        ):
+        if far and not half and not kickless and scores[glob] > local + 0.3 * sum(PHASE_W):
             beat = now - glob * self.hop
             same = (
                 self._pending_beat is not None
@@ -1414,8 +1426,10 @@ class BeatTracker:
             )
             if not same:
                 self._pending_beat, self._pending_since = beat, now
-            if now - self._pending_since >= JUMP_CONFIRM:
+            # A performer's hold gives way only to a far phase that stays (a hard cut).
+            if now - self._pending_since >= (MARK_JUMP_CONFIRM if self._pinned else JUMP_CONFIRM):
                 self._pending_beat = None
+                self._pinned = False
                 self._place(self.period, beat)
                 return
         else:
@@ -1739,8 +1753,6 @@ class BeatTracker:
         if self.config.beats_per_bar == 1:  # every beat is a bar line
             self.beats_per_bar, self.beat_in_bar = 1, 0
             return
-        if self._pinned:
-            return  # the performer's bar line (mark_downbeat) holds
         if self._bars_forgotten:
             if not all(all(counts) for counts in self._meter_frames.values()):
                 return  # not every beat of a bar heard since the tempo changed: no say yet
@@ -1766,6 +1778,10 @@ class BeatTracker:
             # kept while it fits better at all (a flip and back loses the bar lines).
             favour = METER_HOLD if self.beats_per_bar == 3 else METER_FOUR
             beats = 3 if contrast[3] > favour * contrast[4] else 4
+        if self._pinned:  # the performer's one stays beat 1, whatever the bar's length
+            self.beats_per_bar = beats
+            self.beat_in_bar = (self._beat_count - self._mark_count) % beats
+            return
         stats = (low_means[beats], mid_means[beats], harm_means[beats])
         units = _units(np.array(stats))
         # A band that barely differs between beats (four on the floor's kick) has little

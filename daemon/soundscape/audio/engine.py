@@ -107,6 +107,10 @@ class AudioEngine:
         :meth:`AudioAnalyzer.mark_downbeat`. False while the audio has no tempo yet."""
         return self.analyzer.mark_downbeat(t)
 
+    def release_downbeat(self) -> bool:
+        """Hand the grid back to the tracker (:meth:`AudioAnalyzer.release_downbeat`)."""
+        return self.analyzer.release_downbeat()
+
     def _on_block(self, block: AudioBlock) -> None:
         features = self.analyzer.process(block.samples, block.t)
         self.blocks += 1

@@ -337,6 +337,11 @@ class AudioAnalyzer:
         while there is no tempo yet. The next block's features show it."""
         return self.beats.mark_downbeat(t)
 
+    def release_downbeat(self) -> bool:
+        """The beat clock's grid and bar line are the tracker's again; False when no
+        downbeat was held (:meth:`BeatTracker.release_downbeat`)."""
+        return self.beats.release_downbeat()
+
     def _mono(self, block: np.ndarray) -> np.ndarray:
         x = block
         if x.ndim != 1:

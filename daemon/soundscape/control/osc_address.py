@@ -600,6 +600,14 @@ SOUNDSCAPE_ROUTES: tuple[Route, ...] = (
         "downbeat",
     ),
     Route(
+        "/soundscape/downbeat/release",
+        TRIGGER,
+        "command",
+        "The audio beat clock's grid and bar line are the tracker's again (command "
+        "`downbeat_release`).",
+        "downbeat_release",
+    ),
+    Route(
         "/soundscape/learn",
         (Arg("target", "str"),),
         "command",

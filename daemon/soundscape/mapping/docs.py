@@ -51,6 +51,7 @@ COMMANDS: dict[str, str] = {
     "tap": "Tap tempo; the first tap of a series is a bar line. Answers the tempo.",
     "downbeat": "The one is now: the audio beat clock puts its bar line at the press and "
     "holds it (no side flips) until the tempo changes. Answers the audio's tempo.",
+    "downbeat_release": "The audio beat clock's grid and bar line are the tracker's again.",
     "variation [next|previous|random|base|name]": "Bring in a variation of the current scene.",
     "mapping [on]": "Mapping rules on/off (toggle without an argument).",
 }

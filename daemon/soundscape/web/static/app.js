@@ -20,6 +20,9 @@ async function command(name, args = [], screen = null) {
 
 document.querySelectorAll("button[data-command]").forEach((b) =>
   b.addEventListener("click", () => command(b.dataset.command)));
+// Timed buttons act on the press: a click comes on the release, 80-130 ms later.
+document.querySelectorAll("button[data-press]").forEach((b) =>
+  b.addEventListener("pointerdown", () => command(b.dataset.press)));
 
 function list(el, items, render) {
   el.replaceChildren(...items.map((item) => {
@@ -307,7 +310,7 @@ async function preview() {
 preview();
 
 document.addEventListener("keydown", (e) => {
-  if (e.target.tagName === "INPUT") return;
+  if (e.target.tagName === "INPUT" || e.repeat) return;  // a held key is one press
   if (e.key === "t") command("tap");
   if (e.key === "d") command("downbeat");
 });
