@@ -208,6 +208,28 @@ def test_a_held_downbeat_is_released_on_request() -> None:
     assert not analyzer.release_downbeat()  # nothing held any more
 
 
+def test_an_octave_lean_holds_until_a_next_track_at_another_tempo() -> None:
+    # "Half time" on a loop at 140: the clock moves to 70 and the prior leans there; a
+    # next track at 100 (not an octave of 70) ends the lean and is read at 100, not 50.
+    first = drum_loop(140, 12, seed=24)
+    second = drum_loop(100, 14, seed=25, lead_in=0.0)
+    audio = np.concatenate([first.audio, second.audio])
+    change = len(first.audio) / SR
+    analyzer = AudioAnalyzer(AudioConfig(block_size=512))
+    block, halved, feats = 512, False, []
+    for i in range(0, len(audio) - block + 1, block):
+        t = i / SR
+        if not halved and t >= 7.0:
+            assert not analyzer.set_octave(2.0)  # 280: out of range, refused
+            assert analyzer.set_octave(0.5) and analyzer.beats.lean_bpm is not None
+            halved = True
+        feats.append(analyzer.process(audio[i : i + block], t))
+    assert all(abs(f.bpm - 70.0) <= 1.0 for f in feats if 9.0 <= f.t < change)
+    assert analyzer.beats.lean_bpm is None  # the next track ended it
+    assert locked_at([f for f in feats if f.t >= change], 100.0) <= change + 6.0
+    assert not analyzer.end_octave()  # nothing left to end
+
+
 def test_tracker_alone_on_an_impulse_envelope() -> None:
     """The pure tracker on an ideal onset envelope: one value per 5 ms frame."""
     period = 60 / 100.0

@@ -475,3 +475,31 @@ def test_the_marked_grid_holds_against_the_audio(cache: Path) -> None:
     assert np.all(np.minimum(off, 1.0 - off) <= 0.07 / period)
     bars = (downbeats[downbeats >= press] - press) / (4 * period)
     assert len(bars) >= 5 and np.all(np.abs(bars - np.round(bars)) <= 0.07 / (4 * period))
+
+
+def test_half_time_from_the_performer_holds_where_two_octaves_fit(cache: Path) -> None:
+    # Lo-fi hip hop at 79 under noise (16 dB SNR) on TimGM6mb: in the noise its hats half
+    # split the doubled beat, the two octaves fit about as well, and the prior (140) reads
+    # 158 (F 0.67). "Half time" at 8 s moves the clock to 79 and leans the prior there.
+    piece = Piece("lofi_hiphop_noise", "lofi_hiphop", 79, seed=1214, soundfont="timgm6mb",
+                  seconds=30, swing=0.25, noise_db=16.0)  # fmt: skip
+    rendered = render(piece, "tests", cache)
+    sr = rendered.sample_rate
+    analyzer = AudioAnalyzer(AudioConfig(sample_rate=sr), timbre=False)
+    block = analyzer.config.block_size
+    beats, late, halved = [], [], False
+    for i in range(0, len(rendered.audio) - block + 1, block):
+        t = i / sr
+        if not halved and t >= 8.0:
+            assert abs(analyzer.latest.bpm - 158.0) < 3.0  # read at double until then
+            assert analyzer.set_octave(0.5)
+            halved = True
+        features = analyzer.process(rendered.audio[i : i + block], t)
+        if features.beat_time is not None:
+            beats.append(features.beat_time)
+        if t >= 11.0:
+            late.append(features.bpm)
+    est = np.array(beats)
+    assert f_measure(rendered.beats[rendered.beats >= 11.0], est[est >= 11.0], 0.07) >= 0.95
+    assert all(abs(bpm - 79.0) <= 1.5 for bpm in late)
+    assert analyzer.beats.lean_bpm == pytest.approx(79.0, abs=1.5)

@@ -122,13 +122,14 @@ class Feedback(asyncio.DatagramProtocol):
                 await self.changed.wait()
 
 
-async def test_the_one_marked_over_osc_moves_the_beat_clock_there_and_holds_it(
+async def test_the_one_and_half_time_over_osc_move_the_beat_clock(
     tmp_path: Path,
 ) -> None:
     # A house groove the daemon reads right; a performer presses /soundscape/downbeat on
     # an off-beat (the "and" after a beat): from then on the clock's beats, sent back as
     # /soundscape/beat, fall half a beat later, with beat 1 of the bar at the press, and
-    # stay there against the audio's own evidence.
+    # stay there against the audio's own evidence. Then /soundscape/tempo/half: the
+    # reported tempo is 64 within a second, and stays.
     piece = Piece("house_pad", "house", BPM, seed=41, soundfont="timgm6mb", seconds=40)
     rendered = render(piece, "tests", tmp_path)
     wav = write_wav(tmp_path / "groove.wav", rendered.audio, rendered.sample_rate)
@@ -176,6 +177,10 @@ async def test_the_one_marked_over_osc_moves_the_beat_clock_there_and_holds_it(
         pressed = len(fed.beats)
         watch = press + 11.0
         await fed.until(lambda: bool(fed.beats) and fed.beats[-1][0] >= watch, 15.0)
+        # Half time: the tempo the daemon reports goes to 64 at once and stays there.
+        client.send_message("/soundscape/tempo/half", [])
+        halved = time.monotonic()
+        await fed.until(lambda: fed.beats[-1][0] >= halved + 4.0, 10.0)
         assert proc.returncode is None, "the daemon ended"
     finally:
         transport.close()
@@ -191,9 +196,15 @@ async def test_the_one_marked_over_osc_moves_the_beat_clock_there_and_holds_it(
     # From 4.5 s after it to the end: every beat on the press's grid, beat 1 on its bar
     # lines. (The clock catches up at most 25 % faster or slower than the tempo,
     # [beat] max_correction: a bar line moved by two beats takes eight, 3.75 s.)
-    after = [(t, b) for t, b in fed.beats[pressed:] if t >= press + 4.5]
+    after = [(t, b) for t, b in fed.beats[pressed:] if press + 4.5 <= t <= watch]
     assert len(after) >= 12
     off = np.array([((t - press) / period + 0.5) % 1.0 - 0.5 for t, _ in after])
     assert np.all(np.abs(off) <= 0.1), off
     bars = np.array([(t - press) / (4 * period) for t, b in after if b == 1])
     assert len(bars) >= 3 and np.all(np.abs(bars - np.round(bars)) <= 0.1 / 4), bars
+    assert "tempo_octave_set" in err.decode()
+    # The tempo is sent when it changes: 64 soon after the press, and nothing else since.
+    since = [(t - halved, bpm) for t, bpm in fed.bpm if t >= halved]
+    settled = [t for t, bpm in since if abs(bpm - BPM / 2) <= 1.0]
+    assert settled and settled[0] <= 1.0, since
+    assert all(abs(bpm - BPM / 2) <= 1.0 for t, bpm in since if t >= settled[0]), since

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import os
 import signal
 import time
@@ -343,6 +344,37 @@ class Daemon:
         self.commands.register("state", state)
         self.commands.register("downbeat", self._cmd_downbeat)
         self.commands.register("downbeat_release", self._cmd_downbeat_release)
+        for name, factor, doc in (
+            ("tempo_half", 0.5, "Half time: the audio tracker reads half its tempo from now on."),
+            ("tempo_double", 2.0, "Double time: the audio tracker reads twice its tempo."),
+        ):
+            self.commands.register(name, functools.partial(self._cmd_octave, factor), doc)
+        self.commands.register("tempo_auto", self._cmd_tempo_auto)
+
+    def _cmd_octave(self, factor: float, pressed: bool = True, *, source: str) -> float | None:
+        """Half (0.5) or double (2) time: the audio tracker reads that octave from now on."""
+        if pressed is False:
+            return None
+        audio = self.audio
+        if audio is None:
+            raise ParamError("tempo octave: no audio input ([audio] enabled = false)")
+        was = audio.latest.bpm
+        if not audio.set_octave(factor):
+            raise ParamError(
+                f"tempo octave: no audio tempo yet, or {was * factor:.1f} BPM is out of range"
+            )
+        bpm = round(was * factor, 2)
+        log.info("tempo_octave_set", source=source, bpm=bpm, was=round(was, 2))
+        return bpm
+
+    def _cmd_tempo_auto(self, pressed: bool = True, *, source: str) -> bool | None:
+        """The audio tracker's octave is its own again (the show's prior_bpm)."""
+        if pressed is False:
+            return None
+        audio = self.audio
+        ended = audio is not None and audio.end_octave()
+        log.info("tempo_octave_ended", source=source, was_set=ended)
+        return ended
 
     def _cmd_downbeat(self, pressed: bool = True, *, source: str) -> float | None:
         """The one is now: the audio beat clock puts its bar line here and holds it."""

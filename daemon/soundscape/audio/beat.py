@@ -233,6 +233,7 @@ BAND_TAU = 4.0  # s, running mean of each band's flux
 DOWNBEAT_SNAP = 0.15  # share of a period: a performer's "the one is now" this near a beat of
 # the clock's grid, or of the grid half a beat off, takes that beat (see mark_downbeat)
 MARK_JUMP_CONFIRM = 2.0  # s a far-away phase must persist to end a performer's hold
+LEAN_KEEP = 0.08  # a new tempo this near a performer's octave (or an octave of it) keeps it
 
 
 class BeatTracker:
@@ -256,6 +257,7 @@ class BeatTracker:
         self._settled = False  # (set again by reset_tracking, at the first frame)
         self._pinned = False
         self._mark_count = 0
+        self.lean_bpm: float | None = None
 
     # ------------------------------------------------------------------ stream
 
@@ -321,8 +323,8 @@ class BeatTracker:
         self._phase_rows: tuple | None = None  # see _comb_rows_of
         self._spread_buf = np.zeros((3, 0))  # see _spread
         self._phases = np.arange(width)  # phase indices, for the folds' valid masks
-        octaves = np.log2(self._bpms / cfg.prior_bpm) / cfg.prior_octaves
-        self._prior = np.exp(-0.5 * octaves**2)
+        self.lean_bpm = None  # a performer's octave (set_octave); None: the show's prior
+        self._set_prior(cfg.prior_bpm)
         sigma = DRIFT / GRID_STEP
         half = max(int(3 * sigma), 1)
         drift = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma) ** 2)
@@ -1510,17 +1512,11 @@ class BeatTracker:
         self._forget_old_bars()  # (see _track_phase), before the new tempo's steady time
         self._change_at = self._steady_since = now - at[0] * self.hop
         bpm = 60.0 / period
-        # The belief moves to the new tempo (the drift kernel around it).
-        belief = np.zeros_like(self._belief)
-        i = int(np.argmin(np.abs(self._bpms - bpm)))
-        half_k = len(self._drift) // 2
-        lo, hi = max(i - half_k, 0), min(i + half_k + 1, len(belief))
-        belief[lo:hi] = self._drift[lo - i + half_k : hi - i + half_k]
-        self._belief = belief / belief.sum()
-        self._tempo_hist.clear()
+        self._believe(bpm)
         self._pending_beat = None
         self._side = 0.0  # a new tempo's side evidence starts afresh, as at a re-seed
         self._pinned = False  # ... and a grid the performer marked was the old tempo's
+        self._end_lean(bpm)
         self._place(period, now - (icept + slope * (CHANGE_BEATS - 1)) * self.hop)
         return True
 
@@ -1704,12 +1700,91 @@ class BeatTracker:
         self._phase_rows = (bands, period, rows)
         return rows
 
+    def _believe(self, bpm: float) -> None:
+        """The tempo filter's belief moved to ``bpm`` (the drift kernel around it), and the
+        ramp's readings forgotten: a tempo known from elsewhere (a relock, a performer)."""
+        belief = np.zeros_like(self._belief)
+        i = int(np.argmin(np.abs(self._bpms - bpm)))
+        half_k = len(self._drift) // 2
+        lo, hi = max(i - half_k, 0), min(i + half_k + 1, len(belief))
+        belief[lo:hi] = self._drift[lo - i + half_k : hi - i + half_k]
+        self._belief = belief / belief.sum()
+        self._tempo_hist.clear()
+
+    def _set_prior(self, bpm: float) -> None:
+        """The log-normal tempo prior, centred on ``bpm`` (the show's, or a performer's lean)."""
+        octaves = np.log2(self._bpms / bpm) / self.config.prior_octaves
+        self._prior = np.exp(-0.5 * octaves**2)
+
+    def _end_lean(self, bpm: float) -> None:
+        """At a new tempo: a performer's octave lean ends unless ``bpm`` is its tempo or an
+        octave of it (within ``LEAN_KEEP``): a next track at another tempo is read with the
+        show's prior again."""
+        lean = self.lean_bpm
+        if lean is None:
+            return
+        octaves = math.log2(bpm / lean)
+        if abs(octaves - round(octaves)) > math.log2(1.0 + LEAN_KEEP):
+            self.lean_bpm = None
+            self._set_prior(self.config.prior_bpm)
+
+    def set_octave(self, factor: float) -> bool:
+        """A performer's "half time" (``factor`` 0.5) or "double time" (2): the tempo
+        read at that octave from now on.
+
+        The filter's belief moves to the new tempo, the clock keeps its bar lines (the
+        last downbeat stays one, so halving keeps every other beat) and the tempo prior
+        leans on the new tempo (``lean_bpm``; the show's ``prior_bpm`` otherwise): where
+        two octaves fit the music about as well (lo-fi under noise, a dembow, a one drop)
+        the lean decides, as the show's prior did before. The side and the bar line are
+        the tracker's to find again on the new grid (a held downbeat ends: mark the one
+        anew). The lean ends at a tempo change to a tempo not an octave of it (the next
+        track) or :meth:`end_octave`. False (nothing changes) until the first full
+        estimate, or when the new tempo is outside ``min_bpm``..``max_bpm``.
+        """
+        cfg = self.config
+        if self.period <= 0 or not self._settled or not factor > 0:
+            return False
+        bpm = self.bpm * factor
+        if not cfg.min_bpm <= bpm <= cfg.max_bpm:
+            return False
+        self.lean_bpm = bpm
+        self._set_prior(bpm)
+        self._believe(bpm)
+        self._forget_bars(changed=True)  # the beats counted no longer keep step with bars
+        self._pinned = False
+        self._side = 0.0
+        self._pending_beat = None
+        self._steady_since = self._t_newest
+        anchor = self.last_downbeat if self.last_downbeat is not None else self.last_beat
+        period = 60.0 / bpm
+        if anchor is None:
+            self._place(period, self._t_newest)
+            return True
+        self._place(period, anchor)
+        self._confirmed = True  # the performer's word needs no second estimate
+        # The anchor stays a downbeat: the next beat is m beats of the new tempo after it.
+        nb = self.next_beat
+        assert nb is not None
+        m = round((nb - anchor) / period)
+        self.beat_in_bar = (m - 1) % self.beats_per_bar
+        return True
+
+    def end_octave(self) -> bool:
+        """The show's ``prior_bpm`` again; False when no octave lean was set."""
+        if self.lean_bpm is None:
+            return False
+        self.lean_bpm = None
+        self._set_prior(self.config.prior_bpm)
+        return True
+
     def _seed(self, period: float, back: np.ndarray) -> None:
         frames = period / self.hop
         scores = self._phase_scores(back, frames, PHASE_DECAY)
         best = int(np.argmax(scores))
         self._side = 0.0  # the side's evidence starts afresh (see _track_phase)
         self._pinned = False  # a new tempo: the grid the performer marked is gone
+        self._end_lean(60.0 / period)
         beat = self._t_newest - best * self.hop
         self._pending_beat = None
         self._steady_since = self._t_newest

@@ -107,6 +107,14 @@ class AudioEngine:
         :meth:`AudioAnalyzer.mark_downbeat`. False while the audio has no tempo yet."""
         return self.analyzer.mark_downbeat(t)
 
+    def set_octave(self, factor: float) -> bool:
+        """Half or double time from now on (:meth:`AudioAnalyzer.set_octave`)."""
+        return self.analyzer.set_octave(factor)
+
+    def end_octave(self) -> bool:
+        """The show's tempo prior again (:meth:`AudioAnalyzer.end_octave`)."""
+        return self.analyzer.end_octave()
+
     def release_downbeat(self) -> bool:
         """Hand the grid back to the tracker (:meth:`AudioAnalyzer.release_downbeat`)."""
         return self.analyzer.release_downbeat()

@@ -600,6 +600,29 @@ SOUNDSCAPE_ROUTES: tuple[Route, ...] = (
         "downbeat",
     ),
     Route(
+        "/soundscape/tempo/half",
+        TRIGGER,
+        "command",
+        "Half time: the audio beat clock reads half its tempo from now on, and leans there "
+        "until the next track (command `tempo_half`).",
+        "tempo_half",
+    ),
+    Route(
+        "/soundscape/tempo/double",
+        TRIGGER,
+        "command",
+        "Double time: the audio beat clock reads twice its tempo from now on, and leans "
+        "there until the next track (command `tempo_double`).",
+        "tempo_double",
+    ),
+    Route(
+        "/soundscape/tempo/auto",
+        TRIGGER,
+        "command",
+        "The audio beat clock's octave is its own again (`beat.prior_bpm`; command `tempo_auto`).",
+        "tempo_auto",
+    ),
+    Route(
         "/soundscape/downbeat/release",
         TRIGGER,
         "command",

@@ -52,6 +52,11 @@ COMMANDS: dict[str, str] = {
     "downbeat": "The one is now: the audio beat clock puts its bar line at the press and "
     "holds it (no side flips) until the tempo changes. Answers the audio's tempo.",
     "downbeat_release": "The audio beat clock's grid and bar line are the tracker's again.",
+    "tempo_half": "Half time: the audio tracker reads half its tempo, leaning there until "
+    "a next track at another tempo. Answers the new tempo.",
+    "tempo_double": "Double time: the audio tracker reads twice its tempo, leaning there "
+    "until a next track at another tempo. Answers the new tempo.",
+    "tempo_auto": "The audio tracker's octave is its own again (`beat.prior_bpm`).",
     "variation [next|previous|random|base|name]": "Bring in a variation of the current scene.",
     "mapping [on]": "Mapping rules on/off (toggle without an argument).",
 }
