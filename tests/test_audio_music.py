@@ -8,6 +8,7 @@ soundfont is missing (``scripts/test.sh`` installs both).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -418,26 +419,33 @@ def test_the_first_beats_of_a_slow_pulse_come_once_a_second_early_guess_agrees(
     assert all(np.min(np.abs(ref - b)) <= 0.07 for b in result.beats if b < 5.0)
 
 
-def _pressed(rendered, press: float) -> tuple[np.ndarray, np.ndarray]:
-    """The live analyzer over ``rendered``, block by block, with a performer's "the one is
-    now" at ``press`` (handled as the first block at or after it comes in); its beats and
-    downbeats."""
+def _played(rendered, at: float, act: Callable[[AudioAnalyzer], bool]):
+    """The live analyzer over ``rendered``, block by block, with a performer's action
+    ``act`` at ``at`` (taken before the first block at or after it, and asserted to be
+    accepted): its beats, downbeats and (time, tempo) readings."""
     sr = rendered.sample_rate
     analyzer = AudioAnalyzer(AudioConfig(sample_rate=sr), timbre=False)
     block = analyzer.config.block_size
-    beats, downbeats, marked = [], [], False
+    beats, downbeats, tempo, acted = [], [], [], False
     for i in range(0, len(rendered.audio) - block + 1, block):
         t = i / sr
-        if not marked and t >= press:
-            assert analyzer.mark_downbeat(press)
-            marked = True
+        if not acted and t >= at:
+            assert act(analyzer)
+            acted = True
         features = analyzer.process(rendered.audio[i : i + block], t)
+        tempo.append((t, features.bpm))
         if features.beat_time is not None:
             beats.append(features.beat_time)
             if features.downbeat:
                 downbeats.append(features.beat_time)
-    assert marked
-    return np.array(beats), np.array(downbeats)
+    assert acted
+    return np.array(beats), np.array(downbeats), tempo
+
+
+def _pressed(rendered, press: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_played` with "the one is now" at ``press``: the beats and downbeats."""
+    beats, downbeats, _ = _played(rendered, press, lambda a: a.mark_downbeat(press))
+    return beats, downbeats
 
 
 def test_a_performer_marks_the_one_where_the_tracker_sits_on_the_off_beats(cache: Path) -> None:
@@ -484,22 +492,14 @@ def test_half_time_from_the_performer_holds_where_two_octaves_fit(cache: Path) -
     piece = Piece("lofi_hiphop_noise", "lofi_hiphop", 79, seed=1214, soundfont="timgm6mb",
                   seconds=30, swing=0.25, noise_db=16.0)  # fmt: skip
     rendered = render(piece, "tests", cache)
-    sr = rendered.sample_rate
-    analyzer = AudioAnalyzer(AudioConfig(sample_rate=sr), timbre=False)
-    block = analyzer.config.block_size
-    beats, late, halved = [], [], False
-    for i in range(0, len(rendered.audio) - block + 1, block):
-        t = i / sr
-        if not halved and t >= 8.0:
-            assert abs(analyzer.latest.bpm - 158.0) < 3.0  # read at double until then
-            assert analyzer.set_octave(0.5)
-            halved = True
-        features = analyzer.process(rendered.audio[i : i + block], t)
-        if features.beat_time is not None:
-            beats.append(features.beat_time)
-        if t >= 11.0:
-            late.append(features.bpm)
-    est = np.array(beats)
+    played: list[AudioAnalyzer] = []
+
+    def halve(analyzer: AudioAnalyzer) -> bool:
+        assert abs(analyzer.latest.bpm - 158.0) < 3.0  # read at double until then
+        played.append(analyzer)
+        return analyzer.set_octave(0.5)
+
+    est, _, tempo = _played(rendered, 8.0, halve)
     assert f_measure(rendered.beats[rendered.beats >= 11.0], est[est >= 11.0], 0.07) >= 0.95
-    assert all(abs(bpm - 79.0) <= 1.5 for bpm in late)
-    assert analyzer.beats.lean_bpm == pytest.approx(79.0, abs=1.5)
+    assert all(abs(bpm - 79.0) <= 1.5 for t, bpm in tempo if t >= 11.0)
+    assert played[0].beats.lean_bpm == pytest.approx(79.0, abs=1.5)  # leaning to the end

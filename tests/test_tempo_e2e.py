@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,59 +41,6 @@ def free_port(kind: int) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Bpm(asyncio.DatagramProtocol):
-    """Every ``/soundscape/bpm`` the daemon sends, with its arrival time."""
-
-    def __init__(self) -> None:
-        self.readings: list[tuple[float, float]] = []
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        with contextlib.suppress(Exception):  # other addresses, other shapes: not ours
-            for timed in OscPacket(data).messages:
-                if timed.message.address == "/soundscape/bpm":
-                    self.readings.append((time.monotonic(), float(timed.message.params[0])))
-
-
-async def test_a_128_groove_with_bass_and_pad_reads_128_in_the_osc_feedback(
-    tmp_path: Path,
-) -> None:
-    piece = Piece("house_pad", "house", BPM, seed=41, soundfont="timgm6mb", seconds=30)
-    rendered = render(piece, "tests", tmp_path)
-    wav = write_wav(tmp_path / "groove.wav", rendered.audio, rendered.sample_rate)
-    loop = asyncio.get_running_loop()
-    listener = Bpm()
-    transport, _ = await loop.create_datagram_endpoint(
-        lambda: listener, local_addr=("127.0.0.1", 0)
-    )
-    feedback = transport.get_extra_info("sockname")[1]
-    started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "soundscape", "run", "--audio-file", str(wav),
-        "--osc-port", str(free_port(socket.SOCK_DGRAM)),
-        "--osc-feedback", f"127.0.0.1:{feedback}",
-        "--http", f"127.0.0.1:{free_port(socket.SOCK_STREAM)}",
-        "--fresh", "--log-format", "console",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")},
-    )  # fmt: skip
-    try:
-        await asyncio.sleep(WATCH)  # the window watched: the daemon reports as it goes
-        assert proc.returncode is None, "the daemon ended"
-    finally:
-        transport.close()
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 30)
-    readings = [(t - started, bpm) for t, bpm in listener.readings]
-    assert readings, err.decode()[-2000:]
-    # The first reading from which every later one is within 128 ± 1.
-    settled = next(
-        (t for i, (t, _) in enumerate(readings) if all(abs(b - BPM) <= 1 for _, b in readings[i:])),
-        None,
-    )
-    assert settled is not None and settled <= WITHIN, readings[-20:]
 
 
 class Feedback(asyncio.DatagramProtocol):
@@ -122,21 +70,30 @@ class Feedback(asyncio.DatagramProtocol):
                 await self.changed.wait()
 
 
-async def test_the_one_and_half_time_over_osc_move_the_beat_clock(
-    tmp_path: Path,
-) -> None:
-    # A house groove the daemon reads right; a performer presses /soundscape/downbeat on
-    # an off-beat (the "and" after a beat): from then on the clock's beats, sent back as
-    # /soundscape/beat, fall half a beat later, with beat 1 of the bar at the press, and
-    # stay there against the audio's own evidence. Then /soundscape/tempo/half: the
-    # reported tempo is 64 within a second, and stays.
-    piece = Piece("house_pad", "house", BPM, seed=41, soundfont="timgm6mb", seconds=40)
+@dataclasses.dataclass
+class Daemon:
+    """``soundscape run --audio-file`` on its built-in default, its OSC feedback and log."""
+
+    fed: Feedback
+    osc_port: int
+    log: bytearray
+    proc: asyncio.subprocess.Process
+    started: float  # monotonic time of the command's start
+
+
+@contextlib.asynccontextmanager
+async def daemon_playing(piece: Piece, tmp_path: Path) -> AsyncIterator[Daemon]:
+    """The daemon playing ``piece`` (rendered), its feedback coming to a listener here;
+    stopped (SIGINT) on the way out. Its log is read as it comes (a full pipe would
+    stall it)."""
     rendered = render(piece, "tests", tmp_path)
     wav = write_wav(tmp_path / "groove.wav", rendered.audio, rendered.sample_rate)
-    loop = asyncio.get_running_loop()
     fed = Feedback()
-    transport, _ = await loop.create_datagram_endpoint(lambda: fed, local_addr=("127.0.0.1", 0))
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: fed, local_addr=("127.0.0.1", 0)
+    )
     osc_port = free_port(socket.SOCK_DGRAM)
+    started = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "soundscape", "run", "--audio-file", str(wav),
         "--osc-port", str(osc_port),
@@ -146,17 +103,54 @@ async def test_the_one_and_half_time_over_osc_move_the_beat_clock(
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")},
     )  # fmt: skip
-    period = 60.0 / BPM
-    # The daemon's log, read as it comes (a full pipe would stall it).
-    err = bytearray()
+    log = bytearray()
 
     async def drain(stream: asyncio.StreamReader) -> None:
         while chunk := await stream.read(65536):
-            err.extend(chunk)
+            log.extend(chunk)
 
     assert proc.stderr is not None
     reader = asyncio.create_task(drain(proc.stderr))
     try:
+        yield Daemon(fed, osc_port, log, proc, started)
+        assert proc.returncode is None, "the daemon ended"
+    finally:
+        transport.close()
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.wait(), 30)
+        await reader
+
+
+async def test_a_128_groove_with_bass_and_pad_reads_128_in_the_osc_feedback(
+    tmp_path: Path,
+) -> None:
+    piece = Piece("house_pad", "house", BPM, seed=41, soundfont="timgm6mb", seconds=30)
+    async with daemon_playing(piece, tmp_path) as daemon:
+        await asyncio.sleep(WATCH)  # the window watched: the daemon reports as it goes
+    readings = [(t - daemon.started, bpm) for t, bpm in daemon.fed.bpm]
+    assert readings, daemon.log.decode()[-2000:]
+    # The first reading from which every later one is within 128 ± 1.
+    settled = next(
+        (t for i, (t, _) in enumerate(readings) if all(abs(b - BPM) <= 1 for _, b in readings[i:])),
+        None,
+    )
+    assert settled is not None and settled <= WITHIN, readings[-20:]
+
+
+async def test_the_one_and_half_time_over_osc_move_the_beat_clock(
+    tmp_path: Path,
+) -> None:
+    # A house groove the daemon reads right; a performer presses /soundscape/downbeat on
+    # an off-beat (the "and" after a beat): from then on the clock's beats, sent back as
+    # /soundscape/beat, fall half a beat later, with beat 1 of the bar at the press, and
+    # stay there against the audio's own evidence. Then /soundscape/tempo/half: the
+    # reported tempo is 64 within a second, and stays.
+    piece = Piece("house_pad", "house", BPM, seed=41, soundfont="timgm6mb", seconds=40)
+    period = 60.0 / BPM
+    async with daemon_playing(piece, tmp_path) as daemon:
+        fed = daemon.fed
+
         # Read right and beating steadily: the tempo at 128, the last eight beats a
         # period apart (while the clock catches up with the audio they come closer).
         def steady() -> bool:
@@ -172,7 +166,7 @@ async def test_the_one_and_half_time_over_osc_move_the_beat_clock(
         last = times[-1] + float(np.median(spread))
         press = last + 2 * period + 0.5 * period  # the "and" after the beat after next
         await asyncio.sleep(press - time.monotonic())
-        client = SimpleUDPClient("127.0.0.1", osc_port)
+        client = SimpleUDPClient("127.0.0.1", daemon.osc_port)
         client.send_message("/soundscape/downbeat", [])
         pressed = len(fed.beats)
         watch = press + 11.0
@@ -181,14 +175,7 @@ async def test_the_one_and_half_time_over_osc_move_the_beat_clock(
         client.send_message("/soundscape/tempo/half", [])
         halved = time.monotonic()
         await fed.until(lambda: fed.beats[-1][0] >= halved + 4.0, 10.0)
-        assert proc.returncode is None, "the daemon ended"
-    finally:
-        transport.close()
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.wait(), 30)
-        await reader
-    assert "downbeat_marked" in err.decode(), err.decode()[-2000:]
+    assert "downbeat_marked" in daemon.log.decode(), daemon.log.decode()[-2000:]
     before = np.array([t for t, _ in fed.beats[pressed - 8 : pressed]])
     # Before the press: on the groove's grid, half a beat from the press's.
     off = ((before - press) / period) % 1.0
@@ -202,7 +189,7 @@ async def test_the_one_and_half_time_over_osc_move_the_beat_clock(
     assert np.all(np.abs(off) <= 0.1), off
     bars = np.array([(t - press) / (4 * period) for t, b in after if b == 1])
     assert len(bars) >= 3 and np.all(np.abs(bars - np.round(bars)) <= 0.1 / 4), bars
-    assert "tempo_octave_set" in err.decode()
+    assert "tempo_octave_set" in daemon.log.decode()
     # The tempo is sent when it changes: 64 soon after the press, and nothing else since.
     since = [(t - halved, bpm) for t, bpm in fed.bpm if t >= halved]
     settled = [t for t, bpm in since if abs(bpm - BPM / 2) <= 1.0]
