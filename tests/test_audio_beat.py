@@ -208,6 +208,32 @@ def test_a_held_downbeat_is_released_on_request() -> None:
     assert not analyzer.release_downbeat()  # nothing held any more
 
 
+@pytest.mark.parametrize(("bpm", "pattern", "factor"), [(80, "rock", 2.0), (140, "rock", 0.5)])
+def test_half_and_double_time_move_the_clock_and_hold(
+    bpm: float, pattern: str, factor: float
+) -> None:
+    # Set at 11 s, the other octave is read from then on (the evidence still favours the
+    # loop's own tempo: without the lean's octave the filter went back within 6 s), on a
+    # grid of the loop's beats (halved: every other one; doubled: beats and off-beats).
+    loop = drum_loop(bpm, 30, pattern=pattern, seed=bpm)
+    analyzer = AudioAnalyzer(AudioConfig(block_size=512))
+    feats, done = [], False
+    for i in range(0, len(loop.audio) - 511, 512):
+        t = i / SR
+        if not done and t >= 11.0:
+            assert analyzer.set_octave(factor)
+            done = True
+        feats.append(analyzer.process(loop.audio[i : i + 512], t))
+    target = bpm * factor
+    assert all(abs(f.bpm - target) <= 1.0 for f in feats if f.t >= 13.0)
+    beats = np.array([f.beat_time for f in feats if f.beat_time is not None])
+    beats = beats[beats >= 13.0]
+    grid = 60.0 / max(bpm, target)  # the finer of the two
+    off = ((beats - loop.beats[0]) / grid) % 1.0
+    assert len(beats) >= 10 and np.all(np.minimum(off, 1.0 - off) <= 0.07 / grid)
+    assert np.all(np.abs(np.diff(beats) * target / 60.0 - 1.0) <= 0.1)  # every beat, once
+
+
 def test_an_octave_lean_holds_until_a_next_track_at_another_tempo() -> None:
     # "Half time" on a loop at 140: the clock moves to 70 and the prior leans there; a
     # next track at 100 (not an octave of 70) ends the lean and is read at 100, not 50.

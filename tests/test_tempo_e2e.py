@@ -146,7 +146,8 @@ async def test_the_one_and_half_time_over_osc_move_the_beat_clock(
     # /soundscape/beat, fall half a beat later, with beat 1 of the bar at the press, and
     # stay there against the audio's own evidence. Then /soundscape/tempo/half: the
     # reported tempo is 64 within a second, and stays.
-    piece = Piece("house_pad", "house", BPM, seed=41, soundfont="timgm6mb", seconds=40)
+    # 60 s: the file loops at its end, and the watch must not cross that seam.
+    piece = Piece("house_pad", "house", BPM, seed=41, soundfont="timgm6mb", seconds=60)
     period = 60.0 / BPM
     async with daemon_playing(piece, tmp_path) as daemon:
         fed = daemon.fed

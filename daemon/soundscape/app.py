@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import os
 import signal
 import time
@@ -23,6 +22,7 @@ import structlog
 
 from soundscape import reload as live_reload
 from soundscape.audio.config import AudioConfig
+from soundscape.audio.controls import AudioClockControls
 from soundscape.audio.engine import AudioEngine
 from soundscape.config import Config
 from soundscape.control.commands import CommandBus
@@ -342,63 +342,9 @@ class Daemon:
             }
 
         self.commands.register("state", state)
-        self.commands.register("downbeat", self._cmd_downbeat)
-        self.commands.register("downbeat_release", self._cmd_downbeat_release)
-        for name, factor, doc in (
-            ("tempo_half", 0.5, "Half time: the audio tracker reads half its tempo from now on."),
-            ("tempo_double", 2.0, "Double time: the audio tracker reads twice its tempo."),
-        ):
-            self.commands.register(name, functools.partial(self._cmd_octave, factor), doc)
-        self.commands.register("tempo_auto", self._cmd_tempo_auto)
-
-    def _cmd_octave(self, factor: float, pressed: bool = True, *, source: str) -> float | None:
-        """Half (0.5) or double (2) time: the audio tracker reads that octave from now on."""
-        if pressed is False:
-            return None
-        audio = self.audio
-        if audio is None:
-            raise ParamError("tempo octave: no audio input ([audio] enabled = false)")
-        was = audio.latest.bpm
-        if not audio.set_octave(factor):
-            raise ParamError(
-                f"tempo octave: no audio tempo yet, or {was * factor:.1f} BPM is out of range"
-            )
-        bpm = round(was * factor, 2)
-        log.info("tempo_octave_set", source=source, bpm=bpm, was=round(was, 2))
-        return bpm
-
-    def _cmd_tempo_auto(self, pressed: bool = True, *, source: str) -> bool | None:
-        """The audio tracker's octave is its own again (the show's prior_bpm)."""
-        if pressed is False:
-            return None
-        audio = self.audio
-        ended = audio is not None and audio.end_octave()
-        log.info("tempo_octave_ended", source=source, was_set=ended)
-        return ended
-
-    def _cmd_downbeat(self, pressed: bool = True, *, source: str) -> float | None:
-        """The one is now: the audio beat clock puts its bar line here and holds it."""
-        if pressed is False:
-            return None  # a momentary button's release
-        at = time.monotonic()  # before anything else: the press's moment is the point
-        audio = self.audio
-        if audio is None:
-            raise ParamError("downbeat: no audio input ([audio] enabled = false)")
-        if not audio.mark_downbeat(at):
-            raise ParamError("downbeat: the audio has no tempo yet")
-        bpm = round(audio.latest.bpm, 2)
-        # The clock follows the audio's bar lines only while the audio drives it.
-        log.info("downbeat_marked", source=source, bpm=bpm, clock=self.mapping.clock.active)
-        return bpm
-
-    def _cmd_downbeat_release(self, pressed: bool = True, *, source: str) -> bool | None:
-        """The audio beat clock's grid and bar line are the tracker's again."""
-        if pressed is False:
-            return None
-        audio = self.audio
-        released = audio is not None and audio.release_downbeat()
-        log.info("downbeat_released", source=source, held=released)
-        return released
+        AudioClockControls(lambda: self.audio, lambda: self.mapping.clock.active).register(
+            self.commands
+        )
 
     def screens_status(self) -> dict[str, Any]:
         """Every screen: its servers, which one is shown, its scene and outputs."""

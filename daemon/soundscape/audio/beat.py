@@ -459,6 +459,7 @@ class BeatTracker:
             return False
         while nb <= now - self.period * 0.5:  # beats long past (a stall) are dropped
             nb += self.period
+            self._beat_count += 1  # counted still: the bars' statistics keep step
             self.beat_in_bar = (self.beat_in_bar + 1) % self.beats_per_bar
         fired = False
         if nb <= now:
@@ -572,7 +573,6 @@ class BeatTracker:
             # the stream has passed is not sounded late).
             nb = beat + math.ceil((self._t_newest - beat) / period) * period
             self.next_beat = nb
-            self._confirmed = True  # the performer's word needs no second estimate
         # The marked beat is the one; the next beat is m beats after it, and its count
         # (``_beat_count`` once emitted) is one more than now.
         m = round((nb - beat) / period)
@@ -698,7 +698,7 @@ class BeatTracker:
                 shift = min(max(0.5 * (a - c) / den, -1.0), 1.0)
                 bpm *= math.exp(GRID_STEP * shift)
         self.tempo_score = float(salience[best])
-        bpm = self._lead(bpm)
+        bpm = self._in_lean_octave(self._lead(bpm))
         self._track_phase(bpm, phase_env)
         # How sure of the tempo the salience makes us, held as it falls: at a drop
         # the first loud hits (the bands' running means sank through the
@@ -1732,15 +1732,18 @@ class BeatTracker:
         """A performer's "half time" (``factor`` 0.5) or "double time" (2): the tempo
         read at that octave from now on.
 
-        The filter's belief moves to the new tempo, the clock keeps its bar lines (the
-        last downbeat stays one, so halving keeps every other beat) and the tempo prior
-        leans on the new tempo (``lean_bpm``; the show's ``prior_bpm`` otherwise): where
-        two octaves fit the music about as well (lo-fi under noise, a dembow, a one drop)
-        the lean decides, as the show's prior did before. The side and the bar line are
-        the tracker's to find again on the new grid (a held downbeat ends: mark the one
-        anew). The lean ends at a tempo change to a tempo not an octave of it (the next
-        track) or :meth:`end_octave`. False (nothing changes) until the first full
-        estimate, or when the new tempo is outside ``min_bpm``..``max_bpm``.
+        The filter's belief moves to the new tempo and the clock to the new period, from
+        the current bar line (halving keeps every other beat); from then on the tempo is
+        read in that octave (``lean_bpm``: an estimate an octave away is taken at the
+        lean's octave, and the tempo prior leans there too), so that where two octaves
+        fit the music about as well (lo-fi under noise, a dembow, a one drop) the
+        performer's is kept. Which beats are the beat at the new tempo (every other
+        beat: the ones or the twos) is the side vote's to find, as at any new tempo (a
+        held downbeat ends: mark the one anew where it needs it); the bar keeps its
+        length in beats. The lean ends at a tempo change to a tempo not an octave of it
+        (the next track), at :meth:`end_octave`, or with a fresh tracker. False (nothing
+        changes) until the first full estimate, or when the new tempo is outside
+        ``min_bpm``..``max_bpm``.
         """
         cfg = self.config
         if self.period <= 0 or not self._settled or not factor > 0:
@@ -1756,19 +1759,31 @@ class BeatTracker:
         self._side = 0.0
         self._pending_beat = None
         self._steady_since = self._t_newest
-        anchor = self.last_downbeat if self.last_downbeat is not None else self.last_beat
+        # The current bar line (last_downbeat lags a bar line _decide_bar moves).
+        last = self.last_beat if self.last_beat is not None else self._t_newest
+        anchor = last - self.beat_in_bar * self.period
         period = 60.0 / bpm
-        if anchor is None:
-            self._place(period, self._t_newest)
-            return True
-        self._place(period, anchor)
-        self._confirmed = True  # the performer's word needs no second estimate
-        # The anchor stays a downbeat: the next beat is m beats of the new tempo after it.
-        nb = self.next_beat
-        assert nb is not None
+        # The next beat: the first of the new grid the stream has not passed, and not the
+        # beat just sounded again.
+        after = max(self._t_newest, last + 0.25 * period)
+        nb = anchor + math.ceil((after - anchor) / period) * period
+        self.period, self.bpm, self.next_beat = period, bpm, nb
+        # The anchor stays a bar line: the next beat is m beats of the new tempo after it.
         m = round((nb - anchor) / period)
         self.beat_in_bar = (m - 1) % self.beats_per_bar
         return True
+
+    def _in_lean_octave(self, bpm: float) -> float:
+        """``bpm`` moved to the octave of the performer's lean (set_octave), where it is
+        within ``LEAN_KEEP`` of an octave of it; as it is otherwise."""
+        lean = self.lean_bpm
+        if lean is None:
+            return bpm
+        octaves = math.log2(lean / bpm)
+        k = round(octaves)
+        if k and abs(octaves - k) <= math.log2(1.0 + LEAN_KEEP):
+            return bpm * 2.0**k
+        return bpm
 
     def end_octave(self) -> bool:
         """The show's ``prior_bpm`` again; False when no octave lean was set."""

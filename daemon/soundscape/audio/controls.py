@@ -1,0 +1,97 @@
+"""A performer's hands on the audio beat clock: commands that put it right where it is wrong.
+
+The tracker reads most music right; where it does not (a loud bass on every off-beat over
+a soft clap, two octaves that fit about as well), a performer says so, as on a DJ deck or
+in a VJ app: ``downbeat`` (the one is now), ``tempo_half`` / ``tempo_double`` (the other
+octave), and ``downbeat_release`` / ``tempo_auto`` to hand each back. They are commands
+on the daemon's bus, so OSC, MIDI and the operator page reach them alike (docs/mapping.md).
+Each acts on whichever audio engine the daemon runs now (a reload may replace it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+
+from soundscape.audio.engine import AudioEngine
+from soundscape.control.commands import CommandBus
+from soundscape.errors import ParamError
+
+log = structlog.get_logger(__name__)
+
+
+class AudioClockControls:
+    """The commands, bound to the daemon's current audio engine and its clock's source."""
+
+    def __init__(
+        self, audio: Callable[[], AudioEngine | None], clock_source: Callable[[], str | None]
+    ) -> None:
+        self._audio = audio
+        self._clock_source = clock_source
+
+    def register(self, bus: CommandBus) -> None:
+        bus.register("downbeat", self.downbeat)
+        bus.register("downbeat_release", self.downbeat_release)
+        bus.register("tempo_half", self.tempo_half)
+        bus.register("tempo_double", self.tempo_double)
+        bus.register("tempo_auto", self.tempo_auto)
+
+    def _engine(self, what: str) -> AudioEngine:
+        audio = self._audio()
+        if audio is None:
+            raise ParamError(f"{what}: no audio input ([audio] enabled = false)")
+        return audio
+
+    def downbeat(self, pressed: bool = True, *, source: str) -> float | None:
+        """The one is now: the audio beat clock puts its bar line here and holds it."""
+        if pressed is False:
+            return None  # a momentary button's release
+        at = time.monotonic()  # before anything else: the press's moment is the point
+        audio = self._engine("downbeat")
+        if not audio.mark_downbeat(at):
+            raise ParamError("downbeat: the audio has no tempo yet")
+        bpm = round(audio.latest.bpm, 2)
+        # The clock follows the audio's bar lines only while the audio drives it.
+        log.info("downbeat_marked", source=source, bpm=bpm, clock=self._clock_source())
+        return bpm
+
+    def downbeat_release(self, pressed: bool = True, *, source: str) -> bool | None:
+        """The audio beat clock's grid and bar line are the tracker's again."""
+        if pressed is False:
+            return None
+        audio = self._audio()
+        released = audio is not None and audio.release_downbeat()
+        log.info("downbeat_released", source=source, held=released)
+        return released
+
+    def tempo_half(self, pressed: bool = True, *, source: str) -> float | None:
+        """Half time: the audio tracker reads half its tempo from now on."""
+        return self._octave(0.5, pressed, source)
+
+    def tempo_double(self, pressed: bool = True, *, source: str) -> float | None:
+        """Double time: the audio tracker reads twice its tempo from now on."""
+        return self._octave(2.0, pressed, source)
+
+    def _octave(self, factor: float, pressed: bool, source: str) -> float | None:
+        if pressed is False:
+            return None
+        audio = self._engine("tempo octave")
+        was = audio.latest.bpm
+        if was <= 0:
+            raise ParamError("tempo octave: the audio has no tempo yet")
+        if not audio.set_octave(factor):
+            raise ParamError(f"tempo octave: {was * factor:.1f} BPM is out of the tempo range")
+        bpm = round(was * factor, 2)
+        log.info("tempo_octave_set", source=source, bpm=bpm, was=round(was, 2))
+        return bpm
+
+    def tempo_auto(self, pressed: bool = True, *, source: str) -> bool | None:
+        """The audio tracker's octave is its own again (the show's beat.prior_bpm)."""
+        if pressed is False:
+            return None
+        audio = self._audio()
+        ended = audio is not None and audio.end_octave()
+        log.info("tempo_octave_ended", source=source, was_set=ended)
+        return ended
