@@ -59,12 +59,7 @@ class AudioClockControls:
 
     def downbeat_release(self, pressed: bool = True, *, source: str) -> bool | None:
         """The audio beat clock's grid and bar line are the tracker's again."""
-        if pressed is False:
-            return None
-        audio = self._audio()
-        released = audio is not None and audio.release_downbeat()
-        log.info("downbeat_released", source=source, held=released)
-        return released
+        return self._hand_back(AudioEngine.release_downbeat, "downbeat_released", pressed, source)
 
     def tempo_half(self, pressed: bool = True, *, source: str) -> float | None:
         """Half time: the audio tracker reads half its tempo from now on."""
@@ -89,9 +84,15 @@ class AudioClockControls:
 
     def tempo_auto(self, pressed: bool = True, *, source: str) -> bool | None:
         """The audio tracker's octave is its own again (the show's beat.prior_bpm)."""
+        return self._hand_back(AudioEngine.end_octave, "tempo_octave_ended", pressed, source)
+
+    def _hand_back(
+        self, undo: Callable[[AudioEngine], bool], event: str, pressed: bool, source: str
+    ) -> bool | None:
+        """Undo a correction (True when there was one to undo), and log it."""
         if pressed is False:
             return None
         audio = self._audio()
-        ended = audio is not None and audio.end_octave()
-        log.info("tempo_octave_ended", source=source, was_set=ended)
-        return ended
+        undone = audio is not None and undo(audio)
+        log.info(event, source=source, undone=undone)
+        return undone
