@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from soundscape.app import Daemon, run
+from soundscape.audio.synth import drum_loop
 from soundscape.config import Config, load
 from soundscape.emulator import Emulator
 from soundscape.errors import StartupError
@@ -146,6 +147,8 @@ async def test_status_reports_a_running_daemon_and_its_last_loss(emulator):
         assert data["inputs"]["osc"]["health"] == "listening"
         assert data["outputs"] == {}  # none configured: said so, not hidden
         assert {"bpm", "source"} <= set(data["tempo"])
+        # No audio here: no correction of its beat clock held.
+        assert data["tempo"]["downbeat_held"] is False and data["tempo"]["octave_bpm"] is None
     finally:
         stop.set()
         await task
@@ -217,6 +220,43 @@ async def test_the_preview_is_a_small_jpeg_of_the_latest_frame(emulator):
         async with httpx.AsyncClient() as client:
             bad = await client.post(f"{daemon.control.url}/api/command/nope", json={"args": []})
         assert bad.status_code == 400 and "not available" in bad.json()["error"]
+    finally:
+        stop.set()
+        await task
+
+
+async def test_status_shows_the_corrections_a_performer_holds_the_beat_clock_to(
+    emulator, tmp_path: Path
+):
+    # A loop at 140 played as the audio input; the one marked and half time set through
+    # the command bus (as OSC, MIDI and the page do): `soundscape status` says both are held.
+    wav = drum_loop(140, 60, seed=9).write_wav(tmp_path / "loop.wav")
+    port = free_port()
+    config = daemon_config(emulator, f"127.0.0.1:{port}")
+    config = dataclasses.replace(
+        config, audio=dataclasses.replace(config.audio, enabled=True, file=str(wav))
+    )
+    daemon, stop, task = await start(config)
+    try:
+        assert daemon.audio is not None
+        audio = daemon.audio
+
+        def read() -> bool:  # the first full estimate, at 140
+            return audio.analyzer.beats.settled and abs(audio.latest.bpm - 140.0) <= 1.0
+
+        async with asyncio.timeout(20):
+            while not read():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)  # the tracker's reading: no event to await
+        await daemon.commands.call("tempo_half")
+        await daemon.commands.call("downbeat")
+        code, out, err = await cli("status", "--http", f"127.0.0.1:{port}")
+        assert code == 0, err
+        assert "the one held" in out and "octave held at 70" in out, out
+        await daemon.commands.call("downbeat_release")
+        await daemon.commands.call("tempo_auto")
+        code, out, err = await cli("status", "--http", f"127.0.0.1:{port}", "--json")
+        tempo = json.loads(out)["tempo"]
+        assert tempo["downbeat_held"] is False and tempo["octave_bpm"] is None
     finally:
         stop.set()
         await task

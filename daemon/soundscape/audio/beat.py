@@ -592,6 +592,12 @@ class BeatTracker:
         return held
 
     @property
+    def settled(self) -> bool:
+        """True once the first full estimate is made (the early guesses' tempo before it is
+        provisional: a performer's corrections wait for it)."""
+        return self._settled
+
+    @property
     def marked(self) -> bool:
         """True while a performer's downbeat holds the grid (:meth:`mark_downbeat`)."""
         return self._pinned

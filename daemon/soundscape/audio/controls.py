@@ -39,9 +39,12 @@ class AudioClockControls:
         bus.register("tempo_auto", self.tempo_auto)
 
     def _engine(self, what: str) -> AudioEngine:
+        """The engine, once its tracker has a tempo to correct."""
         audio = self._audio()
         if audio is None:
             raise ParamError(f"{what}: no audio input ([audio] enabled = false)")
+        if not audio.analyzer.beats.settled:
+            raise ParamError(f"{what}: the audio has no tempo yet (it settles about 2 s in)")
         return audio
 
     def downbeat(self, pressed: bool = True, *, source: str) -> float | None:
@@ -51,7 +54,7 @@ class AudioClockControls:
         at = time.monotonic()  # before anything else: the press's moment is the point
         audio = self._engine("downbeat")
         if not audio.mark_downbeat(at):
-            raise ParamError("downbeat: the audio has no tempo yet")
+            raise ParamError("downbeat: the audio has no tempo yet (it settles about 2 s in)")
         bpm = round(audio.latest.bpm, 2)
         # The clock follows the audio's bar lines only while the audio drives it.
         log.info("downbeat_marked", source=source, bpm=bpm, clock=self._clock_source())
@@ -74,8 +77,6 @@ class AudioClockControls:
             return None
         audio = self._engine("tempo octave")
         was = audio.latest.bpm
-        if was <= 0:
-            raise ParamError("tempo octave: the audio has no tempo yet")
         if not audio.set_octave(factor):
             raise ParamError(f"tempo octave: {was * factor:.1f} BPM is out of the tempo range")
         bpm = round(was * factor, 2)

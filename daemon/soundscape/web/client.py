@@ -64,7 +64,13 @@ def format_status(data: dict[str, Any]) -> str:
     if data.get("paused"):
         lines.append("paused    yes")
     tempo = data.get("tempo") or {}
-    lines.append(f"tempo     {tempo.get('bpm')} BPM from {tempo.get('source') or 'nothing'}")
+    held = []
+    if tempo.get("downbeat_held"):
+        held.append("the one held")
+    if tempo.get("octave_bpm"):
+        held.append(f"octave held at {tempo['octave_bpm']}")
+    extra = f" ({', '.join(held)})" if held else ""
+    lines.append(f"tempo     {tempo.get('bpm')} BPM from {tempo.get('source') or 'nothing'}{extra}")
     outputs = data.get("outputs") or {}
     if not outputs:
         lines.append("output    none: video goes nowhere")

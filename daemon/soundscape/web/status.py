@@ -97,12 +97,25 @@ def collect(daemon: Daemon, book: StatusBook) -> dict[str, Any]:
             "bar": mapping.get("bar"),
             "beat": mapping.get("beat"),
             "phase": _beat_phase(daemon),
+            **_corrections(daemon),
         },
         "outputs": daemon.video.counters(),
         # Every screen and its servers: which one the outputs show (soundscape.screens).
         "screens": daemon.screens_status(),
         "inputs": inputs(daemon),
         "log": RING.events(),
+    }
+
+
+def _corrections(daemon: Daemon) -> dict[str, Any]:
+    """What a performer holds the audio beat clock to (audio/controls.py): a marked one,
+    an octave; the page and ``soundscape status`` show them, so none is held unseen."""
+    audio = daemon.audio
+    beats = audio.analyzer.beats if audio is not None else None
+    lean = beats.lean_bpm if beats is not None else None
+    return {
+        "downbeat_held": bool(beats is not None and beats.marked),
+        "octave_bpm": round(lean, 2) if lean is not None else None,
     }
 
 

@@ -199,7 +199,10 @@ function render(s) {
   box.querySelectorAll("button").forEach((b) => b.classList.toggle("current", b.dataset.scene === s.scene.current));
 
   text($("bpm"), s.tempo.bpm ? `${s.tempo.bpm.toFixed(1)} BPM` : "– BPM");
-  text($("beatsource"), s.tempo.source ? `from ${s.tempo.source}` : "no beat source");
+  const held = [s.tempo.downbeat_held ? "the one held" : "",
+    s.tempo.octave_bpm ? `octave held at ${s.tempo.octave_bpm}` : ""].filter(Boolean);
+  text($("beatsource"), (s.tempo.source ? `from ${s.tempo.source}` : "no beat source") +
+    (held.length ? ` · ${held.join(" · ")}` : ""));
 
   const audio = s.inputs.audio;
   const levels = [];
