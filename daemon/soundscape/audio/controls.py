@@ -78,7 +78,11 @@ class AudioClockControls:
         audio = self._engine("tempo octave")
         was = audio.latest.bpm
         if not audio.set_octave(factor):
-            raise ParamError(f"tempo octave: {was * factor:.1f} BPM is out of the tempo range")
+            beat = audio.config.beat
+            raise ParamError(
+                f"tempo octave: {was * factor:.1f} BPM is out of the tempo range, [audio] "
+                f"beat.min_bpm..beat.max_bpm ({beat.min_bpm:g}-{beat.max_bpm:g})"
+            )
         bpm = round(was * factor, 2)
         log.info("tempo_octave_set", source=source, bpm=bpm, was=round(was, 2))
         return bpm
