@@ -179,9 +179,9 @@ def test_a_marked_one_waits_for_a_tempo_and_is_released_by_the_next_track() -> N
     for i in range(0, len(audio) - block + 1, block):
         t = i / SR
         if t < 2.0:  # no tempo yet, or early guesses only: refused, nothing held
-            assert not analyzer.mark_downbeat(t) and not analyzer.beats.marked
+            assert not analyzer.beats.mark_downbeat(t) and not analyzer.beats.marked
         if t - block / SR < press <= t:
-            assert analyzer.mark_downbeat(press) and analyzer.beats.marked
+            assert analyzer.beats.mark_downbeat(press) and analyzer.beats.marked
         features = analyzer.process(audio[i : i + block], t)
         if features.beat_time is not None:
             beats.append(features.beat_time)
@@ -203,9 +203,9 @@ def test_a_held_downbeat_is_released_on_request() -> None:
     analyzer = AudioAnalyzer(AudioConfig(block_size=512))
     for i in range(0, len(loop.audio) - 511, 512):
         analyzer.process(loop.audio[i : i + 512], i / SR)
-    assert analyzer.mark_downbeat(len(loop.audio) / SR)
-    assert analyzer.release_downbeat() and not analyzer.beats.marked
-    assert not analyzer.release_downbeat()  # nothing held any more
+    assert analyzer.beats.mark_downbeat(len(loop.audio) / SR)
+    assert analyzer.beats.release_downbeat() and not analyzer.beats.marked
+    assert not analyzer.beats.release_downbeat()  # nothing held any more
 
 
 @pytest.mark.parametrize(("bpm", "pattern", "factor"), [(80, "rock", 2.0), (140, "rock", 0.5)])
@@ -221,7 +221,7 @@ def test_half_and_double_time_move_the_clock_and_hold(
     for i in range(0, len(loop.audio) - 511, 512):
         t = i / SR
         if not done and t >= 11.0:
-            assert analyzer.set_octave(factor)
+            assert analyzer.beats.set_octave(factor)
             done = True
         feats.append(analyzer.process(loop.audio[i : i + 512], t))
     target = bpm * factor
@@ -246,14 +246,14 @@ def test_an_octave_lean_holds_until_a_next_track_at_another_tempo() -> None:
     for i in range(0, len(audio) - block + 1, block):
         t = i / SR
         if not halved and t >= 7.0:
-            assert not analyzer.set_octave(2.0)  # 280: out of range, refused
-            assert analyzer.set_octave(0.5) and analyzer.beats.lean_bpm is not None
+            assert not analyzer.beats.set_octave(2.0)  # 280: out of range, refused
+            assert analyzer.beats.set_octave(0.5) and analyzer.beats.lean_bpm is not None
             halved = True
         feats.append(analyzer.process(audio[i : i + block], t))
     assert all(abs(f.bpm - 70.0) <= 1.0 for f in feats if 9.0 <= f.t < change)
     assert analyzer.beats.lean_bpm is None  # the next track ended it
     assert locked_at([f for f in feats if f.t >= change], 100.0) <= change + 6.0
-    assert not analyzer.end_octave()  # nothing left to end
+    assert not analyzer.beats.end_octave()  # nothing left to end
 
 
 def test_tracker_alone_on_an_impulse_envelope() -> None:

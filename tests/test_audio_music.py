@@ -444,7 +444,7 @@ def _played(rendered, at: float, act: Callable[[AudioAnalyzer], bool]):
 
 def _pressed(rendered, press: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_played` with "the one is now" at ``press``: the beats and downbeats."""
-    beats, downbeats, _ = _played(rendered, press, lambda a: a.mark_downbeat(press))
+    beats, downbeats, _ = _played(rendered, press, lambda a: a.beats.mark_downbeat(press))
     return beats, downbeats
 
 
@@ -497,7 +497,7 @@ def test_half_time_from_the_performer_holds_where_two_octaves_fit(cache: Path) -
     def halve(analyzer: AudioAnalyzer) -> bool:
         assert abs(analyzer.latest.bpm - 158.0) < 3.0  # read at double until then
         played.append(analyzer)
-        return analyzer.set_octave(0.5)
+        return analyzer.beats.set_octave(0.5)
 
     est, _, tempo = _played(rendered, 8.0, halve)
     assert f_measure(rendered.beats[rendered.beats >= 11.0], est[est >= 11.0], 0.07) >= 0.95

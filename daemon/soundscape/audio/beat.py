@@ -1437,7 +1437,6 @@ class BeatTracker:
             # A performer's hold gives way only to a far phase that stays (a hard cut).
             if now - self._pending_since >= (MARK_JUMP_CONFIRM if self._pinned else JUMP_CONFIRM):
                 self._pending_beat = None
-                self._pinned = False
                 self._place(self.period, beat)
                 return
         else:
@@ -1521,8 +1520,6 @@ class BeatTracker:
         self._believe(bpm)
         self._pending_beat = None
         self._side = 0.0  # a new tempo's side evidence starts afresh, as at a re-seed
-        self._pinned = False  # ... and a grid the performer marked was the old tempo's
-        self._end_lean(bpm)
         self._place(period, now - (icept + slope * (CHANGE_BEATS - 1)) * self.hop)
         return True
 
@@ -1722,17 +1719,21 @@ class BeatTracker:
         octaves = np.log2(self._bpms / bpm) / self.config.prior_octaves
         self._prior = np.exp(-0.5 * octaves**2)
 
+    def _lean_octaves(self, bpm: float) -> int | None:
+        """Whole octaves from ``bpm`` up to the performer's lean (set_octave) where ``bpm``
+        is within ``LEAN_KEEP`` of its tempo or an octave of it; None otherwise, or with
+        no lean."""
+        if self.lean_bpm is None:
+            return None
+        octaves = math.log2(self.lean_bpm / bpm)
+        k = round(octaves)
+        return k if abs(octaves - k) <= math.log2(1.0 + LEAN_KEEP) else None
+
     def _end_lean(self, bpm: float) -> None:
         """At a new tempo: a performer's octave lean ends unless ``bpm`` is its tempo or an
-        octave of it (within ``LEAN_KEEP``): a next track at another tempo is read with the
-        show's prior again."""
-        lean = self.lean_bpm
-        if lean is None:
-            return
-        octaves = math.log2(bpm / lean)
-        if abs(octaves - round(octaves)) > math.log2(1.0 + LEAN_KEEP):
-            self.lean_bpm = None
-            self._set_prior(self.config.prior_bpm)
+        octave of it: a next track at another tempo is read with the show's prior again."""
+        if self.lean_bpm is not None and self._lean_octaves(bpm) is None:
+            self.end_octave()
 
     def set_octave(self, factor: float) -> bool:
         """A performer's "half time" (``factor`` 0.5) or "double time" (2): the tempo
@@ -1782,14 +1783,8 @@ class BeatTracker:
     def _in_lean_octave(self, bpm: float) -> float:
         """``bpm`` moved to the octave of the performer's lean (set_octave), where it is
         within ``LEAN_KEEP`` of an octave of it; as it is otherwise."""
-        lean = self.lean_bpm
-        if lean is None:
-            return bpm
-        octaves = math.log2(lean / bpm)
-        k = round(octaves)
-        if k and abs(octaves - k) <= math.log2(1.0 + LEAN_KEEP):
-            return bpm * 2.0**k
-        return bpm
+        k = self._lean_octaves(bpm)
+        return bpm * 2.0**k if k else bpm
 
     def end_octave(self) -> bool:
         """The show's ``prior_bpm`` again; False when no octave lean was set."""
@@ -1804,8 +1799,6 @@ class BeatTracker:
         scores = self._phase_scores(back, frames, PHASE_DECAY)
         best = int(np.argmax(scores))
         self._side = 0.0  # the side's evidence starts afresh (see _track_phase)
-        self._pinned = False  # a new tempo: the grid the performer marked is gone
-        self._end_lean(60.0 / period)
         beat = self._t_newest - best * self.hop
         self._pending_beat = None
         self._steady_since = self._t_newest
@@ -1815,9 +1808,13 @@ class BeatTracker:
         """Set the period and the next beat from a known beat (never repeating one).
 
         A clock placed anew (a seed, a jump, a side flip, a tempo change) beats before
-        the first full estimate only once a later estimate agrees with it.
+        the first full estimate only once a later estimate agrees with it. It is the
+        tracker's: a performer's held downbeat ends (a side flip cannot happen while it
+        holds), and so does an octave lean unless the period is of its octaves.
         """
         self._confirmed = False
+        self._pinned = False
+        self._end_lean(60.0 / period)
         self.period = period
         self.bpm = 60.0 / period
         after = self._t_newest if self.last_beat is None else self.last_beat + 0.5 * period

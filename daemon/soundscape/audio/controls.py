@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import structlog
 
+from soundscape.audio.beat import BeatTracker
 from soundscape.audio.engine import AudioEngine
 from soundscape.control.commands import CommandBus
 from soundscape.errors import ParamError
@@ -53,7 +54,7 @@ class AudioClockControls:
             return None  # a momentary button's release
         at = time.monotonic()  # before anything else: the press's moment is the point
         audio = self._engine("downbeat")
-        if not audio.mark_downbeat(at):
+        if not audio.analyzer.beats.mark_downbeat(at):
             raise ParamError("downbeat: the audio has no tempo yet (it settles about 2 s in)")
         bpm = round(audio.latest.bpm, 2)
         # The clock follows the audio's bar lines only while the audio drives it.
@@ -62,7 +63,7 @@ class AudioClockControls:
 
     def downbeat_release(self, pressed: bool = True, *, source: str) -> bool | None:
         """The audio beat clock's grid and bar line are the tracker's again."""
-        return self._hand_back(AudioEngine.release_downbeat, "downbeat_released", pressed, source)
+        return self._hand_back(BeatTracker.release_downbeat, "downbeat_released", pressed, source)
 
     def tempo_half(self, pressed: bool = True, *, source: str) -> float | None:
         """Half time: the audio tracker reads half its tempo from now on."""
@@ -77,7 +78,7 @@ class AudioClockControls:
             return None
         audio = self._engine("tempo octave")
         was = audio.latest.bpm
-        if not audio.set_octave(factor):
+        if not audio.analyzer.beats.set_octave(factor):
             beat = audio.config.beat
             raise ParamError(
                 f"tempo octave: {was * factor:.1f} BPM is out of the tempo range, [audio] "
@@ -89,15 +90,15 @@ class AudioClockControls:
 
     def tempo_auto(self, pressed: bool = True, *, source: str) -> bool | None:
         """The audio tracker's octave is its own again (the show's beat.prior_bpm)."""
-        return self._hand_back(AudioEngine.end_octave, "tempo_octave_ended", pressed, source)
+        return self._hand_back(BeatTracker.end_octave, "tempo_octave_ended", pressed, source)
 
     def _hand_back(
-        self, undo: Callable[[AudioEngine], bool], event: str, pressed: bool, source: str
+        self, undo: Callable[[BeatTracker], bool], event: str, pressed: bool, source: str
     ) -> bool | None:
         """Undo a correction (True when there was one to undo), and log it."""
         if pressed is False:
             return None
         audio = self._audio()
-        undone = audio is not None and undo(audio)
+        undone = audio is not None and undo(audio.analyzer.beats)
         log.info(event, source=source, undone=undone)
         return undone

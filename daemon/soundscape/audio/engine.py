@@ -102,23 +102,6 @@ class AudioEngine:
             await self.source.start()
         log.info("audio_reloaded", reopened=reopen)
 
-    def mark_downbeat(self, t: float) -> bool:
-        """The one is now (``t``: monotonic seconds, the blocks' clock): see
-        :meth:`AudioAnalyzer.mark_downbeat`. False while the audio has no tempo yet."""
-        return self.analyzer.mark_downbeat(t)
-
-    def set_octave(self, factor: float) -> bool:
-        """Half or double time from now on (:meth:`AudioAnalyzer.set_octave`)."""
-        return self.analyzer.set_octave(factor)
-
-    def end_octave(self) -> bool:
-        """The show's tempo prior again (:meth:`AudioAnalyzer.end_octave`)."""
-        return self.analyzer.end_octave()
-
-    def release_downbeat(self) -> bool:
-        """Hand the grid back to the tracker (:meth:`AudioAnalyzer.release_downbeat`)."""
-        return self.analyzer.release_downbeat()
-
     def _on_block(self, block: AudioBlock) -> None:
         features = self.analyzer.process(block.samples, block.t)
         self.blocks += 1

@@ -331,26 +331,6 @@ class AudioAnalyzer:
             if beats.update_bands(lo, mid, hi, frame_t - BEAT_LAG, end, dt, onset):
                 self._beat = True
 
-    def mark_downbeat(self, t: float) -> bool:
-        """A performer's "the one is now" at ``t`` (the blocks' timeline): the beat clock
-        puts its bar line there and holds it (:meth:`BeatTracker.mark_downbeat`). False
-        while there is no tempo yet. The next block's features show it."""
-        return self.beats.mark_downbeat(t)
-
-    def set_octave(self, factor: float) -> bool:
-        """Half time (0.5) or double time (2) from now on (:meth:`BeatTracker.set_octave`);
-        False while there is no tempo yet or the new one is out of range."""
-        return self.beats.set_octave(factor)
-
-    def end_octave(self) -> bool:
-        """The show's tempo prior again (:meth:`BeatTracker.end_octave`)."""
-        return self.beats.end_octave()
-
-    def release_downbeat(self) -> bool:
-        """The beat clock's grid and bar line are the tracker's again; False when no
-        downbeat was held (:meth:`BeatTracker.release_downbeat`)."""
-        return self.beats.release_downbeat()
-
     def _mono(self, block: np.ndarray) -> np.ndarray:
         x = block
         if x.ndim != 1:
