@@ -722,6 +722,34 @@ def test_the_low_band_leak_is_taken_out_of_the_side_vote_only_where_the_kick_is_
         assert tracker._leak_share(_low_rows(bar), AT_BEAT, OFF_BEAT) == share
 
 
+@pytest.mark.parametrize(
+    ("bar", "side"),
+    [
+        # A dancehall's or dembow's kick on every beat, its bass on the "and" of 2 and 4:
+        # the kick's grid (the clock's, or the other one's).
+        ([(1.0, 0.0), (1.0, 1.5), (1.0, 0.0), (1.0, 1.5)], 1.0),
+        ([(0.0, 1.0), (1.5, 1.0), (0.0, 1.0), (1.5, 1.0)], -1.0),
+        ([(1.0, 0.0)] * 7 + [(0.0, 0.0)], 1.0),  # ... with one kick missing (a fill)
+        ([(1.0, 0.0)] * 6 + [(0.0, 0.0)] * 2, 0.0),  # two missing: no grid is steady
+        ([(0.3, 1.0)], 0.0),  # a bass on every off-beat (tech house): both steady, none
+        ([(1.0, 0.0), (0.0, 1.0), (0.0, 1.0), (0.1, 0.1)], 0.0),  # afrobeat's kick: none
+        ([(1.0, 0.2)], 0.0),  # the other grid soft but not silent (over KICK_EMPTY): none
+        ([(0.0, 0.0)], 0.0),  # no low band (a breakdown): none
+    ],
+)
+def test_a_kick_on_every_beat_votes_for_its_grid_where_the_other_has_silent_beats(
+    bar: list[tuple[float, float]], side: float
+) -> None:
+    # A dembow's or dancehall's rim, bass and hats on the off-beats outweigh the kick in
+    # the mid and high bands (FluidR3 read them exactly half a beat off, F 0.0); the low
+    # band's beats tell the kick on every beat from a line on some off-beats.
+    rows = _low_rows([(on * on, off * off) for on, off in bar])  # the rows are squared
+    assert beat_module._kick_grid(*beat_module._grid_peaks(rows, AT_BEAT, OFF_BEAT)) == side
+    # Not before LEAK_BEATS beats are heard.
+    fewer = rows[: beat_module.LEAK_BEATS - 1]
+    assert beat_module._kick_grid(*beat_module._grid_peaks(fewer, AT_BEAT, OFF_BEAT)) == 0.0
+
+
 def test_the_leak_share_follows_the_median_of_its_last_readings() -> None:
     # One reading moves the share only as far as the median of the last LEAK_READINGS
     # does (a one drop's empty beat 1 is one syncopated-looking reading among steady

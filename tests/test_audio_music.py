@@ -358,6 +358,19 @@ def test_a_snare_on_two_and_four_outweighs_an_open_hat_on_the_and_of_one_and_thr
     assert _f(rendered.beats, result.beats) >= 0.9
 
 
+def test_a_dancehall_with_a_soft_kick_is_read_on_its_kick_not_its_off_beats(
+    cache: Path,
+) -> None:
+    # A kick on every beat under a rim, a tambourine and a bass on the off-beats, the
+    # kick soft: every band but the low one votes for the off-beats, and the clock sat
+    # half a beat off until 20 s (F 0.19). The kick sounds on every beat of its grid and
+    # leaves beats of the other silent in the low band (docs/benchmarks.md, twelfth round).
+    piece = Piece("dancehall_steppers", "dancehall_steppers", 100, seed=44,
+                  soundfont="timgm6mb", seconds=24, kick_gain=0.6)  # fmt: skip
+    rendered, result = _run(piece, cache)
+    assert _f(rendered.beats, result.beats) >= 0.95
+
+
 @pytest.mark.parametrize(("bpm", "seed"), [(104, 703), (108, 706)])
 def test_an_afrobeat_groove_is_read_on_its_beats_not_its_kicks_off_beats(
     cache: Path, bpm: float, seed: int

@@ -185,6 +185,10 @@ SIDE_BACKBEAT = 2.0  # weight of the high band's two-beat alternation in the sid
 SIDE_BACKBEAT_SPANS = 2  # two-beat spans heard in each half of the bar before it counts
 SIDE_ALT_FLOOR = 0.2  # a two-beat difference under this share of the strongest point is none
 SIDE_BACKBEAT_LEVEL = 0.25  # a span with less of the band than this share of the loudest is silent
+SIDE_KICK = 6.0  # weight of the kick's steady grid in the side's evidence (see _kick_grid) ...
+KICK_MISSES = 1  # ... the last LEAK_BEATS beats of one grid sounding in the low band but this many
+KICK_STEADY = 0.25  # (at this share of the loudest beat's power at least) ...
+KICK_EMPTY = 0.03  # ... and more than KICK_MISSES of the other's under this share (-15 dB)
 LEAK_BEATS = 8  # the low band's last beats read for how steadily it marks a grid (see _leak_share)
 LEAK_MISSES = 2  # ... of which a grid may miss this many and still be marked (one a bar)
 LEAK_SOUNDING = 0.25  # a beat with less low band (squared) than this share of the loudest is silent
@@ -1560,9 +1564,10 @@ class BeatTracker:
         mid band alone picks the right grid at 82 % or more of the updates
         of every piece but one, the full scores at 54 % in the worst. The
         high band's backbeat (see :meth:`_backbeat`) is added where the mid
-        band's kick and bass outweigh the snare, and the low band's leak into
+        band's kick and bass outweigh the snare, the low band's leak into
         the mid band is taken out where the kick is syncopated (see
-        :meth:`_leak_share`).
+        :meth:`_leak_share`), and a kick on every beat of one grid with beats of
+        the other silent votes for its grid (see :func:`_kick_grid`).
         """
         w = int(SIDE_WINDOW * frames)
         # A few frames each side: plain floats (round is np.rint's half to even).
@@ -1591,7 +1596,8 @@ class BeatTracker:
         on_peak = max([values[i] for i in at_beat])
         off_peak = max([values[i] for i in off_beat])
         backbeat = self._backbeat(bands[2], frames, on)
-        return (on_peak - off_peak) / sd + SIDE_BACKBEAT * backbeat
+        kick = _kick_grid(*_grid_peaks(rows[0][:LEAK_BEATS], at_beat, off_beat))
+        return (on_peak - off_peak) / sd + SIDE_BACKBEAT * backbeat + SIDE_KICK * kick
 
     def _leak_share(self, low: np.ndarray, at_beat: list[int], off_beat: list[int]) -> float:
         """How much of the low band's leak to take out of the mid band's side vote (0..1).
@@ -1616,11 +1622,7 @@ class BeatTracker:
         low = low[:LEAK_BEATS]
         if len(low) < 4:
             return 0.0
-        # One gather for both grids; a few beats: plain floats from there.
-        m = len(at_beat)
-        near = low[:, at_beat + off_beat]
-        ons = np.maximum.reduce(near[:, :m], axis=1).tolist()
-        offs = np.maximum.reduce(near[:, m:], axis=1).tolist()
+        ons, offs = _grid_peaks(low, at_beat, off_beat)
         peaks = list(map(max, ons, offs))
         silent = LEAK_SOUNDING * max(peaks)
         sounding = [i for i, p in enumerate(peaks) if p > silent]
@@ -2070,6 +2072,47 @@ def _units(rows: np.ndarray) -> np.ndarray:
     d = rows - (np.add.reduce(rows, axis=1) / rows.shape[1])[:, None]
     norm = np.sqrt(np.matmul(d[:, None, :], d[:, :, None])[:, 0])
     return d / np.where(norm > 0, norm, 1.0)
+
+
+def _grid_peaks(
+    low: np.ndarray, at_beat: list[int], off_beat: list[int]
+) -> tuple[list[float], list[float]]:
+    """Each beat's peak of ``low`` (comb rows, newest beat first) near the clock's beat
+    (the phases ``at_beat``) and near half a beat off (``off_beat``)."""
+    # One gather for both grids; a few beats: plain floats from there.
+    m = len(at_beat)
+    near = low[:, at_beat + off_beat]
+    return (
+        np.maximum.reduce(near[:, :m], axis=1).tolist(),
+        np.maximum.reduce(near[:, m:], axis=1).tolist(),
+    )
+
+
+def _kick_grid(ons: list[float], offs: list[float]) -> float:
+    """Which side a four-on-the-floor kick puts the beat on: 1 the clock's, -1 the other,
+    0 neither (``ons``, ``offs``: the low band's peak in each of the last beats near the
+    clock's beat and half a beat off, squared, as :func:`_grid_peaks` gives them).
+
+    A kick on every beat sounds in all of the last ``LEAK_BEATS`` beats of its grid (but
+    ``KICK_MISSES``: a fill); a bass or rim line on some off-beats (a dembow's, a
+    dancehall's) leaves more of the other's silent, and there its notes, louder than the
+    kick in the mid band, outvote it there. A bass on every off-beat (tech house) sounds on
+    both grids, a syncopated kick (afrobeat, drum & bass) on neither steadily: no vote.
+    Until ``LEAK_BEATS`` beats are heard, none either.
+    """
+    if len(ons) < LEAK_BEATS:
+        return 0.0
+    top = max(max(ons), max(offs))
+    if not top > 0:
+        return 0.0
+    # The (KICK_MISSES + 1)-th weakest beat of each grid, relative to the loudest.
+    on = sorted(ons)[KICK_MISSES] / top
+    off = sorted(offs)[KICK_MISSES] / top
+    if on >= KICK_STEADY and off < KICK_EMPTY:
+        return 1.0
+    if off >= KICK_STEADY and on < KICK_EMPTY:
+        return -1.0
+    return 0.0
 
 
 def _backbeat_agreement(first: float, second: float) -> float:
