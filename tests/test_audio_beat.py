@@ -366,6 +366,58 @@ def test_the_snare_picks_the_side_when_kick_bass_and_hats_sit_off_the_beat() -> 
     assert _on_the_beats(bands, hop, bpm, t0, after=6.0) >= 0.95
 
 
+def test_a_kick_on_every_beat_holds_the_side_against_a_dancehall_s_off_beats() -> None:
+    """Dancehall steppers: a kick on every beat; an organ skank and a tambourine on every
+    off-beat, the rim's 3-3-2 and the bass on the "and" of 2 and 4. The mid and high bands
+    favour the off-beats, and the clock sat there (F 0.0 on FluidR3). The low band sounds
+    on every beat of the kick's grid and leaves beats of the other silent: its vote
+    decides the side."""
+    hop, bpm, seconds, t0 = 0.005, 100.0, 30.0, 0.1
+    period = 60.0 / bpm
+    sixteenth = period / 4
+    bands, hit = _band_frames(seconds, hop)
+    for bar in range(int((seconds - t0) / (4 * period)) + 1):
+        t = t0 + bar * 4 * period
+        for beat in range(4):
+            hit(0, t + beat * period, 1.0)  # the kick, with a little in the mid band
+            hit(1, t + beat * period, 0.1)
+            hit(1, t + (beat + 0.5) * period, 0.6)  # the organ's skank
+            hit(2, t + (beat + 0.5) * period, 0.6)  # the tambourine
+        for step in (0, 3, 6, 8, 11, 14):
+            hit(1, t + step * sixteenth, 0.5)  # the rim's 3-3-2
+        for step in (6, 14):
+            hit(0, t + step * sixteenth, 1.5)  # the bass on the "and" of 2 and 4
+            hit(1, t + step * sixteenth, 0.3)
+        for step in (4, 12):
+            hit(1, t + step * sixteenth, 0.6)  # the snare on 2 and 4
+    assert _on_the_beats(bands, hop, bpm, t0, after=12.0) == 1.0
+
+
+def test_a_kick_dropping_out_under_an_off_beat_bass_does_not_move_the_clock() -> None:
+    """House: a kick on every beat, a louder bass and the hats on every off-beat, a clap
+    on 2 and 4. For 15 s (8 bars) the kick drops out and the bass plays on: the low band
+    then marks the off-beats on every beat and leaves the beats silent, the pattern of a
+    clock half a beat off a dancehall's kick. But the clock's grid was marked on every
+    beat before: the kick's vote stays out, and the clock on the beats (it went half a
+    beat off from 5 s into the drop-out until 4 s after the kick came back)."""
+    hop, bpm, seconds, t0 = 0.005, 125.0, 50.0, 0.1
+    period = 60.0 / bpm
+    bands, hit = _band_frames(seconds, hop)
+    beat = 0
+    while t0 + beat * period < seconds:
+        t = t0 + beat * period
+        if not 12.0 <= t < 27.0:
+            hit(0, t, 1.0)  # the kick
+            hit(1, t, 0.2)
+        hit(0, t + period / 2, 1.2)  # the bass on every off-beat
+        hit(1, t + period / 2, 0.18)
+        if beat % 2:
+            hit(1, t, 1.0)  # the clap on 2 and 4
+        hit(2, t + period / 2, 0.6)  # the hats
+        beat += 1
+    assert _on_the_beats(bands, hop, bpm, t0, after=4.0) == 1.0
+
+
 def test_phases_at_is_the_beat_and_bar_position() -> None:
     def beat_phase(tracker: BeatTracker, t: float) -> float:
         x = 1.0 - (tracker.next_beat - t) / tracker.period
@@ -731,7 +783,9 @@ def test_the_low_band_leak_is_taken_out_of_the_side_vote_only_where_the_kick_is_
         ([(0.0, 1.0), (1.5, 1.0), (0.0, 1.0), (1.5, 1.0)], -1.0),
         ([(1.0, 0.0)] * 7 + [(0.0, 0.0)], 1.0),  # ... with one kick missing (a fill)
         ([(1.0, 0.0)] * 6 + [(0.0, 0.0)] * 2, 0.0),  # two missing: no grid is steady
-        ([(0.3, 1.0)], 0.0),  # a bass on every off-beat (tech house): both steady, none
+        ([(0.6, 1.0)], 0.0),  # a bass on every off-beat (tech house): both grids sound, none
+        ([(1.0, 0.0)] * 2 + [(1.0, 0.5)] * 6, 1.0),  # two of the other's 8 beats silent ...
+        ([(1.0, 0.0)] + [(1.0, 0.5)] * 7, 0.0),  # ... one is a miss (KICK_MISSES): none
         ([(1.0, 0.0), (0.0, 1.0), (0.0, 1.0), (0.1, 0.1)], 0.0),  # afrobeat's kick: none
         ([(1.0, 0.2)], 0.0),  # the other grid soft but not silent (over KICK_EMPTY): none
         ([(0.0, 0.0)], 0.0),  # no low band (a breakdown): none
@@ -744,10 +798,14 @@ def test_a_kick_on_every_beat_votes_for_its_grid_where_the_other_has_silent_beat
     # the mid and high bands (FluidR3 read them exactly half a beat off, F 0.0); the low
     # band's beats tell the kick on every beat from a line on some off-beats.
     rows = _low_rows([(on * on, off * off) for on, off in bar])  # the rows are squared
-    assert beat_module._kick_grid(*beat_module._grid_peaks(rows, AT_BEAT, OFF_BEAT)) == side
+    vote, _ = beat_module._kick_grid(*beat_module._grid_peaks(rows, AT_BEAT, OFF_BEAT))
+    assert vote == side
     # Not before LEAK_BEATS beats are heard.
     fewer = rows[: beat_module.LEAK_BEATS - 1]
-    assert beat_module._kick_grid(*beat_module._grid_peaks(fewer, AT_BEAT, OFF_BEAT)) == 0.0
+    assert beat_module._kick_grid(*beat_module._grid_peaks(fewer, AT_BEAT, OFF_BEAT)) == (
+        0.0,
+        False,
+    )
 
 
 def test_the_leak_share_follows_the_median_of_its_last_readings() -> None:

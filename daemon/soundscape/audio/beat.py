@@ -188,7 +188,8 @@ SIDE_BACKBEAT_LEVEL = 0.25  # a span with less of the band than this share of th
 SIDE_KICK = 6.0  # weight of the kick's steady grid in the side's evidence (see _kick_grid) ...
 KICK_MISSES = 1  # ... the last LEAK_BEATS beats of one grid sounding in the low band but this many
 KICK_STEADY = 0.25  # (at this share of the loudest beat's power at least) ...
-KICK_EMPTY = 0.03  # ... and more than KICK_MISSES of the other's under this share (-15 dB)
+KICK_EMPTY = 0.03  # ... and more than KICK_MISSES of the other's under this share (-15 dB;
+# shares of power: the comb rows are squared, PHASE_POWER 2)
 LEAK_BEATS = 8  # the low band's last beats read for how steadily it marks a grid (see _leak_share)
 LEAK_MISSES = 2  # ... of which a grid may miss this many and still be marked (one a bar)
 LEAK_SOUNDING = 0.25  # a beat with less low band (squared) than this share of the loudest is silent
@@ -620,10 +621,13 @@ class BeatTracker:
         self._pending_beat: float | None = None
         self._pending_since = 0.0
         self._side = 0.0  # summed evidence (mid band, backbeat) for the clock's side (< 0: off)
+        self._kick_heard = -math.inf  # last marked every beat of the clock's grid (_kick_vote)
         self._pinned = False  # a performer marked the one: grid and bar line held (mark_downbeat)
         self._mark_count = 0  # the beat count of the marked one
         # The low band's last steadiness readings (see _leak_share).
         self._steadiness: collections.deque[float] = collections.deque(maxlen=LEAK_READINGS)
+        # Whether the low band marked every beat of the clock's grid, at the last readings.
+        self._clock_marks: collections.deque[bool] = collections.deque(maxlen=LEAK_READINGS)
         self._change_at = -math.inf  # time of the first onset at a detected tempo change
         self._kick_gone_since = math.inf  # the low band under KICKLESS_LEVEL since (or inf)
         self._kick_gone = False  # ... for a bar: the kick is gone (see _kickless)
@@ -1596,8 +1600,33 @@ class BeatTracker:
         on_peak = max([values[i] for i in at_beat])
         off_peak = max([values[i] for i in off_beat])
         backbeat = self._backbeat(bands[2], frames, on)
-        kick = _kick_grid(*_grid_peaks(rows[0][:LEAK_BEATS], at_beat, off_beat))
+        kick = self._kick_vote(rows[0], at_beat, off_beat)
         return (on_peak - off_peak) / sd + SIDE_BACKBEAT * backbeat + SIDE_KICK * kick
+
+    def _kick_vote(self, low: np.ndarray, at_beat: list[int], off_beat: list[int]) -> float:
+        """:func:`_kick_grid` of the low band's last beats (``low``: squared comb rows,
+        newest first), but never against the clock's grid once the low band has marked
+        every one of its beats (at most of the last ``LEAK_READINGS`` updates) since the
+        clock was placed.
+
+        A house kick dropping out under a bass on every off-beat leaves the clock's
+        grid silent and the bass's steady, the very pattern of a clock half a beat off a
+        dancehall's kick; but there the clock's grid never sounded on every beat. So
+        the kick's silence on a grid it marked (within a flight's length,
+        ``FLY_MAX_BEATS``) is a kick-out, and only the other cues decide.
+        """
+        ons, offs = _grid_peaks(low[:LEAK_BEATS], at_beat, off_beat)
+        vote, clock_steady = _kick_grid(ons, offs)
+        now = self._t_newest
+        # Marked at most of the last readings (about 2 s), not once: a dancehall's bass
+        # and rim fill the off-beats' beats now and then.
+        marks = self._clock_marks
+        marks.append(clock_steady)
+        if 2 * sum(marks) > marks.maxlen:
+            self._kick_heard = now
+        if vote < 0 and now - self._kick_heard < FLY_MAX_BEATS * self.period:
+            return 0.0
+        return vote
 
     def _leak_share(self, low: np.ndarray, at_beat: list[int], off_beat: list[int]) -> float:
         """How much of the low band's leak to take out of the mid band's side vote (0..1).
@@ -1816,6 +1845,8 @@ class BeatTracker:
         """
         self._confirmed = False
         self._pinned = False
+        self._kick_heard = -math.inf  # last marked every beat of the clock's grid (_kick_vote)
+        self._clock_marks.clear()
         self._end_lean(60.0 / period)
         self.period = period
         self.bpm = 60.0 / period
@@ -2088,31 +2119,34 @@ def _grid_peaks(
     )
 
 
-def _kick_grid(ons: list[float], offs: list[float]) -> float:
-    """Which side a four-on-the-floor kick puts the beat on: 1 the clock's, -1 the other,
-    0 neither (``ons``, ``offs``: the low band's peak in each of the last beats near the
-    clock's beat and half a beat off, squared, as :func:`_grid_peaks` gives them).
+def _kick_grid(ons: list[float], offs: list[float]) -> tuple[float, bool]:
+    """Which grid the low band marks on every beat while leaving the other's silent: 1
+    the clock's, -1 the other, 0 neither; and whether it marks every beat of the clock's
+    (``ons``, ``offs``: the low band's peak in each of the last beats near the clock's
+    beat and half a beat off, as :func:`_grid_peaks` gives them; squared, as the phase
+    scores' rows are at ``PHASE_POWER`` 2, so the thresholds are shares of power).
 
     A kick on every beat sounds in all of the last ``LEAK_BEATS`` beats of its grid (but
     ``KICK_MISSES``: a fill); a bass or rim line on some off-beats (a dembow's, a
-    dancehall's) leaves more of the other's silent, and there its notes, louder than the
-    kick in the mid band, outvote it there. A bass on every off-beat (tech house) sounds on
-    both grids, a syncopated kick (afrobeat, drum & bass) on neither steadily: no vote.
-    Until ``LEAK_BEATS`` beats are heard, none either.
+    dancehall's) leaves more of the other's silent, though in the mid and high bands its
+    notes outvote the kick. A bass on every off-beat (tech house) sounds on both grids
+    while the kick plays, a syncopated kick (afrobeat, drum & bass) on neither steadily: no
+    vote. Until ``LEAK_BEATS`` beats are heard, none either. The band cannot tell a kick
+    from a bass: see :meth:`BeatTracker._kick_vote` for a kick dropping out.
     """
     if len(ons) < LEAK_BEATS:
-        return 0.0
+        return 0.0, False
     top = max(max(ons), max(offs))
     if not top > 0:
-        return 0.0
+        return 0.0, False
     # The (KICK_MISSES + 1)-th weakest beat of each grid, relative to the loudest.
     on = sorted(ons)[KICK_MISSES] / top
     off = sorted(offs)[KICK_MISSES] / top
     if on >= KICK_STEADY and off < KICK_EMPTY:
-        return 1.0
+        return 1.0, True
     if off >= KICK_STEADY and on < KICK_EMPTY:
-        return -1.0
-    return 0.0
+        return -1.0, False
+    return 0.0, on >= KICK_STEADY
 
 
 def _backbeat_agreement(first: float, second: float) -> float:
