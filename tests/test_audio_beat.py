@@ -750,6 +750,11 @@ def _low_rows(bar: list[tuple[float, float]], beats: int = 8, n: int = 40) -> np
     return rows
 
 
+def _peaks(rows: np.ndarray) -> tuple[list[float], list[float]]:
+    """The low band's last beats' peaks near either grid, as the side rule reads them."""
+    return beat_module._grid_peaks(rows[: beat_module.LEAK_BEATS], AT_BEAT, OFF_BEAT)
+
+
 @pytest.mark.parametrize(
     ("bar", "share"),
     [
@@ -771,7 +776,7 @@ def test_the_low_band_leak_is_taken_out_of_the_side_vote_only_where_the_kick_is_
     tracker = BeatTracker(BeatSection())
     tracker.update(0.0, 0.0, 0.01, 0.01)  # sets the buffers up
     for _ in range(beat_module.LEAK_READINGS):
-        assert tracker._leak_share(_low_rows(bar), AT_BEAT, OFF_BEAT) == share
+        assert tracker._leak_share(*_peaks(_low_rows(bar))) == share
 
 
 @pytest.mark.parametrize(
@@ -798,11 +803,11 @@ def test_a_kick_on_every_beat_votes_for_its_grid_where_the_other_has_silent_beat
     # the mid and high bands (FluidR3 read them exactly half a beat off, F 0.0); the low
     # band's beats tell the kick on every beat from a line on some off-beats.
     rows = _low_rows([(on * on, off * off) for on, off in bar])  # the rows are squared
-    vote, _ = beat_module._kick_grid(*beat_module._grid_peaks(rows, AT_BEAT, OFF_BEAT))
+    vote, _ = beat_module._kick_grid(*_peaks(rows))
     assert vote == side
     # Not before LEAK_BEATS beats are heard.
     fewer = rows[: beat_module.LEAK_BEATS - 1]
-    assert beat_module._kick_grid(*beat_module._grid_peaks(fewer, AT_BEAT, OFF_BEAT)) == (
+    assert beat_module._kick_grid(*_peaks(fewer)) == (
         0.0,
         False,
     )
@@ -818,12 +823,12 @@ def test_the_leak_share_follows_the_median_of_its_last_readings() -> None:
     syncopated = _low_rows([(1.0, 0.0), (0.0, 1.0), (0.0, 1.0), (0.1, 0.1)])
     half = beat_module.LEAK_READINGS // 2
     for _ in range(half + 1):
-        tracker._leak_share(syncopated, AT_BEAT, OFF_BEAT)
+        tracker._leak_share(*_peaks(syncopated))
     for _ in range(half):
-        assert tracker._leak_share(steady, AT_BEAT, OFF_BEAT) == 1.0  # not yet the majority
-    assert tracker._leak_share(steady, AT_BEAT, OFF_BEAT) == 0.0  # now they are
+        assert tracker._leak_share(*_peaks(steady)) == 1.0  # not yet the majority
+    assert tracker._leak_share(*_peaks(steady)) == 0.0  # now they are
     tracker.reset_tracking()
-    assert tracker._leak_share(syncopated, AT_BEAT, OFF_BEAT) == 1.0
+    assert tracker._leak_share(*_peaks(syncopated)) == 1.0
 
 
 def _bar_acf_of(bar_lag: float, n: int) -> np.ndarray:

@@ -1582,7 +1582,10 @@ class BeatTracker:
         at_beat = [round(x) % n for x in on]
         off_beat = [round(x + half) % n for x in on]
         mid = rows[1]
-        share = self._leak_share(rows[0], at_beat, off_beat)
+        # The low band's last beats, each beat's peak near either grid: read by the leak
+        # rule and by the kick's vote.
+        ons, offs = _grid_peaks(rows[0][:LEAK_BEATS], at_beat, off_beat)
+        share = self._leak_share(ons, offs)
         if share > 0:
             # The part of the mid band the low band predicts (least squares over the
             # window's squared rows), scaled, taken out.
@@ -1600,14 +1603,14 @@ class BeatTracker:
         on_peak = max([values[i] for i in at_beat])
         off_peak = max([values[i] for i in off_beat])
         backbeat = self._backbeat(bands[2], frames, on)
-        kick = self._kick_vote(rows[0], at_beat, off_beat)
+        kick = self._kick_vote(ons, offs)
         return (on_peak - off_peak) / sd + SIDE_BACKBEAT * backbeat + SIDE_KICK * kick
 
-    def _kick_vote(self, low: np.ndarray, at_beat: list[int], off_beat: list[int]) -> float:
-        """:func:`_kick_grid` of the low band's last beats (``low``: squared comb rows,
-        newest first), but never against the clock's grid once the low band has marked
-        every one of its beats (at most of the last ``LEAK_READINGS`` updates) since the
-        clock was placed.
+    def _kick_vote(self, ons: list[float], offs: list[float]) -> float:
+        """:func:`_kick_grid` of the low band's last beats (``ons``, ``offs``: as
+        :func:`_grid_peaks` gives them), but never against the clock's grid once the low
+        band has marked every one of its beats (at most of the last ``LEAK_READINGS``
+        updates) since the clock was placed.
 
         A house kick dropping out under a bass on every off-beat leaves the clock's
         grid silent and the bass's steady, the very pattern of a clock half a beat off a
@@ -1615,7 +1618,6 @@ class BeatTracker:
         the kick's silence on a grid it marked (within a flight's length,
         ``FLY_MAX_BEATS``) is a kick-out, and only the other cues decide.
         """
-        ons, offs = _grid_peaks(low[:LEAK_BEATS], at_beat, off_beat)
         vote, clock_steady = _kick_grid(ons, offs)
         now = self._t_newest
         # Marked at most of the last readings (about 2 s), not once: a dancehall's bass
@@ -1628,7 +1630,7 @@ class BeatTracker:
             return 0.0
         return vote
 
-    def _leak_share(self, low: np.ndarray, at_beat: list[int], off_beat: list[int]) -> float:
+    def _leak_share(self, ons: list[float], offs: list[float]) -> float:
         """How much of the low band's leak to take out of the mid band's side vote (0..1).
 
         The kick's and the bass's upper partials reach into the mid band (150-3000
@@ -1640,18 +1642,16 @@ class BeatTracker:
         snare or rim on 2 and 4, and is taken out.
 
         The steadiness: of the last ``LEAK_BEATS`` beats, those the low band sounds in
-        (4 at least; ``low``: its squared comb rows, newest first), each beat's peak near
-        the clock's beat and near half a beat off (the rows' phases ``at_beat`` and
-        ``off_beat``); of each grid the weakest but ``LEAK_MISSES`` (a one drop's empty
-        beat 1, a fill's moved kick: one a bar; the weakest while fewer beats are heard),
-        the steadier grid's over the median beat's peak. Each call adds that reading to
-        the last ``LEAK_READINGS``, and their median maps linearly through
-        ``LEAK_STEADY`` to the share.
+        (4 at least), each beat's peak near the clock's beat and near half a beat off
+        (``ons``, ``offs``: as :func:`_grid_peaks` gives them, newest beat first); of
+        each grid the weakest but ``LEAK_MISSES`` (a one drop's empty beat 1, a fill's
+        moved kick: one a bar; the weakest while fewer beats are heard), the steadier
+        grid's over the median beat's peak. Each call adds that reading to the last
+        ``LEAK_READINGS``, and their median maps linearly through ``LEAK_STEADY`` to the
+        share.
         """
-        low = low[:LEAK_BEATS]
-        if len(low) < 4:
+        if len(ons) < 4:
             return 0.0
-        ons, offs = _grid_peaks(low, at_beat, off_beat)
         peaks = list(map(max, ons, offs))
         silent = LEAK_SOUNDING * max(peaks)
         sounding = [i for i, p in enumerate(peaks) if p > silent]
