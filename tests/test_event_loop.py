@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import linecache
 import logging
@@ -123,6 +124,46 @@ class ThreadDelays:
         self._fds.clear()
 
 
+class Collections:
+    """The garbage collector's runs over 5 ms, on any thread: a diagnostic for a failure.
+
+    A collection holds the GIL, so one on a worker thread holds the loop too, and
+    one on the loop thread is the callback's own time; a slow callback that
+    overlaps one says where its time went (the test's process carries the whole
+    suite's heap, which the daemon in a show does not).
+    """
+
+    NOTABLE = 0.005  # seconds
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[float, float, int, str]] = []  # (start, seconds, generation, thread)
+        self._started: dict[int, float] = {}
+
+    def _hook(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._started[threading.get_ident()] = now
+            return
+        start = self._started.pop(threading.get_ident(), now)
+        if now - start > self.NOTABLE:
+            name = threading.current_thread().name
+            self.runs.append((start, now - start, info["generation"], name))
+
+    def during(self, start: float, end: float) -> str:
+        return "; ".join(
+            f"gen {gen} on {thread}: {seconds * 1000:.1f} ms"
+            for begun, seconds, gen, thread in self.runs
+            if begun < end and begun + seconds > start
+        )
+
+    def __enter__(self) -> Collections:
+        gc.callbacks.append(self._hook)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._hook)
+
+
 class LoopTimer:
     """Times every callback on the loop thread, minus what other processes cost it.
 
@@ -140,10 +181,12 @@ class LoopTimer:
         limit: float,
         sampler: StackSampler | None = None,
         calls: BlockingCalls | None = None,
+        collector: Collections | None = None,
     ) -> None:
         self.limit = limit
         self.sampler = sampler
         self.calls = calls
+        self.collector = collector
         self.slow: list[tuple[float, float, str]] = []  # (own, wall, what)
         self.worst = 0.0
         self.worst_what = ""
@@ -162,6 +205,10 @@ class LoopTimer:
             what = f"task {owner.get_name()} ({code.co_qualname if code else coro})"
         else:
             what = repr(handle)[:200]
+        if self.collector is not None:
+            end = time.perf_counter()
+            overlapping = self.collector.during(end - wall, end)
+            what += f" [garbage collection meanwhile: {overlapping}]" if overlapping else ""
         if self.sampler is not None:
             what += "\n" + self.sampler.during(wall)
         return what
@@ -510,7 +557,8 @@ def test_no_callback_holds_the_loop_over_20ms(
         emulator_process() as url,
         jack.open_output(CONTROLLER, virtual=True, client_name="fakectl") as controller,
         StackSampler() if sampling else contextlib.nullcontext() as sampler,
-        LoopTimer(SLOW, sampler, calls) as timer,
+        Collections() as collector,
+        LoopTimer(SLOW, sampler, calls, collector) as timer,
     ):
         http = httpx.AsyncClient(base_url=url, timeout=10)
         config_path = write_config(tmp_path, url)
