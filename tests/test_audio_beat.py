@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from soundscape.audio import beat as beat_module
-from soundscape.audio.beat import BeatTracker
+from soundscape.audio.beat import BeatTracker, _compound_beat
 from soundscape.audio.config import AudioConfig, BeatSection
 from soundscape.audio.features import AudioAnalyzer, Features
 from soundscape.audio.synth import drum_loop, f_measure
@@ -416,6 +416,60 @@ def test_a_kick_dropping_out_under_an_off_beat_bass_does_not_move_the_clock() ->
         hit(2, t + period / 2, 0.6)  # the hats
         beat += 1
     assert _on_the_beats(bands, hop, bpm, t0, after=4.0) == 1.0
+
+
+def test_a_six_eight_ballad_is_read_in_dotted_quarters() -> None:
+    """A 6/8 ballad: the kick on the one (and on the bar's last 8th every other bar), a
+    cross-stick on the four, bass and piano on the 8ths 1, 3, 4 and 6, hats on every 8th.
+    Its accents gather on the dotted quarter only a little more sharply than on the
+    quarter (the 3:2 reading, 1.5x as fast, near the prior: it was read there), but each
+    dotted quarter has 6/8's shape: of its two inner 8ths the second sounds in the kick,
+    bass and piano, the first only in the hats."""
+    hop, bpm, seconds, t0 = 0.005, 63.0, 36.0, 0.1
+    period = 60.0 / bpm
+    eighth = period / 3
+    rng = np.random.default_rng(3)
+    bands, hit = _band_frames(seconds, hop)
+    for bar in range(int((seconds - t0) / (2 * period)) + 1):
+        t = t0 + bar * 2 * period
+        for step in range(6):
+            at = t + step * eighth + rng.normal(0.0, 0.004)  # played, not sequenced
+            hit(2, at, 0.5 if step in (1, 4) else 1.0)  # the hats
+            if step in (0, 2, 3, 5):
+                hit(1, at, 0.5)  # the piano
+            if step in (0, 3, 5):
+                hit(0, at, 0.6)  # the bass
+        hit(0, t, 1.0)  # the kick on the one
+        hit(1, t + 3 * eighth, 0.8)  # the cross-stick on the four
+        if bar % 2:
+            hit(0, t + 5 * eighth, 0.8)  # the kick's pickup
+    assert _on_the_beats(bands, hop, bpm, t0, after=8.0) >= 0.95
+
+
+def _beat_fold(period: int, thirds: tuple[float, float], top: int = 0) -> np.ndarray:
+    """A fold with a peak of 1 at ``top`` and the given peaks a third and two thirds on."""
+    fold = np.zeros(period + 4)  # longer than the period, as the grid folds are
+    fold[period:] = -np.inf
+    for share, level in zip((0.0, 1 / 3, 2 / 3), (1.0, *thirds), strict=True):
+        fold[round(top + share * period) % period] = level
+    return fold
+
+
+@pytest.mark.parametrize(
+    ("thirds", "top", "compound"),
+    [
+        ((0.0, 0.6), 0, True),  # 6/8's long-short: the second 8th silent, the third sounding
+        ((0.6, 0.05), 30, True),  # the same read from the third 8th's peak
+        ((0.0, 0.0), 0, False),  # only the beat: a plain 6/8, the sharpness rule's
+        ((0.7, 0.8), 0, False),  # a binary groove at two thirds: a beat in every third
+        ((0.3, 0.5), 0, False),  # no silent third
+        ((0.05, 0.3), 0, False),  # nothing sounding between the beats
+    ],
+)
+def test_a_compound_beat_has_one_silent_and_one_sounding_inner_eighth(
+    thirds: tuple[float, float], top: int, compound: bool
+) -> None:
+    assert _compound_beat(_beat_fold(90, thirds, top), 90.0) is compound
 
 
 def test_phases_at_is_the_beat_and_bar_position() -> None:

@@ -113,17 +113,19 @@ def render(piece: Piece, set_name: str, cache: Path | None = None) -> Rendered:
             rms = float(np.sqrt(np.mean(x**2)))
             x = x + noise * rms * 10 ** (-piece.noise_db / 20)
         x = x / max(float(np.abs(x).max()), 1e-9) * 0.89  # -1 dBFS peak
-        _write_wav(wav, x)
-        meta.write_text(
-            json.dumps(
-                {
-                    "piece": dataclasses.asdict(piece),
-                    "beats": score.beats,
-                    "downbeats": score.downbeats,
-                    "beats_per_bar": score.beats_per_bar,
-                }
-            )
-        )
+        # Written under other names and renamed, the metadata last: a bench running beside
+        # this one (rendering the same piece) sees the pair only once both are whole.
+        part = stem.with_name(f"{stem.name}.{os.getpid()}.part")
+        _write_wav(part, x)
+        os.replace(part, wav)
+        info = {
+            "piece": dataclasses.asdict(piece),
+            "beats": score.beats,
+            "downbeats": score.downbeats,
+            "beats_per_bar": score.beats_per_bar,
+        }
+        part.write_text(json.dumps(info))
+        os.replace(part, meta)
     info = json.loads(meta.read_text())
     return Rendered(
         piece,

@@ -30,10 +30,14 @@ Every ``update_interval`` seconds:
    the prior this reads half-time styles (dubstep, trap, drum & bass) at
    their notated tempo. A tempo two thirds as fast as a peak wins when its
    beats gather the kicks and snares far more sharply (6/8: the dotted
-   quarter, not two eighths). A tempo four thirds as fast as a peak is
-   damped where the slower's bar (the pulse's autocorrelation at 3 or 4 of
-   its beats) is clearly the stronger: afrobeat's dotted-8th bass and chords
-   are no tempo, and 3 or 4 of their beats no bar.
+   quarter, not two eighths), or at least as sharply with a compound beat's
+   shape held for a second (a 6/8 ballad's long-short: of the two 8ths inside
+   each beat, one silent in the backbone and the other sounding; a binary
+   groove's 2:3 has one of its own beats in every third). A tempo four
+   thirds as fast as a peak is damped where the slower's bar (the pulse's
+   autocorrelation at 3 or 4 of its beats) is clearly the stronger:
+   afrobeat's dotted-8th bass and chords are no tempo, and 3 or 4 of their
+   beats no bar.
 3. **Tempo through time.** A forward (HMM) filter over the grid: the last
    belief, blurred by a small tempo drift and a rare jump, times the new
    evidence. A competing octave must win for a second or more to take over;
@@ -164,6 +168,14 @@ SPLIT_TEETH = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5, 1 / 3, 2 / 3, 4 
 SPLIT_MIN_LAG = 0.08  # s: the hats' own period is sought above this (the onset's own lobe)...
 SPLIT_MAX_LAG = 0.6  # s: ... and below this
 CONC_32 = 1.7  # a 2:3 tempo whose fold is this much sharper takes over (6/8)
+# A 2:3 tempo whose fold is at least as sharp and has the shape of a compound beat (6/8's
+# long-short: of the two 8ths inside its beat one silent, the other sounding) is raised too,
+# once that shape held at SIX_HELD of the last SIX_READINGS updates (see _three_two).
+SIX_SILENT = 0.1  # the silent 8th: under this share of the fold's peak ...
+SIX_SOUNDING = 0.4  # ... the sounding one: over this share
+SIX_WINDOW = 0.1  # share of the slower's period around each 8th its peak is sought in
+SIX_HELD, SIX_READINGS = 3, 4
+SIX_GAIN = 2.0  # raised to this times the faster's evidence
 BAR_BEATS = (3, 4)  # beats a bar may hold: the lags the bar test of a 4:3 pair reads
 BAR_43_MARGIN = 0.1  # the slower's autocorrelation at a bar this much higher ...
 BAR_43_DAMP = 0.5  # ... damps the faster's evidence by this (before it is squared)
@@ -628,6 +640,8 @@ class BeatTracker:
         self._steadiness: collections.deque[float] = collections.deque(maxlen=LEAK_READINGS)
         # Whether the low band marked every beat of the clock's grid, at the last readings.
         self._clock_marks: collections.deque[bool] = collections.deque(maxlen=LEAK_READINGS)
+        # Whether a 2:3 tempo had a compound beat's shape, at the last updates (_three_two).
+        self._compound_shapes: collections.deque[bool] = collections.deque(maxlen=SIX_READINGS)
         self._change_at = -math.inf  # time of the first onset at a detected tempo change
         self._kick_gone_since = math.inf  # the low band under KICKLESS_LEVEL since (or inf)
         self._kick_gone = False  # ... for a bar: the kick is gone (see _kickless)
@@ -1156,7 +1170,10 @@ class BeatTracker:
         quarter every kick and snare lands on a beat: the backbone's fold
         peaks far more sharply (measured: 2.2-2.4x in the dev and grooves sets'
         6/8 and 12/8, while binary grooves' 3:2 reach 1.3-1.6x at the 90th
-        percentile of their updates: hence ``CONC_32``).
+        percentile of their updates: hence ``CONC_32``). A ballad's kick on the
+        one and cross-stick on the four, with bass and piano on the 8ths
+        between, gathers only 1.0-1.3x more; its dotted quarter is told by its
+        shape instead (:func:`_compound_beat`), once that held for a second.
         """
         shift = self._shift_32
         width = max(int(0.02 / GRID_STEP), 1)
@@ -1175,6 +1192,7 @@ class BeatTracker:
         folds[beyond] = -np.inf
         tops = np.maximum.reduce(folds, axis=1).tolist()
         conc = [t / mean if mean > 0 else 1.0 for t, mean in zip(tops, means, strict=True)]
+        compound = []
         for k, (i, j) in enumerate(pairs):
             ci, cj = conc[2 * k], conc[2 * k + 1]
             if cj > CONC_32 * ci:
@@ -1185,6 +1203,18 @@ class BeatTracker:
                 gain = min((cj / (CONC_32 * ci)) ** 2, 2.0)
                 weighted[lo:hi] = np.maximum(weighted[lo:hi], weighted[i] * gain)
                 out.append(j)
+            if cj > ci and _compound_beat(folds[2 * k + 1], periods[2 * k + 1]):
+                compound.append((i, j))
+        # A shape held for a second, not one update's: a binary groove's 2:3 shows it now
+        # and then (a hip-hop beat with a gap), and once at a first estimate set an
+        # afrobeat on its 2:3 (measured).
+        self._compound_shapes.append(bool(compound))
+        if sum(self._compound_shapes) >= SIX_HELD:
+            for i, j in compound:
+                lo, hi = max(j - width, 0), j + width + 1
+                weighted[lo:hi] = np.maximum(weighted[lo:hi], weighted[i] * SIX_GAIN)
+                if j not in out:
+                    out.append(j)
         return out
 
     def _phase_scores(self, bands: np.ndarray, period: float, decay: float) -> np.ndarray:
@@ -2042,6 +2072,31 @@ def _comb_rows(view: np.ndarray, m: int, period: float) -> np.ndarray:
     few offsets (``round`` is ``np.rint``'s half to even)."""
     beats = max(int((m - 1) / period), 1)
     return view[..., [round(period * k) for k in range(beats)], : math.ceil(period)]
+
+
+def _compound_beat(fold: np.ndarray, period: float) -> bool:
+    """Whether a fold (phases of one beat) has a compound beat's shape: 6/8's long-short.
+
+    In 6/8 the dotted-quarter beat holds three 8ths; a ballad's kick, bass and
+    piano sound on the first and third and leave the second to the hats (not
+    in the backbone): read from the fold's peak, one of the two 8ths after it
+    is silent (under ``SIX_SILENT`` of the peak) and the other sounds (over
+    ``SIX_SOUNDING``). A binary groove read at two thirds of its tempo has one
+    of its own beats in each third of the slower's (beats 1, 2 and 3 fall on
+    its first, third and second), so no third is silent there.
+    """
+    n = math.ceil(period)
+    top = int(np.argmax(fold[:n]))
+    peak = float(fold[top])
+    if peak <= 0:
+        return False
+    w = max(int(SIX_WINDOW * period), 1)
+    row = fold[:n].tolist()
+    thirds = [
+        max(row[round(top + period * q + d) % n] for d in range(-w, w + 1)) / peak
+        for q in (1 / 3, 2 / 3)
+    ]
+    return min(thirds) < SIX_SILENT and max(thirds) > SIX_SOUNDING
 
 
 def _fold(rows: np.ndarray, decay: float) -> np.ndarray:
