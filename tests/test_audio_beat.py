@@ -418,14 +418,10 @@ def test_a_kick_dropping_out_under_an_off_beat_bass_does_not_move_the_clock() ->
     assert _on_the_beats(bands, hop, bpm, t0, after=4.0) == 1.0
 
 
-def test_a_six_eight_ballad_is_read_in_dotted_quarters() -> None:
-    """A 6/8 ballad: the kick on the one (and on the bar's last 8th every other bar), a
-    cross-stick on the four, bass and piano on the 8ths 1, 3, 4 and 6, hats on every 8th.
-    Its accents gather on the dotted quarter only a little more sharply than on the
-    quarter (the 3:2 reading, 1.5x as fast, near the prior: it was read there), but each
-    dotted quarter has 6/8's shape: of its two inner 8ths the second sounds in the kick,
-    bass and piano, the first only in the hats."""
-    hop, bpm, seconds, t0 = 0.005, 63.0, 36.0, 0.1
+def _ballad_bands(seconds: float, hop: float, bpm: float, t0: float) -> np.ndarray:
+    """A 6/8 ballad's bands: the kick on the one (and on the bar's last 8th every other
+    bar), a cross-stick on the four, bass and piano on the 8ths 1, 3, 4 and 6, hats on
+    every 8th, each played a few ms off the grid."""
     period = 60.0 / bpm
     eighth = period / 3
     rng = np.random.default_rng(3)
@@ -443,33 +439,84 @@ def test_a_six_eight_ballad_is_read_in_dotted_quarters() -> None:
         hit(1, t + 3 * eighth, 0.8)  # the cross-stick on the four
         if bar % 2:
             hit(0, t + 5 * eighth, 0.8)  # the kick's pickup
+    return bands
+
+
+def test_a_six_eight_ballad_is_read_in_dotted_quarters() -> None:
+    """Its accents gather on the dotted quarter only a little more sharply than on the
+    quarter (the 3:2 reading, 1.5x as fast, near the prior: it was read there), but each
+    dotted quarter has 6/8's shape: of its two inner 8ths one sounds in the kick, bass
+    and piano, the other only in the hats."""
+    hop, bpm, t0 = 0.005, 63.0, 0.1
+    bands = _ballad_bands(36.0, hop, bpm, t0)
     assert _on_the_beats(bands, hop, bpm, t0, after=8.0) >= 0.95
 
 
-def _beat_fold(period: int, thirds: tuple[float, float], top: int = 0) -> np.ndarray:
-    """A fold with a peak of 1 at ``top`` and the given peaks a third and two thirds on."""
-    fold = np.zeros(period + 4)  # longer than the period, as the grid folds are
-    fold[period:] = -np.inf
+def test_a_compound_beat_raises_its_tempo_only_once_held_for_three_of_four_updates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shape at one update (a hip-hop beat with a gap) raises nothing; at 3 of the
+    last 4 it raises the slower of the pair to SIX_GAIN times the faster's evidence, and
+    only while it shows; an update without a pair counts as one without the shape, and a
+    new start (reset_tracking) forgets what it held."""
+    hop, bpm = 0.005, 63.0
+    bands = _ballad_bands(12.0, hop, bpm, 0.1)
+    tracker = BeatTracker(BeatSection())
+    for k in range(bands.shape[1]):
+        lo, mid, hi = bands[:, k].tolist()
+        tracker.update_bands(lo, mid, hi, k * hop, (k + 1) * hop, hop, True)
+    env = tracker._spread(tracker.history())
+    back = env[0] + env[1]
+    fast = int(np.argmin(np.abs(tracker._bpms - 1.5 * bpm)))
+    slow = fast - tracker._shift_32
+    monkeypatch.setattr(beat_module, "CONC_32", math.inf)  # the sharpness rule aside
+    shapes = iter([True, False, True, True, True, False, True])
+    monkeypatch.setattr(beat_module, "_compound_beat", lambda fold, period: next(shapes))
+    tracker.reset_tracking()
+    raised = []
+    for _ in range(7):
+        weighted = np.full(len(tracker._bpms), 0.1)
+        weighted[fast] = 1.0
+        tracker._three_two([fast], weighted, back)
+        raised.append(bool(weighted[slow] == beat_module.SIX_GAIN))
+    assert raised == [False, False, False, True, True, False, True]
+    tracker._three_two([slow], weighted, back)  # no 2:3 of it on the grid: no shape
+    assert list(tracker._compound_shapes) == [True, False, True, False]
+    tracker.reset_tracking()
+    assert not tracker._compound_shapes
+
+
+def _beat_fold(
+    period: float, thirds: tuple[float, float], top: int = 0, off: int = 0
+) -> np.ndarray:
+    """A fold with a peak of 1 at ``top`` and the given peaks a third and two thirds of a
+    period away (``off`` frames beside where they belong), as long as the widest of the
+    folds read with it, phases past its own period -inf."""
+    n = math.ceil(period)
+    fold = np.zeros(n + 4)
+    fold[n:] = -np.inf
     for share, level in zip((0.0, 1 / 3, 2 / 3), (1.0, *thirds), strict=True):
-        fold[round(top + share * period) % period] = level
+        fold[(round(top + share * period) + (off if share else 0)) % n] = level
     return fold
 
 
 @pytest.mark.parametrize(
-    ("thirds", "top", "compound"),
+    ("period", "thirds", "top", "off", "compound"),
     [
-        ((0.0, 0.6), 0, True),  # 6/8's long-short: the second 8th silent, the third sounding
-        ((0.6, 0.05), 30, True),  # the same read from the third 8th's peak
-        ((0.0, 0.0), 0, False),  # only the beat: a plain 6/8, the sharpness rule's
-        ((0.7, 0.8), 0, False),  # a binary groove at two thirds: a beat in every third
-        ((0.3, 0.5), 0, False),  # no silent third
-        ((0.05, 0.3), 0, False),  # nothing sounding between the beats
+        (90.0, (0.0, 0.6), 0, 0, True),  # 6/8's long-short: one inner 8th silent, one sounding
+        (90.0, (0.6, 0.05), 30, 0, True),  # the same read from the other 8th's peak
+        (90.4, (0.6, 0.0), 90, 8, True),  # a peak at the fold's end, the 8ths played late
+        (90.4, (0.6, 0.0), 90, 11, False),  # ... later than the window around each
+        (90.0, (0.0, 0.0), 0, 0, False),  # only the beat: a plain 6/8, the sharpness rule's
+        (90.0, (0.7, 0.8), 0, 0, False),  # a binary groove at two thirds: a beat in every third
+        (90.0, (0.3, 0.5), 0, 0, False),  # no silent third
+        (90.0, (0.05, 0.3), 0, 0, False),  # nothing sounding between the beats
     ],
 )
 def test_a_compound_beat_has_one_silent_and_one_sounding_inner_eighth(
-    thirds: tuple[float, float], top: int, compound: bool
+    period: float, thirds: tuple[float, float], top: int, off: int, compound: bool
 ) -> None:
-    assert _compound_beat(_beat_fold(90, thirds, top), 90.0) is compound
+    assert _compound_beat(_beat_fold(period, thirds, top, off), period) is compound
 
 
 def test_phases_at_is_the_beat_and_bar_position() -> None:

@@ -116,16 +116,19 @@ def render(piece: Piece, set_name: str, cache: Path | None = None) -> Rendered:
         # Written under other names and renamed, the metadata last: a bench running beside
         # this one (rendering the same piece) sees the pair only once both are whole.
         part = stem.with_name(f"{stem.name}.{os.getpid()}.part")
-        _write_wav(part, x)
-        os.replace(part, wav)
         info = {
             "piece": dataclasses.asdict(piece),
             "beats": score.beats,
             "downbeats": score.downbeats,
             "beats_per_bar": score.beats_per_bar,
         }
-        part.write_text(json.dumps(info))
-        os.replace(part, meta)
+        try:
+            _write_wav(part, x)
+            os.replace(part, wav)
+            part.write_text(json.dumps(info))
+            os.replace(part, meta)
+        finally:
+            part.unlink(missing_ok=True)  # left only if a write failed (or was interrupted)
     info = json.loads(meta.read_text())
     return Rendered(
         piece,

@@ -30,8 +30,8 @@ Every ``update_interval`` seconds:
    the prior this reads half-time styles (dubstep, trap, drum & bass) at
    their notated tempo. A tempo two thirds as fast as a peak wins when its
    beats gather the kicks and snares far more sharply (6/8: the dotted
-   quarter, not two eighths), or at least as sharply with a compound beat's
-   shape held for a second (a 6/8 ballad's long-short: of the two 8ths inside
+   quarter, not two eighths), or more sharply with a compound beat's
+   shape held for about a second (a 6/8 ballad's long-short: of the two 8ths inside
    each beat, one silent in the backbone and the other sounding; a binary
    groove's 2:3 has one of its own beats in every third). A tempo four
    thirds as fast as a peak is damped where the slower's bar (the pulse's
@@ -168,9 +168,9 @@ SPLIT_TEETH = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5, 1 / 3, 2 / 3, 4 
 SPLIT_MIN_LAG = 0.08  # s: the hats' own period is sought above this (the onset's own lobe)...
 SPLIT_MAX_LAG = 0.6  # s: ... and below this
 CONC_32 = 1.7  # a 2:3 tempo whose fold is this much sharper takes over (6/8)
-# A 2:3 tempo whose fold is at least as sharp and has the shape of a compound beat (6/8's
-# long-short: of the two 8ths inside its beat one silent, the other sounding) is raised too,
-# once that shape held at SIX_HELD of the last SIX_READINGS updates (see _three_two).
+# A 2:3 tempo whose fold is sharper than the faster's and has the shape of a compound beat
+# (6/8's long-short: of the two 8ths inside its beat one silent, the other sounding) is raised
+# too, once that shape held at SIX_HELD of the last SIX_READINGS updates (see _three_two).
 SIX_SILENT = 0.1  # the silent 8th: under this share of the fold's peak ...
 SIX_SOUNDING = 0.4  # ... the sounding one: over this share
 SIX_WINDOW = 0.1  # share of the slower's period around each 8th its peak is sought in
@@ -1180,6 +1180,7 @@ class BeatTracker:
         out = list(peaks)
         pairs = [(i, i - shift) for i in out[:2] if i >= shift]  # the two strongest
         if not pairs:
+            self._compound_shapes.append(False)  # an update without a pair shows no shape
             return out
         # How sharply the accents gather on one phase of each period: the
         # fold's peak over its mean (all four folds at once, of the squared backbone).
@@ -1205,9 +1206,10 @@ class BeatTracker:
                 out.append(j)
             if cj > ci and _compound_beat(folds[2 * k + 1], periods[2 * k + 1]):
                 compound.append((i, j))
-        # A shape held for a second, not one update's: a binary groove's 2:3 shows it now
-        # and then (a hip-hop beat with a gap), and once at a first estimate set an
-        # afrobeat on its 2:3 (measured).
+        # A shape held for about a second (3 of 4 updates at the default interval), not one
+        # update's: a binary groove's 2:3 shows it now and then (a hip-hop beat with a gap),
+        # and once at a first estimate set an afrobeat on its 2:3 (measured). The hold is
+        # the updates', whichever pair showed it (the pairs are the same two peaks' as a rule).
         self._compound_shapes.append(bool(compound))
         if sum(self._compound_shapes) >= SIX_HELD:
             for i, j in compound:
@@ -2079,11 +2081,13 @@ def _compound_beat(fold: np.ndarray, period: float) -> bool:
 
     In 6/8 the dotted-quarter beat holds three 8ths; a ballad's kick, bass and
     piano sound on the first and third and leave the second to the hats (not
-    in the backbone): read from the fold's peak, one of the two 8ths after it
-    is silent (under ``SIX_SILENT`` of the peak) and the other sounds (over
-    ``SIX_SOUNDING``). A binary groove read at two thirds of its tempo has one
-    of its own beats in each third of the slower's (beats 1, 2 and 3 fall on
-    its first, third and second), so no third is silent there.
+    in the backbone): read from the fold's peak, of the two phases a third and
+    two thirds of a period away (the 8ths between two of its beats, whichever
+    the peak is) one is silent (under ``SIX_SILENT`` of the peak) and the other
+    sounds (over ``SIX_SOUNDING``). A binary groove read at two thirds of its
+    tempo has one of its own beats in each third of the slower's (beats 1, 2
+    and 3 fall on its first, third and second), so no third is silent there.
+    Phases wrap at the fold's length (its period rounded up; under a frame off).
     """
     n = math.ceil(period)
     top = int(np.argmax(fold[:n]))
