@@ -296,9 +296,8 @@ def _band_frames(seconds: float, hop: float) -> tuple[np.ndarray, Hit]:
     return bands, hit
 
 
-def _on_the_beats(bands: np.ndarray, hop: float, bpm: float, t0: float, after: float) -> float:
-    """Run the tracker alone over ``bands``; the share of its beats after ``after`` that
-    fall within a tenth of a period of the true grid (beats at ``t0 + k * period``)."""
+def _fed(bands: np.ndarray, hop: float) -> tuple[BeatTracker, list[float]]:
+    """A tracker alone fed ``bands`` (3 x frames, ``hop`` s each), and the beats it fired."""
     tracker = BeatTracker(BeatSection())
     fired = []
     for k in range(bands.shape[1]):
@@ -306,6 +305,13 @@ def _on_the_beats(bands: np.ndarray, hop: float, bpm: float, t0: float, after: f
         t = k * hop
         if tracker.update_bands(lo, mid, hi, t, t + hop, hop, lo + mid + hi > 0):
             fired.append(tracker.last_beat)
+    return tracker, fired
+
+
+def _on_the_beats(bands: np.ndarray, hop: float, bpm: float, t0: float, after: float) -> float:
+    """Run the tracker alone over ``bands``; the share of its beats after ``after`` that
+    fall within a tenth of a period of the true grid (beats at ``t0 + k * period``)."""
+    tracker, fired = _fed(bands, hop)
     assert tracker.bpm == pytest.approx(bpm, abs=0.5)
     period = 60.0 / bpm
     late = np.array([b for b in fired if b > after])
@@ -460,11 +466,7 @@ def test_a_compound_beat_raises_its_tempo_only_once_held_for_three_of_four_updat
     only while it shows; an update without a pair counts as one without the shape, and a
     new start (reset_tracking) forgets what it held."""
     hop, bpm = 0.005, 63.0
-    bands = _ballad_bands(12.0, hop, bpm, 0.1)
-    tracker = BeatTracker(BeatSection())
-    for k in range(bands.shape[1]):
-        lo, mid, hi = bands[:, k].tolist()
-        tracker.update_bands(lo, mid, hi, k * hop, (k + 1) * hop, hop, True)
+    tracker, _ = _fed(_ballad_bands(12.0, hop, bpm, 0.1), hop)
     env = tracker._spread(tracker.history())
     back = env[0] + env[1]
     fast = int(np.argmin(np.abs(tracker._bpms - 1.5 * bpm)))
