@@ -284,9 +284,10 @@ def test_tracker_ignores_changing_frame_rates_safely() -> None:
 Hit = Callable[[int, float, float], None]
 
 
-def _band_frames(seconds: float, hop: float) -> tuple[np.ndarray, Hit]:
-    """Empty per-band frames and ``hit(band, t, strength)`` that adds an onset to them."""
-    bands = np.zeros((3, int(seconds / hop)))
+def _band_frames(seconds: float, hop: float, rows: int = 3) -> tuple[np.ndarray, Hit]:
+    """Empty per-band frames and ``hit(band, t, strength)`` that adds an onset to them
+    (``rows`` 4: the drums' row after the three bands, see ``BeatTracker.update_bands``)."""
+    bands = np.zeros((rows, int(seconds / hop)))
 
     def hit(band: int, t: float, v: float) -> None:
         k = round(t / hop)
@@ -297,13 +298,14 @@ def _band_frames(seconds: float, hop: float) -> tuple[np.ndarray, Hit]:
 
 
 def _fed(bands: np.ndarray, hop: float) -> tuple[BeatTracker, list[float]]:
-    """A tracker alone fed ``bands`` (3 x frames, ``hop`` s each), and the beats it fired."""
+    """A tracker alone fed ``bands`` (3 or, with the drums, 4 x frames, ``hop`` s each),
+    and the beats it fired."""
     tracker = BeatTracker(BeatSection())
     fired = []
     for k in range(bands.shape[1]):
-        lo, mid, hi = bands[:, k].tolist()
+        lo, mid, hi, *drums = bands[:, k].tolist()
         t = k * hop
-        if tracker.update_bands(lo, mid, hi, t, t + hop, hop, lo + mid + hi > 0):
+        if tracker.update_bands(lo, mid, hi, t, t + hop, hop, lo + mid + hi > 0, *drums):
             fired.append(tracker.last_beat)
     return tracker, fired
 
@@ -422,6 +424,32 @@ def test_a_kick_dropping_out_under_an_off_beat_bass_does_not_move_the_clock() ->
         hit(2, t + period / 2, 0.6)  # the hats
         beat += 1
     assert _on_the_beats(bands, hop, bpm, t0, after=4.0) == 1.0
+
+
+def test_the_drums_pick_the_side_where_kick_and_bass_mark_both_grids() -> None:
+    """Tech house with a bright bass: a kick on every beat and the bass on every off-beat,
+    as loud as each other in the low band, so the kick's vote abstains; the bass's
+    harmonics put more in the mid band on the off-beats than the kick and the clap on 2
+    and 4 put on the beats, and the hats sit on the off-beats. The drums' row (the upper
+    mid's broad rises) has the kick's click and the clap, not the bass: it decides, and
+    the clock sits on the kick (TimGM6mb's tech house was read half a beat off, F 0.0)."""
+    hop, bpm, seconds, t0 = 0.005, 124.0, 30.0, 0.1
+    period = 60.0 / bpm
+    bands, hit = _band_frames(seconds, hop, rows=4)
+    beat = 0
+    while t0 + beat * period < seconds:
+        t = t0 + beat * period
+        hit(0, t, 1.0)  # the kick
+        hit(1, t, 0.2)
+        hit(3, t, 0.5)  # its click
+        if beat % 2:
+            hit(1, t, 0.5)  # the clap on 2 and 4
+            hit(3, t, 1.0)
+        hit(0, t + period / 2, 1.0)  # the bass on every off-beat, bright
+        hit(1, t + period / 2, 1.0)
+        hit(2, t + period / 2, 0.6)  # the hats
+        beat += 1
+    assert _on_the_beats(bands, hop, bpm, t0, after=8.0) == 1.0
 
 
 def _ballad_bands(seconds: float, hop: float, bpm: float, t0: float) -> np.ndarray:

@@ -294,3 +294,36 @@ def test_without_timbre_one_hop_blocks_give_the_same_beats_within_rounding() -> 
                 out.append(f.beat_time)
     assert len(beats[0]) > 15 and len(beats[0]) == len(beats[1])
     assert np.allclose(beats[0], beats[1], rtol=0, atol=1e-9)
+
+
+def test_the_drums_cue_rises_for_a_click_and_not_for_a_bass_note() -> None:
+    """The beat tracker's drums cue (bins of 1-3 kHz whose level jumps): a bright bass
+    note (a sawtooth at 73 Hz, its harmonics falling with frequency) entering over
+    silence rises in a few of them (its upper harmonics), a click of noise (a kick's
+    beater, a clap) in about half of them."""
+    sr, block = 48000, 512
+    analyzer = AudioAnalyzer(AudioConfig(block_size=block, sample_rate=sr), timbre=False)
+    cues: list[float] = []
+    update = analyzer.beats.update_bands
+
+    def capture(*args: object) -> bool:
+        cues.append(float(args[7]))  # type: ignore[arg-type]
+        return update(*args)  # type: ignore[arg-type]
+
+    analyzer.beats.update_bands = capture  # type: ignore[method-assign]
+    t = np.arange(sr) / sr
+    saw = sum(np.sin(2 * np.pi * 73.0 * h * t) / h**2 for h in range(1, 60))
+    rng = np.random.default_rng(5)
+    x = np.zeros(3 * sr)
+    x[sr // 2 : sr // 2 + sr // 2] = 0.5 * saw[: sr // 2] / np.abs(saw).max()  # the bass note
+    x[2 * sr : 2 * sr + 480] = 0.5 * rng.standard_normal(480)  # the click, 10 ms
+    # A little noise throughout, so the level the flux reads is never silence's.
+    x += 1e-3 * rng.standard_normal(len(x))
+    for i in range(0, len(x) - block + 1, block):
+        analyzer.process(x[i : i + block], i / sr)
+    hop = AudioAnalyzer.HOP / sr
+    bins = sum(1 for f in np.fft.rfftfreq(1024, 1 / sr) if 1000.0 <= f < 3000.0)
+    note = max(cues[int(0.45 / hop) : int(0.6 / hop)])
+    click = max(cues[int(1.95 / hop) : int(2.1 / hop)])
+    assert click > 0.4 * bins  # 20 of 42 bins at 48 kHz
+    assert note < 0.1 * bins  # 3

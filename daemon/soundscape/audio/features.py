@@ -50,6 +50,13 @@ RING_HOPS = 64
 # blocks (a few times per beat is plenty for a per-beat average, and it costs little).
 HARMONY_RANGE = (250.0, 5000.0)
 HARMONY_EVERY = 4
+# The drums' cue for the beat tracker's side rule (see BeatTracker.update_bands): how many
+# bins of DRUM_BAND (Hz) rose by more than DRUM_RISE (the flux's log units, about 9 dB at
+# the level the flux reads) from one hop to the next. A snare's, a clap's or a kick's click
+# rises across the band; a bass note's harmonics are weak there (measured: from 150 Hz up
+# the band voted for an off-beat bass).
+DRUM_RISE = 1.0
+DRUM_BAND = (1000.0, 3000.0)
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -174,14 +181,16 @@ class AudioAnalyzer:
         freqs = np.fft.rfftfreq(n, 1.0 / sr)
         # Raw FFT magnitudes times this read ~1 at the peak bin of a full-scale sine.
         self._mag_scale = 2.0 / self._win.sum()
-        # One matrix product over the block's flux rows and the last frame's
-        # power gives every per-block sum (see _analyse_hops). Flux columns:
-        # all bins (onsets), then the beat tracker's low (kick, bass), mid
-        # (snare, clap, chords) and high (hats) bands, so each instrument
-        # plays its own role in the tracker (see beat.py).
+        # One matrix product over the block's flux rows, their rising bins and the
+        # last frame's power gives every per-block sum (see _analyse_hops). Flux
+        # columns: all bins (onsets), then the beat tracker's low (kick, bass), mid
+        # (snare, clap, chords) and high (hats) bands, so each instrument plays its
+        # own role in the tracker (see beat.py), then the drums' band (read on the
+        # rising bins: their count).
         lo_hz, hi_hz = BEAT_BANDS
         cols = [(freqs > 20) & (freqs < lo_hz), (freqs >= lo_hz) & (freqs < hi_hz), freqs >= hi_hz]
         flux_cols = [np.ones(len(freqs)), *(c.astype(float) / max(c.sum(), 1) for c in cols)]
+        flux_cols.append(((freqs >= DRUM_BAND[0]) & (freqs < DRUM_BAND[1])).astype(float))
         # Power columns: each band, the in-range total and the centroid
         # numerator; the magnitude scale is folded in (a pass over the spectrum less).
         edges = config.bands
@@ -191,6 +200,7 @@ class AudioAnalyzer:
         # Stored as rows (sums x bins): BLAS takes that product about twice as fast.
         self._weights = np.stack(flux_cols + cols, axis=0)
         self._flux_weights = np.ascontiguousarray(self._weights[: len(flux_cols)])
+        self._rise = np.full((), DRUM_RISE)  # a 0-d array, as _zero
         self._n_bands = len(edges) - 1
         self._pitch_classes = _pitch_class_weights(freqs, *HARMONY_RANGE)
         self._profile = np.zeros(12)
@@ -257,22 +267,23 @@ class AudioAnalyzer:
     def _hop_buffers(self, k: int) -> tuple[np.ndarray, ...]:
         """Windowed frames, spectra, magnitudes, flux rows for ``k`` hops, and views of them.
 
-        Views: the flux rows, the last frame's magnitudes, its power row (and
-        the in-range part of it), all rows transposed (each view costs a
-        little, made once here rather than every block).
+        Views: the flux rows, their rising bins, the last frame's magnitudes, its
+        power row (and the in-range part of it), all rows transposed (each view
+        costs a little, made once here rather than every block).
         """
         bufs = self._hop_cache.get(k)
         if bufs is None:
             n = self.fft_size
             m = n // 2 + 1
-            # Rows: the flux of each hop, then the power of the last frame.
-            rows = np.empty((k + 1, m))
+            # Rows: the flux of each hop, its rising bins (1.0 or 0.0), then the power of
+            # the last frame.
+            rows = np.empty((2 * k + 1, m))
             spec = np.empty((k, m), dtype=complex)
             mag = np.empty((k, m))
-            power = rows[k]
+            power = rows[2 * k]
             # Without the timbre only the flux rows are summed, on the flux columns.
-            rows_t = rows.T if self._with_timbre else rows[:k].T
-            views = (rows[:k], mag[-1], power, power[self._flat_bins], rows_t)
+            rows_t = rows.T if self._with_timbre else rows[: 2 * k].T
+            views = (rows[:k], rows[k : 2 * k], mag[-1], power, power[self._flat_bins], rows_t)
             bufs = (np.empty((k, n)), spec, mag, rows, *views)
             self._hop_cache[k] = bufs
         return bufs
@@ -291,7 +302,7 @@ class AudioAnalyzer:
         if k != last_k:
             bufs = self._hop_buffers(k)
             self._last_hops = (k, bufs)
-        frames, spec, mag, _, flux, last, power, self._power_flat, rows_t = bufs
+        frames, spec, mag, _, flux, rising, last, power, self._power_flat, rows_t = bufs
         first = self._start // hop + 1  # the frame that ends with the first new hop
         np.multiply(self._frames[first : first + k], self._win, out=frames)
         # Flux on log magnitudes relative to the running level: a quiet set
@@ -307,12 +318,14 @@ class AudioAnalyzer:
         self._row = row + k
         np.subtract(new_logmag, logmag[:-1], out=flux)
         np.maximum(flux, self._zero, out=flux)
+        # The drums' cue: the bins whose level jumped (counted on the drums' band below).
+        np.greater(flux, self._rise, out=rising, casting="unsafe")
         if self._with_timbre:
             np.multiply(last, last, out=power)
             sums = np.dot(self._weights, rows_t).T.tolist()
             # Power sums back to the unscaled spectrum, magnitude scale included (in _timbre).
             self._unscale = (peak_amp / LOG_GAIN) ** 2
-            self._power_sums = sums[k]
+            self._power_sums = sums[2 * k]
         else:
             sums = np.dot(self._flux_weights, rows_t).T.tolist()
         dt = self._hop_dt
@@ -328,7 +341,8 @@ class AudioAnalyzer:
                 self._onset_time = frame_t
             if onsets.strength > self._strength:
                 self._strength = onsets.strength
-            if beats.update_bands(lo, mid, hi, frame_t - BEAT_LAG, end, dt, onset):
+            drums = sums[k + j][4]  # the drums' band on the rising bins: how many rose
+            if beats.update_bands(lo, mid, hi, frame_t - BEAT_LAG, end, dt, onset, drums):
                 self._beat = True
 
     def _mono(self, block: np.ndarray) -> np.ndarray:
@@ -431,15 +445,15 @@ class AudioAnalyzer:
         self, mean_square: float, dt: float, last: Features
     ) -> tuple[dict[str, float], float, float]:
         """Bands, brightness, texture of the last frame (from the sums of _analyse_hops)."""
-        sums = self._power_sums  # 4 flux sums, then the power columns
+        sums = self._power_sums  # 5 flux sums, then the power columns
         unscale = self._unscale
         log10 = math.log10
         bands = {}
-        for (name, rng, smooth), power in zip(self._band_state, sums[4:], strict=False):
+        for (name, rng, smooth), power in zip(self._band_state, sums[5:], strict=False):
             # The band's share of the mean square, in dB.
             b_db = 10.0 * log10(power * unscale * 0.5 + 1e-20)
             bands[name] = smooth.update(rng.update(b_db, dt), dt)
-        nb = self._n_bands + 4
+        nb = self._n_bands + 5
         total = sums[nb] * unscale
         if mean_square <= self._floor_power or total <= 0.0:
             # Silence: hold the last colour rather than report noise.
