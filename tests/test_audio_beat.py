@@ -426,13 +426,16 @@ def test_a_kick_dropping_out_under_an_off_beat_bass_does_not_move_the_clock() ->
     assert _on_the_beats(bands, hop, bpm, t0, after=4.0) == 1.0
 
 
-def test_the_drums_pick_the_side_where_kick_and_bass_mark_both_grids() -> None:
+def test_the_drums_pick_the_side_where_kick_and_bass_mark_both_grids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Tech house with a bright bass: a kick on every beat and the bass on every off-beat,
     as loud as each other in the low band, so the kick's vote abstains; the bass's
     harmonics put more in the mid band on the off-beats than the kick and the clap on 2
     and 4 put on the beats, and the hats sit on the off-beats. The drums' row (the upper
     mid's broad rises) has the kick's click and the clap, not the bass: it decides, and
-    the clock sits on the kick (TimGM6mb's tech house was read half a beat off, F 0.0)."""
+    the clock sits on the kick (TimGM6mb's tech house was read half a beat off, F 0.0);
+    without its vote the clock sits on the bass."""
     hop, bpm, seconds, t0 = 0.005, 124.0, 30.0, 0.1
     period = 60.0 / bpm
     bands, hit = _band_frames(seconds, hop, rows=4)
@@ -450,6 +453,39 @@ def test_the_drums_pick_the_side_where_kick_and_bass_mark_both_grids() -> None:
         hit(2, t + period / 2, 0.6)  # the hats
         beat += 1
     assert _on_the_beats(bands, hop, bpm, t0, after=8.0) == 1.0
+    monkeypatch.setattr(beat_module, "SIDE_DRUMS", 0.0)
+    assert _on_the_beats(bands, hop, bpm, t0, after=8.0) == 0.0
+
+
+def test_the_drums_vote_only_once_the_low_band_marks_both_grids_at_most_readings() -> None:
+    """The drums' vote (a count peaking half a beat off the clock, here) is cast only
+    where the low band marks every beat of both grids, and only once it has at a
+    majority of the last LEAK_READINGS updates: where it marks one grid (a kick alone,
+    or a syncopated kick whose clicks sit off the beat) the kick's vote and the mid band
+    decide, and one reading as a 3-3-2 kick fills both grids for an update flipped a
+    baile funk."""
+    tracker, _ = _fed(np.zeros((3, 200)), 0.005)  # set up at the analyzer's frame rate
+    frames = 0.5 / tracker.hop  # a 120 BPM beat, in frames
+    m = int(8 * frames)
+    drums = np.zeros(m)
+    for k in range(8):  # newest last: a peak half a beat before each of the last 8 beats
+        drums[m - 1 - round((k + 0.5) * frames)] = 1.0
+    n = math.ceil(frames)
+    w = int(beat_module.SIDE_WINDOW * frames)
+    at_beat = [j % n for j in range(-w, w + 1)]
+    off_beat = [round(j + 0.5 * frames) % n for j in range(-w, w + 1)]
+    both = ([1.0] * 8, [0.9] * 8)
+    kick_alone = ([1.0] * 8, [0.0] * 8)
+    readings = beat_module.LEAK_READINGS
+    votes = [tracker._drums_vote(drums, frames, at_beat, off_beat, *kick_alone)]
+    votes += [tracker._drums_vote(drums, frames, at_beat, off_beat, *both) for _ in range(4)]
+    assert votes == [0.0] * 5  # both grids at 4 of the last 9 readings: no majority yet
+    assert tracker._drums_vote(drums, frames, at_beat, off_beat, *both) < -1.0  # at 5 of 9
+    tracker.reset_tracking()
+    alone = [
+        tracker._drums_vote(drums, frames, at_beat, off_beat, *kick_alone) for _ in range(readings)
+    ]
+    assert alone == [0.0] * readings
 
 
 def _ballad_bands(seconds: float, hop: float, bpm: float, t0: float) -> np.ndarray:

@@ -1,8 +1,10 @@
 """Streaming beat tracking that carries tempo and phase through time (pure numpy).
 
 Input, every analysis frame: onset strength in three bands — low (kick,
-bass), mid (snare, clap, chords) and high (hats) — each divided by its own
-running mean, so a soft kick counts as much as a loud clap. Frames shorter
+bass), mid (snare, clap, chords) and high (hats) — and the drums' count (how
+many bins of the upper mid jumped: a drum's click rises across them, a bass
+note does not), each divided by its own running mean, so a soft kick counts as
+much as a loud clap. Frames shorter
 than ~8 ms are summed in pairs; the last ``window`` seconds are kept. Two
 envelopes are derived: the *pulse* (all bands, hats at half weight) and the
 *backbone* (low + mid: what carries beats and bars).
@@ -58,8 +60,10 @@ Every ``update_interval`` seconds:
    partials leak into the mid band; where the low band marks neither grid on
    every beat (a syncopated kick: afrobeat's 1, "and" of 2, "and" of 3) that
    leak (the mid band's regression on the low band) is taken out of the vote
-   (``LEAK_*``). A tempo change of more than a few percent re-seeds the phase
-   (from the full scores; the side's evidence starts afresh). A sudden tempo
+   (``LEAK_*``); where it marks both (a kick on the beats, a bass on the
+   off-beats) the drums' count votes too (``SIDE_DRUMS``). A tempo change of
+   more than a few percent re-seeds the phase (from the full scores; the
+   side's evidence starts afresh). A sudden tempo
    change (the next track cut in on a bar line) takes the autocorrelation
    seconds to show, and the loop, folding many beats at the old period, does
    not see it either; but each
@@ -345,7 +349,6 @@ class BeatTracker:
         self._rev_used = {1: 0, 2: 0}
         self._phase_rows: tuple | None = None  # see _comb_rows_of
         self._spread_buf = np.zeros((3, 0))  # see _spread
-        self._drums_env = np.zeros(0)  # the drums' spread envelope at the last update
         self._phases = np.arange(width)  # phase indices, for the folds' valid masks
         self.lean_bpm = None  # a performer's octave (set_octave); None: the show's prior
         self._set_prior(cfg.prior_bpm)
@@ -399,17 +402,15 @@ class BeatTracker:
         now: float,
         dt: float,
         onset: bool,
-        drums: float | None = None,
+        drums: float = 0.0,
     ) -> bool:
         """:meth:`update` with the three bands as floats (the analyzer's path, per hop).
 
         ``drums``: how broadly the upper mid (1-3 kHz) rose (the analyzer's count of its
         bins rising by more than a step, ``features.DRUM_RISE``): a snare's, a clap's or
-        a kick's click rises across it, a bass note (whose harmonics are weak there)
-        does not. None: the mid band's strength stands for it.
+        a kick's click rises across it, a round bass note (its upper harmonics weak)
+        does not. Left at 0 (a flat row) it never votes.
         """
-        if drums is None:
-            drums = mid
         if dt != self._in_dt:
             self._in_dt = dt
             # Frames are summed to about FRAME_TARGET (pairs at 48 kHz): the
@@ -733,7 +734,7 @@ class BeatTracker:
         n, p = self._len, self._pos
         m = min(self._count, n)
         spread = self._spread(self._bands[:, p + n - m : p + n])
-        phase_env, self._drums_env = spread[:3], spread[3]
+        phase_env, drums = spread[:3], spread[3]
         back = phase_env[0] + phase_env[1]
         pulse = back + 0.5 * phase_env[2]
         self._forget_before_change()
@@ -764,7 +765,7 @@ class BeatTracker:
                 bpm *= math.exp(GRID_STEP * shift)
         self.tempo_score = float(salience[best])
         bpm = self._in_lean_octave(self._lead(bpm))
-        self._track_phase(bpm, phase_env)
+        self._track_phase(bpm, phase_env, drums)
         # How sure of the tempo the salience makes us, held as it falls: at a drop
         # the first loud hits (the bands' running means sank through the
         # breakdown) swamp the autocorrelation for a beat or two, while the
@@ -1417,7 +1418,9 @@ class BeatTracker:
             self._kick_gone_since = math.inf
         return self._kick_gone
 
-    def _track_phase(self, bpm: float, back: np.ndarray) -> None:
+    def _track_phase(self, bpm: float, back: np.ndarray, drums: np.ndarray) -> None:
+        """Place or correct the clock at ``bpm`` from the bands ``back`` (3 x frames) and
+        the drums' count ``drums`` (frames; spread as they are)."""
         period = 60.0 / bpm
         now = self._t_newest
         if self.period <= 0:
@@ -1487,7 +1490,7 @@ class BeatTracker:
         if not kickless and not self._pinned:
             self._side = self._side * math.exp(
                 -self.config.update_interval / SIDE_TAU
-            ) + self._side_margin(back, frames, pred_back)
+            ) + self._side_margin(back, drums, frames, pred_back)
         if self._side < -SIDE_FLIP:
             self._side = -self._side
             self._pending_beat = None
@@ -1625,7 +1628,9 @@ class BeatTracker:
             at.append(float(k))
         return at
 
-    def _side_margin(self, bands: np.ndarray, frames: float, back: float) -> float:
+    def _side_margin(
+        self, bands: np.ndarray, drums: np.ndarray, frames: float, back: float
+    ) -> float:
         """How much more the mid band (of ``bands``) gathers on the beat ``back`` frames
         ago than half a beat from it (standardised fold, older beats weighing ``SIDE_DECAY``).
 
@@ -1639,8 +1644,10 @@ class BeatTracker:
         high band's backbeat (see :meth:`_backbeat`) is added where the mid
         band's kick and bass outweigh the snare, the low band's leak into
         the mid band is taken out where the kick is syncopated (see
-        :meth:`_leak_share`), and a kick on every beat of one grid with beats of
-        the other silent votes for its grid (see :func:`_kick_grid`).
+        :meth:`_leak_share`), a kick on every beat of one grid with beats of
+        the other silent votes for its grid (see :func:`_kick_grid`), and where
+        the low band marks both grids the drums' count votes (see
+        :meth:`_drums_vote`).
         """
         w = int(SIDE_WINDOW * frames)
         # A few frames each side: plain floats (round is np.rint's half to even).
@@ -1666,22 +1673,42 @@ class BeatTracker:
         margin = _fold_margin(_fold(mid, SIDE_DECAY), at_beat, off_beat)
         if margin is None:
             return 0.0
-        # Where the low band marks both grids it cannot tell the kick from the bass, and
-        # a bright bass on the off-beats outvotes the kick and snare in the mid band (tech
-        # house on TimGM6mb was read on the off-beat); their clicks rise across the upper
-        # mid, the bass's notes do not. Held over a majority of the readings: one update's
-        # reading as the low band fills both grids (a 3-3-2 kick) once flipped a baile funk.
-        both = self._both_marks
-        both.append(_both_grids(ons, offs))
-        if 2 * sum(both) > both.maxlen and len(self._drums_env) == bands.shape[-1]:
-            view = self._reversed(self._drums_env, squared=True)
-            drums = _fold_margin(
-                _fold(_comb_rows(view, bands.shape[-1], frames), SIDE_DECAY), at_beat, off_beat
-            )
-            margin += SIDE_DRUMS * (drums or 0.0)
+        drums_vote = self._drums_vote(drums, frames, at_beat, off_beat, ons, offs)
         backbeat = self._backbeat(bands[2], frames, on)
         kick = self._kick_vote(ons, offs)
-        return margin + SIDE_BACKBEAT * backbeat + SIDE_KICK * kick
+        return margin + SIDE_DRUMS * drums_vote + SIDE_BACKBEAT * backbeat + SIDE_KICK * kick
+
+    def _drums_vote(
+        self,
+        drums: np.ndarray,
+        frames: float,
+        at_beat: list[int],
+        off_beat: list[int],
+        ons: list[float],
+        offs: list[float],
+    ) -> float:
+        """How much more the drums' count gathers on the clock's beat (phases ``at_beat``)
+        than half a beat off (``off_beat``), as the mid band's margin is read; 0 unless the
+        low band marks every beat of both grids (:func:`_grid_shares` of ``ons``, ``offs``)
+        at a majority of the last ``LEAK_READINGS`` updates.
+
+        There the low band cannot tell the kick from the bass and the kick's vote
+        abstains, and a bright bass on the off-beats outvotes the kick and the clap in the
+        mid band (tech house on TimGM6mb was read on the off-beat); their clicks rise
+        across the upper mid, the bass's notes do not. A majority, not one reading: as the
+        low band filled both grids for an update (a 3-3-2 kick) it once flipped a baile funk.
+        """
+        shares = _grid_shares(ons, offs)
+        both = self._both_marks
+        both.append(shares is not None and min(shares) >= KICK_STEADY)
+        if 2 * sum(both) <= both.maxlen:
+            return 0.0
+        if PHASE_POWER == 2.0:  # as the bands' rows are (see _comb_rows_of)
+            view = self._reversed(drums, squared=True)
+        else:
+            view = self._reversed(drums**PHASE_POWER)
+        rows = _comb_rows(view, drums.shape[-1], frames)
+        return _fold_margin(_fold(rows, SIDE_DECAY), at_beat, off_beat) or 0.0
 
     def _kick_vote(self, ons: list[float], offs: list[float]) -> float:
         """:func:`_kick_grid` of the low band's last beats (``ons``, ``offs``: as
@@ -2238,14 +2265,10 @@ def _kick_grid(ons: list[float], offs: list[float]) -> tuple[float, bool]:
     vote. Until ``LEAK_BEATS`` beats are heard, none either. The band cannot tell a kick
     from a bass: see :meth:`BeatTracker._kick_vote` for a kick dropping out.
     """
-    if len(ons) < LEAK_BEATS:
+    shares = _grid_shares(ons, offs)
+    if shares is None:
         return 0.0, False
-    top = max(max(ons), max(offs))
-    if not top > 0:
-        return 0.0, False
-    # The (KICK_MISSES + 1)-th weakest beat of each grid, relative to the loudest.
-    on = sorted(ons)[KICK_MISSES] / top
-    off = sorted(offs)[KICK_MISSES] / top
+    on, off = shares
     if on >= KICK_STEADY and off < KICK_EMPTY:
         return 1.0, True
     if off >= KICK_STEADY and on < KICK_EMPTY:
@@ -2253,19 +2276,16 @@ def _kick_grid(ons: list[float], offs: list[float]) -> tuple[float, bool]:
     return 0.0, on >= KICK_STEADY
 
 
-def _both_grids(ons: list[float], offs: list[float]) -> bool:
-    """Whether the low band sounds on every beat of both grids but ``KICK_MISSES`` (at
-    ``KICK_STEADY`` of the loudest at least; ``ons``, ``offs`` as :func:`_kick_grid`
-    reads them): a kick on the beats and a bass on the off-beats, which it cannot tell
-    apart (:func:`_kick_grid` abstains)."""
+def _grid_shares(ons: list[float], offs: list[float]) -> tuple[float, float] | None:
+    """The (``KICK_MISSES`` + 1)-th weakest of the last ``LEAK_BEATS`` beats of each grid
+    (``ons``: the clock's, ``offs``: half a beat off, as :func:`_kick_grid` reads them),
+    relative to the loudest; None while fewer beats are heard or all are silent."""
     if len(ons) < LEAK_BEATS:
-        return False
+        return None
     top = max(max(ons), max(offs))
     if not top > 0:
-        return False
-    on = sorted(ons)[KICK_MISSES] / top
-    off = sorted(offs)[KICK_MISSES] / top
-    return on >= KICK_STEADY and off >= KICK_STEADY
+        return None
+    return sorted(ons)[KICK_MISSES] / top, sorted(offs)[KICK_MISSES] / top
 
 
 def _fold_margin(fold: np.ndarray, at_beat: list[int], off_beat: list[int]) -> float | None:

@@ -51,12 +51,17 @@ RING_HOPS = 64
 HARMONY_RANGE = (250.0, 5000.0)
 HARMONY_EVERY = 4
 # The drums' cue for the beat tracker's side rule (see BeatTracker.update_bands): how many
-# bins of DRUM_BAND (Hz) rose by more than DRUM_RISE (the flux's log units, about 9 dB at
-# the level the flux reads) from one hop to the next. A snare's, a clap's or a kick's click
-# rises across the band; a bass note's harmonics are weak there (measured: from 150 Hz up
-# the band voted for an off-beat bass).
+# bins of DRUM_BAND (Hz) rose by more than DRUM_RISE from one hop to the next, in the flux's
+# units (log(1 + LOG_GAIN x magnitude / running peak): a factor e, 8.7 dB, for bins well
+# above the peak's -40 dB, more below). A snare's, a clap's or a kick's click rises across
+# the band; a round bass's upper harmonics are weak there (a bright sawtooth entering over
+# silence rises across it too). Tried from 150 Hz, the band voted for an off-beat bass:
+# its harmonics fill the low mid.
 DRUM_RISE = 1.0
 DRUM_BAND = (1000.0, 3000.0)
+# The flux sums of each row of the analyzer's one matrix product: all bins, the beat
+# tracker's low, mid and high bands, the drums' band; the power sums follow.
+DRUMS_SUM, FLUX_SUMS = 4, 5
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -153,7 +158,7 @@ class AudioAnalyzer:
         the levels of the bands, brightness and texture are not computed and stay at
         silence's. Nothing of those feeds the beats: they are the same to the last bit
         when a block holds two hops or more (block 512 and up), within rounding (1e-14 s)
-        with one hop a block, where the block's sums are a matrix-vector product."""
+        with one hop a block, where the block's sums are a product of other shapes."""
         self.config = config = config or AudioConfig()
         self._with_timbre = timbre
         self.sample_rate = sr = config.sample_rate
@@ -191,6 +196,7 @@ class AudioAnalyzer:
         cols = [(freqs > 20) & (freqs < lo_hz), (freqs >= lo_hz) & (freqs < hi_hz), freqs >= hi_hz]
         flux_cols = [np.ones(len(freqs)), *(c.astype(float) / max(c.sum(), 1) for c in cols)]
         flux_cols.append(((freqs >= DRUM_BAND[0]) & (freqs < DRUM_BAND[1])).astype(float))
+        assert len(flux_cols) == FLUX_SUMS
         # Power columns: each band, the in-range total and the centroid
         # numerator; the magnitude scale is folded in (a pass over the spectrum less).
         edges = config.bands
@@ -319,7 +325,7 @@ class AudioAnalyzer:
         np.subtract(new_logmag, logmag[:-1], out=flux)
         np.maximum(flux, self._zero, out=flux)
         # The drums' cue: the bins whose level jumped (counted on the drums' band below).
-        np.greater(flux, self._rise, out=rising, casting="unsafe")
+        np.greater(flux, self._rise, out=rising)
         if self._with_timbre:
             np.multiply(last, last, out=power)
             sums = np.dot(self._weights, rows_t).T.tolist()
@@ -341,7 +347,7 @@ class AudioAnalyzer:
                 self._onset_time = frame_t
             if onsets.strength > self._strength:
                 self._strength = onsets.strength
-            drums = sums[k + j][4]  # the drums' band on the rising bins: how many rose
+            drums = sums[k + j][DRUMS_SUM]  # how many bins of the drums' band rose
             if beats.update_bands(lo, mid, hi, frame_t - BEAT_LAG, end, dt, onset, drums):
                 self._beat = True
 
@@ -445,15 +451,15 @@ class AudioAnalyzer:
         self, mean_square: float, dt: float, last: Features
     ) -> tuple[dict[str, float], float, float]:
         """Bands, brightness, texture of the last frame (from the sums of _analyse_hops)."""
-        sums = self._power_sums  # 5 flux sums, then the power columns
+        sums = self._power_sums  # FLUX_SUMS flux sums, then the power columns
         unscale = self._unscale
         log10 = math.log10
         bands = {}
-        for (name, rng, smooth), power in zip(self._band_state, sums[5:], strict=False):
+        for (name, rng, smooth), power in zip(self._band_state, sums[FLUX_SUMS:], strict=False):
             # The band's share of the mean square, in dB.
             b_db = 10.0 * log10(power * unscale * 0.5 + 1e-20)
             bands[name] = smooth.update(rng.update(b_db, dt), dt)
-        nb = self._n_bands + 5
+        nb = self._n_bands + FLUX_SUMS
         total = sums[nb] * unscale
         if mean_square <= self._floor_power or total <= 0.0:
             # Silence: hold the last colour rather than report noise.
