@@ -199,7 +199,7 @@ SIDE_FLIP = 1.5  # accumulated evidence (z units x updates) for which the clock 
 SIDE_WINDOW = 0.1  # share of a period around each side's beat its mid band peak is sought in
 # Weight of the drums' fold (the upper mid's broad rises, see update_bands) in the side's
 # evidence, where the low band marks every beat of both grids at most of the last
-# LEAK_READINGS updates (a kick on the beats, a bass on the off-beats: see _both_grids).
+# LEAK_READINGS updates (a kick on the beats, a bass on the off-beats: see _drums_vote).
 SIDE_DRUMS = 2.0
 SIDE_BACKBEAT = 2.0  # weight of the high band's two-beat alternation in the side's evidence
 SIDE_BACKBEAT_SPANS = 2  # two-beat spans heard in each half of the bar before it counts
