@@ -1703,11 +1703,7 @@ class BeatTracker:
         both.append(shares is not None and min(shares) >= KICK_STEADY)
         if 2 * sum(both) <= both.maxlen:
             return 0.0
-        if PHASE_POWER == 2.0:  # as the bands' rows are (see _comb_rows_of)
-            view = self._reversed(drums, squared=True)
-        else:
-            view = self._reversed(drums**PHASE_POWER)
-        rows = _comb_rows(view, drums.shape[-1], frames)
+        rows = self._powered_comb_rows(drums, frames)  # as the bands' rows are
         return _fold_margin(_fold(rows, SIDE_DECAY), at_beat, off_beat) or 0.0
 
     def _kick_vote(self, ons: list[float], offs: list[float]) -> float:
@@ -1830,13 +1826,18 @@ class BeatTracker:
         last = self._phase_rows
         if last is not None and last[0] is bands and last[1] == period:
             return last[2]  # type: ignore[no-any-return]
-        if PHASE_POWER == 2.0:  # squared as copied, a pass less
-            view = self._reversed(bands, squared=True)
-        else:
-            view = self._reversed(bands**PHASE_POWER)
-        rows = _comb_rows(view, bands.shape[-1], period)
+        rows = self._powered_comb_rows(bands, period)
         self._phase_rows = (bands, period, rows)
         return rows
+
+    def _powered_comb_rows(self, env: np.ndarray, period: float) -> np.ndarray:
+        """:func:`_comb_rows` of ``env`` (frames, or bands x frames) to the ``PHASE_POWER``
+        at ``period``, gathered afresh (:meth:`_comb_rows_of` keeps the bands')."""
+        if PHASE_POWER == 2.0:  # squared as copied, a pass less
+            view = self._reversed(env, squared=True)
+        else:
+            view = self._reversed(env**PHASE_POWER)
+        return _comb_rows(view, env.shape[-1], period)
 
     def _believe(self, bpm: float) -> None:
         """The tempo filter's belief moved to ``bpm`` (the drift kernel around it), and the
