@@ -26,6 +26,7 @@ import json
 import linecache
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -102,6 +103,11 @@ class ThreadDelays:
         self._listed = -1.0
 
     def read(self, exclude: str, *, refresh: bool = False) -> dict[str, int]:
+        """Each other thread's nanoseconds waiting for a CPU, by native id."""
+        return {tid: waited for tid, (_, waited) in self.read_both(exclude, refresh).items()}
+
+    def read_both(self, exclude: str, refresh: bool = False) -> dict[str, tuple[int, int]]:
+        """Each other thread's (nanoseconds on a CPU, nanoseconds waiting for one)."""
         now = time.monotonic()
         if refresh or now - self._listed > self.REFRESH:
             self._listed = now
@@ -111,12 +117,13 @@ class ThreadDelays:
             for tid in tids - set(self._fds):
                 with contextlib.suppress(OSError):
                     self._fds[tid] = os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY)
-        delays = {}
+        times = {}
         for tid, fd in self._fds.items():
             if tid != exclude:
                 with contextlib.suppress(OSError, IndexError, ValueError):
-                    delays[tid] = int(os.pread(fd, 64, 0).split()[1])
-        return delays
+                    ran, waited = os.pread(fd, 64, 0).split()[:2]
+                    times[tid] = (int(ran), int(waited))
+        return times
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -191,6 +198,7 @@ class LoopTimer:
         self.worst = 0.0
         self.worst_what = ""
         self.count = 0
+        self.breakdown = ""  # the last slow callback's, from own_time
         self._tid = str(threading.get_native_id())
         self._fd = os.open(f"/proc/self/task/{self._tid}/schedstat", os.O_RDONLY)
         self._others = ThreadDelays()
@@ -217,8 +225,11 @@ class LoopTimer:
         return int(os.pread(self._fd, 64, 0).split()[1])
 
     def own_time(self, handle: asyncio.events.Handle) -> tuple[float, float]:
-        """Run ``handle``; return (own time, wall time) in seconds."""
-        others0, d0, c0 = self._others.read(self._tid), self._delay(), time.thread_time()
+        """Run ``handle``; return (own time, wall time) in seconds.
+
+        ``self.breakdown`` then says where the wall time went, for a failure report.
+        """
+        others0, d0, c0 = self._others.read_both(self._tid), self._delay(), time.thread_time()
         t0 = time.perf_counter()
         if self.calls is not None:
             self.calls.inside = True
@@ -232,10 +243,36 @@ class LoopTimer:
             waited = (self._delay() - d0) / 1e9
             # A slow one re-reads the thread list: a thread it started (and waited
             # for) was born since, and all its waiting for a CPU happened since.
-            others1 = self._others.read(self._tid, refresh=wall > self.limit)
-        others = sum(delay - others0.get(t, 0) for t, delay in others1.items()) / 1e9
+            others1 = self._others.read_both(self._tid, refresh=wall > self.limit)
+        ran = {t: (r - others0.get(t, (0, 0))[0]) / 1e9 for t, (r, _) in others1.items()}
+        others = sum(w - others0.get(t, (0, 0))[1] for t, (_, w) in others1.items()) / 1e9
         blocked = max(0.0, wall - waited - cpu)
-        return cpu + max(0.0, blocked - others), wall
+        own = cpu + max(0.0, blocked - others)
+        if own > self.limit:
+            self.breakdown = self._breakdown(cpu, waited, blocked, others, ran)
+        return own, wall
+
+    @staticmethod
+    def _breakdown(
+        cpu: float, waited: float, blocked: float, others: float, ran: dict[str, float]
+    ) -> str:
+        """Where a slow callback's time went, and which threads were on a CPU meanwhile.
+
+        A callback blocked with little CPU of its own waited for the GIL (or I/O);
+        the threads that ran meanwhile are the ones that may have held it.
+        """
+        names = {str(t.native_id): t.name for t in threading.enumerate()}
+        busiest = sorted(ran.items(), key=lambda item: -item[1])[:3]
+        running = ", ".join(
+            f"{names.get(tid, 'native ' + tid)} {seconds * 1000:.1f} ms"
+            for tid, seconds in busiest
+            if seconds >= 0.001
+        )
+        return (
+            f"{{cpu {cpu * 1000:.1f} ms, blocked {blocked * 1000:.1f} ms"
+            f" (excused {min(blocked, others) * 1000:.1f}), waiting for a CPU"
+            f" {waited * 1000:.1f} ms; other threads on a CPU: {running or 'none'}}}"
+        )
 
     def __enter__(self) -> LoopTimer:
         timer, original = self, self._original
@@ -249,7 +286,8 @@ class LoopTimer:
             if own > timer.worst:
                 timer.worst, timer.worst_what = own, timer.describe(handle, wall)
             if own > timer.limit:
-                timer.slow.append((own, wall, timer.describe(handle, wall)))
+                what = timer.describe(handle, wall)
+                timer.slow.append((own, wall, f"{timer.breakdown} {what}"))
 
         asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
         return self
@@ -618,3 +656,6 @@ def test_the_loop_timer_catches_a_callback_that_blocks_and_one_that_computes() -
     caught = [what for own, _, what in timer.slow if own >= 0.045]
     assert len(caught) == 2, timer.slow
     assert "block" in caught[0] and "compute" in caught[1]
+    # The report says which it was: the sleep blocked, the loop computed.
+    cpu_ms = [float(re.search(r"cpu ([0-9.]+) ms", what)[1]) for what in caught]  # type: ignore[index]
+    assert cpu_ms[0] < 20 and cpu_ms[1] >= 45, caught
