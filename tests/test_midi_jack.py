@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import threading
+import time
 import tomllib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -26,10 +27,11 @@ import rtmidi
 from structlog.testing import capture_logs
 
 from soundscape.control.commands import CommandBus
+from soundscape.control.jack_graph import SETTLE, paced
 from soundscape.control.midi import MidiControl, learn_once
 from soundscape.control.midi_config import MidiConfig, MidiMapping
 from soundscape.control.midi_decode import encode_relative
-from soundscape.control.midi_ports import choose_backend, list_ports
+from soundscape.control.midi_ports import _open_by_name, choose_backend, list_ports
 from soundscape.errors import BackendUnavailable, ParamError
 from soundscape.scope.params import ParameterStore
 from soundscape.settings import Problem, build
@@ -57,7 +59,8 @@ class FakeController:
 
     def __init__(self) -> None:
         self.client = unique("fakectl")
-        self.port = backend().open_output("ctl", virtual=True, client_name=self.client)
+        with paced():  # JACK graph changes spaced as the daemon's are (see jack_graph)
+            self.port = backend().open_output("ctl", virtual=True, client_name=self.client)
 
     async def send(self, *messages: mido.Message) -> None:
         for msg in messages:
@@ -65,10 +68,12 @@ class FakeController:
             await asyncio.sleep(0.001)  # pacing for JACK, not synchronisation
 
     def close(self) -> None:
-        self.port.close()
+        with paced():
+            self.port.close()
 
     def reopen(self) -> None:
-        self.port = backend().open_output("ctl", virtual=True, client_name=self.client)
+        with paced():
+            self.port = backend().open_output("ctl", virtual=True, client_name=self.client)
 
 
 class FakeFeedbackInput:
@@ -82,7 +87,8 @@ class FakeFeedbackInput:
         self.client = unique("fakefb")
         self.queue: asyncio.Queue[mido.Message] = asyncio.Queue()
         self.port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, self.client)
-        self.port.open_virtual_port("fb")
+        with paced():
+            self.port.open_virtual_port("fb")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, args=(loop,), daemon=True)
         self._thread.start()
@@ -99,8 +105,9 @@ class FakeFeedbackInput:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-        self.port.close_port()
-        self.port.delete()
+        with paced():
+            self.port.close_port()
+            self.port.delete()
 
 
 async def wait_for(
@@ -603,6 +610,48 @@ async def test_unplugged_controller_is_reopened(ctl: FakeController) -> None:
     names = [e["event"] for e in logs]
     assert names.count("midi_input_lost") == 1
     assert names.count("midi_input_back") == 1
+
+
+def test_an_open_during_which_the_port_list_moved_is_undone(jack_server: None) -> None:
+    # rtmidi connects by index into its own fresh listing: a device plugged in while
+    # it does so shifts the indices. A real port appears between the daemon's
+    # listing and its check; the open is undone, not trusted.
+    target = FakeController()
+    newcomer: list[Any] = []
+
+    class PlugInDuringOpen(rtmidi.MidiIn):
+        def open_port(self, port: int = 0, name: str | None = None) -> Any:
+            # (inside the daemon's own paced change: a device is not paced)
+            newcomer.append(backend().open_output("new", virtual=True, client_name="plugged"))
+            return super().open_port(port, name)
+
+    own = unique("soundscape")
+    try:
+        port = PlugInDuringOpen(rtmidi.API_UNIX_JACK, own)
+        with pytest.raises(OSError, match="changed while connecting"):
+            _open_by_name(port, f"{target.client}:ctl", "in ctl")
+        # Undone: no port of the daemon's is left registered.
+        left = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, unique("lister"))
+        sources = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, unique("lister"))
+        assert not [n for n in left.get_ports() + sources.get_ports() if n.startswith(own)]
+        left.delete()
+        sources.delete()
+    finally:
+        for extra in newcomer:
+            with paced():
+                extra.close()
+        target.close()
+
+
+def test_paced_graph_changes_are_spaced_by_the_settle_time() -> None:
+    # Two changes made back to back (a close right after another close) still
+    # come SETTLE apart: libjack's notification of the first is handled by then.
+    ends = []
+    for _ in range(3):
+        with paced():
+            ends.append(time.monotonic())
+    gaps = [b - a for a, b in itertools.pairwise(ends)]
+    assert min(gaps) >= SETTLE, gaps
 
 
 async def test_disabled_midi_opens_nothing() -> None:

@@ -24,6 +24,7 @@ import mido
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
+from soundscape.control.jack_graph import paced
 from soundscape.emulator import Emulator, EmulatorConfig
 
 WAIT = 30.0
@@ -442,10 +443,12 @@ async def test_kill_9_brings_every_screen_and_every_server_back(
 def controller(jack_server: None) -> Iterator[Any]:
     backend = mido.Backend(os.environ["MIDO_BACKEND"])
     name = f"persistctl{os.getpid()}"
-    port = backend.open_output("ctl", virtual=True, client_name=name)
+    with paced():  # JACK graph changes spaced as the daemon's are (see jack_graph)
+        port = backend.open_output("ctl", virtual=True, client_name=name)
     port.client = name
     yield port
-    port.close()
+    with paced():
+        port.close()
 
 
 def cc21(value: int) -> mido.Message:

@@ -41,6 +41,7 @@ import mido
 import rtmidi
 import structlog
 
+from soundscape.control.jack_graph import paced
 from soundscape.errors import BackendUnavailable
 from soundscape.tasks import Supervised, in_thread, supervise
 
@@ -441,23 +442,13 @@ class MidiPorts:
 
     def _open_input(self, name: str) -> rtmidi.MidiIn:
         port = rtmidi.MidiIn(self.backend.api, self.client_name)
-        try:
-            index = port.get_ports().index(name)
-        except ValueError:
-            port.delete()
-            raise OSError(f"port {name!r} vanished") from None
-        port.open_port(index, self._port_name("in", name))
+        _open_by_name(port, name, self._port_name("in", name))
         port.ignore_types(sysex=True, timing=False, active_sense=True)
         return port
 
     def _open_output(self, name: str) -> rtmidi.MidiOut:
         port = rtmidi.MidiOut(self.backend.api, self.client_name)
-        try:
-            index = port.get_ports().index(name)
-        except ValueError:
-            port.delete()
-            raise OSError(f"port {name!r} vanished") from None
-        port.open_port(index, self._port_name("out", name))
+        _open_by_name(port, name, self._port_name("out", name))
         return port
 
     def _deliver(self, clock: _PortClock, data: list[int], delta: float, arrival: float) -> None:
@@ -574,6 +565,46 @@ class _InputReader:
             self._stopping.wait(self.IDLE_WAIT if idle else self.ACTIVE_WAIT)
 
 
+def _graph_change(port: rtmidi.MidiIn | rtmidi.MidiOut) -> contextlib.AbstractContextManager[None]:
+    """Space a JACK port's open or close from this process's other graph changes:
+    libjack crashes on a port closed while a notification walks its client's ports
+    (see jack_graph). Other backends need no spacing."""
+    if port.get_current_api() == rtmidi.API_UNIX_JACK:
+        return paced()
+    return contextlib.nullcontext()
+
+
+def _open_by_name(port: rtmidi.MidiIn | rtmidi.MidiOut, name: str, own_name: str) -> None:
+    """Connect ``port`` (a new rtmidi object) to the port called ``name``.
+
+    rtmidi opens by index into its own fresh listing: a port registered or
+    unregistered by another program meanwhile shifts the indices and connects
+    another device (seen here with clients coming and going every 0.1 s). The
+    listing is taken again after opening; if it moved, which port got connected
+    is unknown, so the port is closed and OSError raised (the next scan retries).
+    """
+    names = port.get_ports()
+    if name not in names:
+        port.delete()
+        raise OSError(f"port {name!r} vanished")
+    try:
+        with _graph_change(port):
+            port.open_port(names.index(name), own_name)
+    except _RTMIDI_ERRORS:
+        _close(port)  # its JACK client, at least, was made
+        raise
+    after = port.get_ports()
+    if after != names:
+        _close(port)
+        came, went = sorted(set(after) - set(names)), sorted(set(names) - set(after))
+        raise OSError(
+            f"the port list changed while connecting {name!r} (came {came}, went {went});"
+            " retried at the next scan"
+        )
+
+
 def _close(port: rtmidi.MidiIn | rtmidi.MidiOut) -> None:
-    port.close_port()
-    port.delete()
+    """Close a port and its client (blocking: a worker thread's job)."""
+    with _graph_change(port):
+        port.close_port()
+        port.delete()
