@@ -108,7 +108,8 @@ def virtual_controller(jack: mido.Backend) -> Iterator[Any]:
 
 
 class ThreadDelays:
-    """Time each of this process's threads spent runnable but without a CPU (schedstat)."""
+    """Time each of this process's threads spent on a CPU, and runnable but without one
+    (schedstat)."""
 
     REFRESH = 0.2  # seconds between re-reading the thread list
 
@@ -116,12 +117,9 @@ class ThreadDelays:
         self._fds: dict[str, int] = {}
         self._listed = -1.0
 
-    def read(self, exclude: str, *, refresh: bool = False) -> dict[str, int]:
-        """Each other thread's nanoseconds waiting for a CPU, by native id."""
-        return {tid: waited for tid, (_, waited) in self.read_both(exclude, refresh).items()}
-
-    def read_both(self, exclude: str, refresh: bool = False) -> dict[str, tuple[int, int]]:
-        """Each other thread's (nanoseconds on a CPU, nanoseconds waiting for one)."""
+    def read(self, exclude: str, *, refresh: bool = False) -> dict[str, tuple[int, int]]:
+        """Each other thread's (nanoseconds on a CPU, nanoseconds waiting for one), by
+        native id."""
         now = time.monotonic()
         if refresh or now - self._listed > self.REFRESH:
             self._listed = now
@@ -243,7 +241,7 @@ class LoopTimer:
 
         ``self.breakdown`` then says where the wall time went, for a failure report.
         """
-        others0, d0, c0 = self._others.read_both(self._tid), self._delay(), time.thread_time()
+        others0, d0, c0 = self._others.read(self._tid), self._delay(), time.thread_time()
         t0 = time.perf_counter()
         if self.calls is not None:
             self.calls.inside = True
@@ -255,9 +253,10 @@ class LoopTimer:
             wall = time.perf_counter() - t0
             cpu = time.thread_time() - c0
             waited = (self._delay() - d0) / 1e9
-            # A slow one re-reads the thread list: a thread it started (and waited
-            # for) was born since, and all its waiting for a CPU happened since.
-            others1 = self._others.read_both(self._tid, refresh=wall > self.limit)
+            # A slow one re-reads the thread list, to count a thread it started and
+            # waited for. A thread first listed now may be up to REFRESH older than
+            # the callback: all its waiting is excused, and all its CPU reported.
+            others1 = self._others.read(self._tid, refresh=wall > self.limit)
         ran = {t: (r - others0.get(t, (0, 0))[0]) / 1e9 for t, (r, _) in others1.items()}
         others = sum(w - others0.get(t, (0, 0))[1] for t, (_, w) in others1.items()) / 1e9
         blocked = max(0.0, wall - waited - cpu)
@@ -284,7 +283,7 @@ class LoopTimer:
         )
         return (
             f"{{cpu {cpu * 1000:.1f} ms, blocked {blocked * 1000:.1f} ms"
-            f" (excused {min(blocked, others) * 1000:.1f}), waiting for a CPU"
+            f" (excused {min(blocked, others) * 1000:.1f} ms), waiting for a CPU"
             f" {waited * 1000:.1f} ms; other threads on a CPU: {running or 'none'}}}"
         )
 

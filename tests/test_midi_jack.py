@@ -31,7 +31,7 @@ from soundscape.control.jack_graph import SETTLE, paced
 from soundscape.control.midi import MidiControl, learn_once
 from soundscape.control.midi_config import MidiConfig, MidiMapping
 from soundscape.control.midi_decode import encode_relative
-from soundscape.control.midi_ports import _open_by_name, choose_backend, list_ports
+from soundscape.control.midi_ports import _close, _open_by_name, choose_backend, list_ports
 from soundscape.errors import BackendUnavailable, ParamError
 from soundscape.scope.params import ParameterStore
 from soundscape.settings import Problem, build
@@ -105,9 +105,7 @@ class FakeFeedbackInput:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
-        with paced():
-            self.port.close_port()
-            self.port.delete()
+        _close(self.port)  # paced, as the daemon closes its ports
 
 
 async def wait_for(
@@ -652,6 +650,9 @@ def test_paced_graph_changes_are_spaced_by_the_settle_time() -> None:
             ends.append(time.monotonic())
     gaps = [b - a for a, b in itertools.pairwise(ends)]
     assert min(gaps) >= SETTLE, gaps
+    # Entered again on the same thread, it says so instead of waiting on itself.
+    with paced(), pytest.raises(RuntimeError, match="again"), paced():
+        pass
 
 
 async def test_disabled_midi_opens_nothing() -> None:

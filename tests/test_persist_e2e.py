@@ -443,7 +443,7 @@ async def test_kill_9_brings_every_screen_and_every_server_back(
 def controller(jack_server: None) -> Iterator[Any]:
     backend = mido.Backend(os.environ["MIDO_BACKEND"])
     name = f"persistctl{os.getpid()}"
-    with paced():  # JACK graph changes spaced as the daemon's are (see jack_graph)
+    with paced():  # spaced from this process's other port changes (see jack_graph)
         port = backend.open_output("ctl", virtual=True, client_name=name)
     port.client = name
     yield port

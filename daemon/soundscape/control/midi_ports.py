@@ -575,36 +575,39 @@ def _graph_change(port: rtmidi.MidiIn | rtmidi.MidiOut) -> contextlib.AbstractCo
 
 
 def _open_by_name(port: rtmidi.MidiIn | rtmidi.MidiOut, name: str, own_name: str) -> None:
-    """Connect ``port`` (a new rtmidi object) to the port called ``name``.
+    """Connect ``port`` (a new rtmidi object) to the port called ``name``; on any
+    failure ``port`` is closed and deleted, and the error raised.
 
     rtmidi opens by index into its own fresh listing: a port registered or
     unregistered by another program meanwhile shifts the indices and connects
     another device (seen here with clients coming and going every 0.1 s). The
     listing is taken again after opening; if it moved, which port got connected
     is unknown, so the port is closed and OSError raised (the next scan retries).
+    A port that comes and goes between the two listings is not seen.
     """
-    names = port.get_ports()
-    if name not in names:
-        port.delete()
-        raise OSError(f"port {name!r} vanished")
     try:
-        with _graph_change(port):
+        with _graph_change(port):  # listed inside: a paced wait would widen the window
+            names = port.get_ports()
+            if name not in names:
+                raise OSError(f"port {name!r} vanished")
             port.open_port(names.index(name), own_name)
-    except _RTMIDI_ERRORS:
+        after = port.get_ports()
+        if after != names:
+            came = sorted(set(after) - set(names), key=str)
+            went = sorted(set(names) - set(after), key=str)
+            raise OSError(
+                f"the port list changed while connecting {name!r} (came {came}, went {went});"
+                " retried at the next scan"
+            )
+    except BaseException:
         _close(port)  # its JACK client, at least, was made
         raise
-    after = port.get_ports()
-    if after != names:
-        _close(port)
-        came, went = sorted(set(after) - set(names)), sorted(set(names) - set(after))
-        raise OSError(
-            f"the port list changed while connecting {name!r} (came {came}, went {went});"
-            " retried at the next scan"
-        )
 
 
 def _close(port: rtmidi.MidiIn | rtmidi.MidiOut) -> None:
     """Close a port and its client (blocking: a worker thread's job)."""
     with _graph_change(port):
-        port.close_port()
-        port.delete()
+        try:
+            port.close_port()
+        finally:
+            port.delete()
