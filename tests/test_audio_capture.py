@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av
@@ -183,6 +183,60 @@ async def test_realtime_file_never_runs_ahead_of_its_timeline(tmp_path: Path) ->
     assert all(arrived >= t + 512 / SR - 0.002 for t, arrived in seen)
 
 
+class LoopSteps:
+    """Counts the event loop's iterations: a callback that schedules itself again
+    runs once per iteration."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._handle: asyncio.Handle | None = None
+
+    def _tick(self) -> None:
+        self.count += 1
+        self._handle = asyncio.get_running_loop().call_soon(self._tick)
+
+    def __enter__(self) -> LoopSteps:
+        self._tick()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+
+
+def slow_consumer(
+    steps: LoopSteps, seen: list[int], done: asyncio.Event, want: int, ms: float
+) -> Callable[[AudioBlock], None]:
+    """A consumer slower than real time (the analysis after a stall, in effect): every
+    block after the first is overdue when it is delivered."""
+
+    def on_block(block: AudioBlock) -> None:
+        seen.append(steps.count)
+        time.sleep(ms / 1000)  # the consumer's own work, not synchronisation
+        if len(seen) == want:
+            done.set()
+
+    return on_block
+
+
+async def test_overdue_file_blocks_are_delivered_one_a_loop_step(tmp_path: Path) -> None:
+    # Blocks that fall behind the timeline are caught up, but never two in one step:
+    # the analysis runs on the loop, and a burst of them would hold it for all.
+    path = drum_loop(120, 2.0, seed=3).write_wav(tmp_path / "loop.wav")
+    seen: list[int] = []
+    done = asyncio.Event()
+    with LoopSteps() as steps:
+        on_block = slow_consumer(steps, seen, done, 20, ms=15)  # blocks are 10.7 ms
+        src = FileSource(path, on_block, block_size=512, realtime=True)
+        await src.start()
+        try:
+            async with asyncio.timeout(10):
+                await done.wait()
+        finally:
+            await src.stop()
+    assert len(set(seen)) == len(seen), seen
+
+
 async def test_missing_file_is_logged_once_retried_and_picked_up(tmp_path: Path) -> None:
     path = tmp_path / "later.wav"
     blocks: list[AudioBlock] = []
@@ -280,6 +334,25 @@ async def test_capture_through_jack_tracks_a_128_bpm_loop(
     assert sum(f.beat for f in feats) >= 4
     steps = np.diff([f.t for f in feats])
     assert np.allclose(steps, 256 / SR, atol=0.2 * 256 / SR)  # sample-count timestamps
+
+
+async def test_a_capture_backlog_is_delivered_one_block_a_loop_step(jack_server: None) -> None:
+    # A consumer slower than the device lets blocks pile up in the worker's pipe;
+    # reading buffered data never yields, so without a yield they would all be
+    # analysed in one step of the loop.
+    _need_pyaudio()
+    seen: list[int] = []
+    done = asyncio.Event()
+    with LoopSteps() as steps:
+        on_block = slow_consumer(steps, seen, done, 30, ms=10)  # blocks are 5.3 ms
+        capture = DeviceCapture(AudioConfig(enabled=True, device="SYS", block_size=256), on_block)
+        await capture.start()
+        try:
+            async with asyncio.timeout(30):
+                await done.wait()
+        finally:
+            await capture.stop()
+    assert len(set(seen)) == len(seen), seen
 
 
 @pytest.mark.jack

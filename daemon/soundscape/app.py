@@ -45,7 +45,7 @@ from soundscape.video.fanout import VideoFanout
 from soundscape.video_in import OutgoingTrack, VideoIn, parse_spec
 from soundscape.video_in.chain_guard import ChainGuard
 from soundscape.video_in.server_input import ServerInput
-from soundscape.warmup import start_worker_pool, thaw_heap, warm_up
+from soundscape.warmup import collections_paused, start_worker_pool, thaw_heap, warm_up
 from soundscape.web.preview import FrameTee, Preview
 from soundscape.web.server import ControlServer, start_control
 
@@ -494,34 +494,38 @@ async def run(
     ``with_emulator`` starts the built-in Scope emulator in this process and
     points the daemon at it (``soundscape demo``).
     """
-    notifier = Notifier()
-    emulator = None
-    if shutdown_trigger is None:
-        stop = asyncio.Event()
-        install_signal_handlers(stop)
-        shutdown_trigger = stop.wait
-    if with_emulator:
-        from soundscape.emulator import Emulator
+    # No collection until warm_up has walked the imports' heap off the loop.
+    with collections_paused():
+        notifier = Notifier()
+        emulator = None
+        if shutdown_trigger is None:
+            stop = asyncio.Event()
+            install_signal_handlers(stop)
+            shutdown_trigger = stop.wait
+        if with_emulator:
+            from soundscape.emulator import Emulator
 
-        emu_cfg = config.emulator
-        emulator = Emulator(emulator_config(config))
-        port = await emulator.start(host=emu_cfg.host, port=emu_cfg.port)
-        url = f"http://{emu_cfg.host}:{port}"
-        config = dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=url))
-        log.info("emulator_started", url=url, try_a_fault=f"curl -X POST {url}/_emulator/restart")
-        if load_config is not None:
-            load_config = _at_url(load_config, url)
-    files = state_files(
-        config.state,
-        config_path,
-        os.environ,
-        Path.home(),
-        demo=with_emulator and config_path is None,
-    )
-    # Every worker thread started now, then lazy imports and first-use set-up, off
-    # the loop (see soundscape.warmup).
-    await start_worker_pool()
-    await asyncio.to_thread(warm_up)
+            emu_cfg = config.emulator
+            emulator = Emulator(emulator_config(config))
+            port = await emulator.start(host=emu_cfg.host, port=emu_cfg.port)
+            url = f"http://{emu_cfg.host}:{port}"
+            config = dataclasses.replace(config, scope=dataclasses.replace(config.scope, url=url))
+            log.info(
+                "emulator_started", url=url, try_a_fault=f"curl -X POST {url}/_emulator/restart"
+            )
+            if load_config is not None:
+                load_config = _at_url(load_config, url)
+        files = state_files(
+            config.state,
+            config_path,
+            os.environ,
+            Path.home(),
+            demo=with_emulator and config_path is None,
+        )
+        # Every worker thread started now, then lazy imports and first-use set-up, off
+        # the loop (see soundscape.warmup).
+        await start_worker_pool()
+        await asyncio.to_thread(warm_up)
     daemon = Daemon(config, state_files=files, fresh=fresh)
     daemon.required = set(required)
     daemon.load_config = load_config

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures.thread  # at import time: asyncio would import it lazily, on the loop
+import contextlib
 import gc
 import importlib
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 
 import structlog
 
@@ -75,6 +77,26 @@ def freeze_heap() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+@contextlib.contextmanager
+def collections_paused() -> Iterator[None]:
+    """No automatic garbage collection inside: the daemon's first steps, until
+    :func:`warm_up` has collected and frozen the heap off the loop.
+
+    A process that has just imported everything holds tens of thousands of young
+    objects, and the first collection to come due walks them: in the daemon's first
+    step on the loop, a generation-1 run of 11-17 ms (tests/test_event_loop.py, in
+    most runs of it alone). :func:`warm_up` makes that walk in a worker thread, the
+    loop waiting on it, and freezes what survives.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def thaw_heap() -> None:

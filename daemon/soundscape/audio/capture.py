@@ -281,6 +281,10 @@ class DeviceCapture(_Retrying):
             event, payload = message
             if event == "block":
                 deliver(payload)
+                # One block a step: after a stall the pipe holds many, and reading
+                # buffered data never yields, so their analyses would run back to
+                # back in one step and hold the loop (OSC, MIDI, WebRTC) meanwhile.
+                await asyncio.sleep(0)
             elif event == "lost":
                 return f"stream stopped (silent for {payload.get('silent_for')} s)"
 
@@ -438,6 +442,8 @@ class FileSource(_Retrying):
                 t += lag
             elif lag < 0:
                 await asyncio.sleep(-lag)
+            else:  # overdue: still one block a step (see DeviceCapture._pump)
+                await asyncio.sleep(0)
         elif self._frames_out % (64 * len(block)) == 0:
             await asyncio.sleep(0)  # let others run during offline analysis
         self._frames_out += len(block)
