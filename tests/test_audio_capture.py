@@ -189,6 +189,7 @@ class LoopSteps:
 
     def __init__(self) -> None:
         self.count = 0
+        self.active = False
         self._handle: asyncio.Handle | None = None
 
     def _tick(self) -> None:
@@ -196,10 +197,12 @@ class LoopSteps:
         self._handle = asyncio.get_running_loop().call_soon(self._tick)
 
     def __enter__(self) -> LoopSteps:
+        self.active = True
         self._tick()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.active = False
         if self._handle is not None:
             self._handle.cancel()
 
@@ -211,7 +214,8 @@ def slow_consumer(
     block after the first is overdue when it is delivered."""
 
     def on_block(block: AudioBlock) -> None:
-        seen.append(steps.count)
+        if steps.active:  # blocks before the counting starts are consumed, not counted
+            seen.append(steps.count)
         time.sleep(ms / 1000)  # the consumer's own work, not synchronisation
         if len(seen) == want:
             done.set()
@@ -336,6 +340,7 @@ async def test_capture_through_jack_tracks_a_128_bpm_loop(
     assert np.allclose(steps, 256 / SR, atol=0.2 * 256 / SR)  # sample-count timestamps
 
 
+@pytest.mark.jack
 async def test_a_capture_backlog_is_delivered_one_block_a_loop_step(jack_server: None) -> None:
     # A consumer slower than the device lets blocks pile up in the worker's pipe;
     # reading buffered data never yields, so without a yield they would all be
@@ -343,15 +348,17 @@ async def test_a_capture_backlog_is_delivered_one_block_a_loop_step(jack_server:
     _need_pyaudio()
     seen: list[int] = []
     done = asyncio.Event()
-    with LoopSteps() as steps:
-        on_block = slow_consumer(steps, seen, done, 30, ms=10)  # blocks are 5.3 ms
-        capture = DeviceCapture(AudioConfig(enabled=True, device="SYS", block_size=256), on_block)
-        await capture.start()
-        try:
+    steps = LoopSteps()
+    on_block = slow_consumer(steps, seen, done, 30, ms=10)  # blocks are 5.3 ms
+    capture = DeviceCapture(AudioConfig(enabled=True, device="SYS", block_size=256), on_block)
+    await capture.start()
+    try:
+        await wait_status(capture, "running", 20)
+        with steps:  # from here: the loop never idles while the steps are counted
             async with asyncio.timeout(30):
                 await done.wait()
-        finally:
-            await capture.stop()
+    finally:
+        await capture.stop()
     assert len(set(seen)) == len(seen), seen
 
 

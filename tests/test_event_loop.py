@@ -107,6 +107,16 @@ def virtual_controller(jack: mido.Backend) -> Iterator[Any]:
             port.close()
 
 
+def innermost_frame(coro: Any) -> Any:
+    """The frame of the innermost coroutine ``coro`` awaits (through ``cr_await`` and
+    ``gi_yieldfrom``), or None when it has finished."""
+    while True:
+        inner = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        if inner is None or (not hasattr(inner, "cr_frame") and not hasattr(inner, "gi_frame")):
+            return getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        coro = inner
+
+
 class ThreadDelays:
     """Time each of this process's threads spent on a CPU, and runnable but without one
     (schedstat)."""
@@ -120,10 +130,9 @@ class ThreadDelays:
     def read(self, exclude: str, *, refresh: bool = False) -> tuple[dict[str, int], dict[str, int]]:
         """Each other thread's nanoseconds waiting for a CPU, and on one, by native id.
 
-        Only ints go in the dicts: a dict of ints is not tracked by the garbage
-        collector, and the timer reads twice a callback. Tuples there made
-        collections come more often and longer inside the daemon's callbacks
-        (a gen 1 run of 11-21 ms, in 3 of 4 runs of the test).
+        Only ints go in the dicts: the timer reads twice a callback, and a tuple per
+        thread there (objects the garbage collector tracks) moved a collection into
+        the daemon's first step (a gen 1 run of 11-21 ms, in 3 of 4 runs of the test).
         """
         now = time.monotonic()
         if refresh or now - self._listed > self.REFRESH:
@@ -230,7 +239,7 @@ class LoopTimer:
             coro = owner.get_coro()
             code = getattr(coro, "cr_code", None)
             what = f"task {owner.get_name()} ({code.co_qualname if code else coro})"
-            frame = getattr(coro, "cr_frame", None)  # where the step ended: its next await
+            frame = innermost_frame(coro)  # where the step ended: the await it waits in
             if frame is not None:
                 what += f" up to {Path(frame.f_code.co_filename).name}:{frame.f_lineno}"
         else:

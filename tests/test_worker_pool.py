@@ -7,7 +7,13 @@ import asyncio
 import gc
 import threading
 
-from soundscape.warmup import WORKERS, freeze_heap, start_worker_pool, thaw_heap
+from soundscape.warmup import (
+    WORKERS,
+    collections_paused,
+    freeze_heap,
+    start_worker_pool,
+    thaw_heap,
+)
 
 
 async def test_the_pool_starts_every_thread_at_once_and_a_burst_adds_none() -> None:
@@ -45,3 +51,23 @@ def test_the_heap_loaded_at_start_is_out_of_later_collections_until_the_daemon_s
     assert frozen > 10_000  # the libraries' objects, not a handful
     assert walked < frozen / 10
     assert gc.get_freeze_count() == 0  # back to the collector when the daemon stops
+
+
+def test_collections_stay_paused_until_the_last_overlapping_pause_ends() -> None:
+    # Two daemons starting together: the first to finish its start-up must not turn
+    # collection back on under the other; and a process that had it off keeps it off.
+    assert gc.isenabled()
+    first, second = collections_paused(), collections_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collections_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

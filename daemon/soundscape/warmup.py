@@ -88,15 +88,25 @@ def collections_paused() -> Iterator[None]:
     objects, and the first collection to come due walks them: in the daemon's first
     step on the loop, a generation-1 run of 11-17 ms (tests/test_event_loop.py, in
     most runs of it alone). :func:`warm_up` makes that walk in a worker thread, the
-    loop waiting on it, and freezes what survives.
+    loop waiting on it, and freezes what survives. Pauses that overlap (daemons
+    started together in one process, as tests do) re-enable collection only when
+    the last ends, and only if it was enabled when the first began.
     """
-    enabled = gc.isenabled()
+    global _pauses, _enabled_before
+    if _pauses == 0:  # daemons started together (tests): the last one out re-enables
+        _enabled_before = gc.isenabled()
+    _pauses += 1
     gc.disable()
     try:
         yield
     finally:
-        if enabled:
+        _pauses -= 1
+        if _pauses == 0 and _enabled_before:
             gc.enable()
+
+
+_pauses = 0  # collections_paused() blocks open now
+_enabled_before = True  # whether collection was enabled when the first opened
 
 
 def thaw_heap() -> None:

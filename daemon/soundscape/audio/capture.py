@@ -440,7 +440,7 @@ class FileSource(_Retrying):
             if lag > 1.0:  # the loop was stalled: restart the timeline instead of bursting
                 origin += lag
                 t += lag
-            elif lag < 0:
+            if lag < 0:
                 await asyncio.sleep(-lag)
             else:  # overdue: still one block a step (see DeviceCapture._pump)
                 await asyncio.sleep(0)
