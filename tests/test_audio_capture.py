@@ -42,6 +42,18 @@ async def wait_attempts(source: DeviceCapture | FileSource, n: int, timeout: flo
             await source.changed.wait()
 
 
+async def run_until(
+    source: DeviceCapture | FileSource, done: asyncio.Event, seconds: float
+) -> None:
+    """Start ``source``, wait for ``done`` (at most ``seconds``), stop it."""
+    await source.start()
+    try:
+        async with asyncio.timeout(seconds):
+            await done.wait()
+    finally:
+        await source.stop()
+
+
 # --------------------------------------------------------------------------- sample clock
 
 
@@ -170,13 +182,7 @@ async def test_realtime_file_never_runs_ahead_of_its_timeline(tmp_path: Path) ->
         if len(seen) == 40:
             done.set()
 
-    src = FileSource(path, on_block, block_size=512, realtime=True)
-    await src.start()
-    try:
-        async with asyncio.timeout(10):
-            await done.wait()
-    finally:
-        await src.stop()
+    await run_until(FileSource(path, on_block, block_size=512, realtime=True), done, 10)
     times = [t for t, _ in seen]
     assert np.allclose(np.diff(times), 512 / SR)  # counted from samples, across the loop seam
     # Delivered only once the block's last sample is "due": a player, not a dump.
@@ -231,13 +237,7 @@ async def test_overdue_file_blocks_are_delivered_one_a_loop_step(tmp_path: Path)
     done = asyncio.Event()
     with LoopSteps() as steps:
         on_block = slow_consumer(steps, seen, done, 20, ms=15)  # blocks are 10.7 ms
-        src = FileSource(path, on_block, block_size=512, realtime=True)
-        await src.start()
-        try:
-            async with asyncio.timeout(10):
-                await done.wait()
-        finally:
-            await src.stop()
+        await run_until(FileSource(path, on_block, block_size=512, realtime=True), done, 10)
     assert len(set(seen)) == len(seen), seen
 
 
