@@ -221,7 +221,10 @@ async def test_a_stuck_output_never_blocks_on_frame_or_the_others(fanouts):
 
 
 async def test_a_deeper_queue_keeps_more_frames_and_every_frame_is_accounted_for(fanouts):
-    slow = Recorder(delay=0.05)
+    # 20 ms a send: frame 48 waits about two sends behind 49, well inside LIVE_MAX_AGE
+    # (0.1 s). At 50 ms a send it waited about 95 ms, and a CI rehearsal under load
+    # dropped it as late.
+    slow = Recorder(delay=0.02)
     fanout = await fanouts.start([cfg("slow", hold="none", queue_size=3)], {"test": slow.backend()})
     await feed(fanout, Renderer(W, H), range(50), fps=200)
     await slow.wait(lambda r: 49 in r.counters())
@@ -230,7 +233,11 @@ async def test_a_deeper_queue_keeps_more_frames_and_every_frame_is_accounted_for
     assert snap["frames_in"] == 50 == snap["sent"] + snap["dropped"]
     assert snap["sent"] == len(slow.frames) and snap["dropped"] > 0
     seen = slow.counters()
-    assert seen == sorted(seen) and seen[-3:] == [47, 48, 49]  # the newest three were kept
+    # The queue kept the newest three; one may still go by age on a starved machine,
+    # and is then counted late, never lost.
+    missing = {47, 48, 49} - set(seen)
+    assert seen == sorted(seen) and seen[-1] == 49, seen
+    assert len(missing) <= snap["late"], (sorted(missing), snap)
 
 
 async def test_unavailable_backends_say_why_and_the_rest_runs(fanouts):
