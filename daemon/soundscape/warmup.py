@@ -79,6 +79,10 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+_pauses = 0  # collections_paused() blocks open now
+_enabled_before = True  # whether collection was enabled when the first opened
+
+
 @contextlib.contextmanager
 def collections_paused() -> Iterator[None]:
     """No automatic garbage collection inside: the daemon's first steps, until
@@ -103,10 +107,6 @@ def collections_paused() -> Iterator[None]:
         _pauses -= 1
         if _pauses == 0 and _enabled_before:
             gc.enable()
-
-
-_pauses = 0  # collections_paused() blocks open now
-_enabled_before = True  # whether collection was enabled when the first opened
 
 
 def thaw_heap() -> None:
