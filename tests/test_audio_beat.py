@@ -474,16 +474,16 @@ def test_the_drums_vote_only_once_the_low_band_marks_both_grids_at_most_readings
     w = int(beat_module.SIDE_WINDOW * frames)
     at_beat = [j % n for j in range(-w, w + 1)]
     off_beat = [round(j + 0.5 * frames) % n for j in range(-w, w + 1)]
-    both = ([1.0] * 8, [0.9] * 8)
-    kick_alone = ([1.0] * 8, [0.0] * 8)
+    both = beat_module._grid_shares([1.0] * 8, [0.9] * 8)
+    kick_alone = beat_module._grid_shares([1.0] * 8, [0.0] * 8)
     readings = beat_module.LEAK_READINGS
-    votes = [tracker._drums_vote(drums, frames, at_beat, off_beat, *kick_alone)]
-    votes += [tracker._drums_vote(drums, frames, at_beat, off_beat, *both) for _ in range(4)]
+    votes = [tracker._drums_vote(drums, frames, at_beat, off_beat, kick_alone)]
+    votes += [tracker._drums_vote(drums, frames, at_beat, off_beat, both) for _ in range(4)]
     assert votes == [0.0] * 5  # both grids at 4 of the last 9 readings: no majority yet
-    assert tracker._drums_vote(drums, frames, at_beat, off_beat, *both) < -1.0  # at 5 of 9
+    assert tracker._drums_vote(drums, frames, at_beat, off_beat, both) < -1.0  # at 5 of 9
     tracker.reset_tracking()
     alone = [
-        tracker._drums_vote(drums, frames, at_beat, off_beat, *kick_alone) for _ in range(readings)
+        tracker._drums_vote(drums, frames, at_beat, off_beat, kick_alone) for _ in range(readings)
     ]
     assert alone == [0.0] * readings
 
@@ -970,14 +970,11 @@ def test_a_kick_on_every_beat_votes_for_its_grid_where_the_other_has_silent_beat
     # the mid and high bands (FluidR3 read them exactly half a beat off, F 0.0); the low
     # band's beats tell the kick on every beat from a line on some off-beats.
     rows = _low_rows([(on * on, off * off) for on, off in bar])  # the rows are squared
-    vote, _ = beat_module._kick_grid(*_peaks(rows))
+    vote, _ = beat_module._kick_grid(beat_module._grid_shares(*_peaks(rows)))
     assert vote == side
     # Not before LEAK_BEATS beats are heard.
     fewer = rows[: beat_module.LEAK_BEATS - 1]
-    assert beat_module._kick_grid(*_peaks(fewer)) == (
-        0.0,
-        False,
-    )
+    assert beat_module._kick_grid(beat_module._grid_shares(*_peaks(fewer))) == (0.0, False)
 
 
 def test_the_leak_share_follows_the_median_of_its_last_readings() -> None:

@@ -45,7 +45,7 @@ from pythonosc.osc_message_builder import build_msg
 from soundscape.app import Daemon, run
 from soundscape.audio.synth import drum_loop, write_wav
 from soundscape.config import load
-from soundscape.control.jack_graph import paced
+from virtual_midi import virtual_output
 
 SLOW = 0.020  # seconds: a callback longer than this holds up frames, OSC and MIDI
 CONTROLLER = "loopctl"
@@ -92,19 +92,6 @@ class StackSampler:
             lines.append(f"  {count} samples:")
             lines += [f"    {frame}" for frame in stack[:16] if "/asyncio/" not in frame]
         return "\n".join(lines)
-
-
-@contextlib.contextmanager
-def virtual_controller(jack: mido.Backend) -> Iterator[Any]:
-    """The test's controller: a virtual JACK MIDI port, opened and closed spaced from
-    the daemon's own graph changes (see jack_graph)."""
-    with paced():
-        port = jack.open_output(CONTROLLER, virtual=True, client_name="fakectl")
-    try:
-        yield port
-    finally:
-        with paced():
-            port.close()
 
 
 def innermost_frame(coro: Any) -> Any:
@@ -625,7 +612,7 @@ def test_no_callback_holds_the_loop_over_20ms(
     calls = BlockingCalls()
     with (
         emulator_process() as url,
-        virtual_controller(jack) as controller,
+        virtual_output(jack, CONTROLLER, "fakectl") as controller,
         StackSampler() if sampling else contextlib.nullcontext() as sampler,
         Collections() as collector,
         LoopTimer(SLOW, sampler, calls, collector) as timer,

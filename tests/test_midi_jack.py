@@ -36,6 +36,7 @@ from soundscape.errors import BackendUnavailable, ParamError
 from soundscape.scope.params import ParameterStore
 from soundscape.settings import Problem, build
 from soundscape.state.learned import LearnedMappings, merge
+from virtual_midi import close_virtual_output, open_virtual_output
 
 pytestmark = [pytest.mark.jack, pytest.mark.usefixtures("jack_server")]
 
@@ -59,8 +60,7 @@ class FakeController:
 
     def __init__(self) -> None:
         self.client = unique("fakectl")
-        with paced():  # JACK graph changes spaced as the daemon's are (see jack_graph)
-            self.port = backend().open_output("ctl", virtual=True, client_name=self.client)
+        self.port = open_virtual_output(backend(), "ctl", self.client)
 
     async def send(self, *messages: mido.Message) -> None:
         for msg in messages:
@@ -68,12 +68,10 @@ class FakeController:
             await asyncio.sleep(0.001)  # pacing for JACK, not synchronisation
 
     def close(self) -> None:
-        with paced():
-            self.port.close()
+        close_virtual_output(self.port)
 
     def reopen(self) -> None:
-        with paced():
-            self.port = backend().open_output("ctl", virtual=True, client_name=self.client)
+        self.port = open_virtual_output(backend(), "ctl", self.client)
 
 
 class FakeFeedbackInput:

@@ -24,8 +24,8 @@ import mido
 import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
-from soundscape.control.jack_graph import paced
 from soundscape.emulator import Emulator, EmulatorConfig
+from virtual_midi import virtual_output
 
 WAIT = 30.0
 
@@ -443,12 +443,9 @@ async def test_kill_9_brings_every_screen_and_every_server_back(
 def controller(jack_server: None) -> Iterator[Any]:
     backend = mido.Backend(os.environ["MIDO_BACKEND"])
     name = f"persistctl{os.getpid()}"
-    with paced():  # spaced from this process's other port changes (see jack_graph)
-        port = backend.open_output("ctl", virtual=True, client_name=name)
-    port.client = name
-    yield port
-    with paced():
-        port.close()
+    with virtual_output(backend, "ctl", name) as port:
+        port.client = name
+        yield port
 
 
 def cc21(value: int) -> mido.Message:

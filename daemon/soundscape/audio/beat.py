@@ -1673,9 +1673,10 @@ class BeatTracker:
         margin = _fold_margin(_fold(mid, SIDE_DECAY), at_beat, off_beat)
         if margin is None:
             return 0.0
-        drums_vote = self._drums_vote(drums, frames, at_beat, off_beat, ons, offs)
+        shares = _grid_shares(ons, offs)  # read by the drums' vote and the kick's
+        drums_vote = self._drums_vote(drums, frames, at_beat, off_beat, shares)
         backbeat = self._backbeat(bands[2], frames, on)
-        kick = self._kick_vote(ons, offs)
+        kick = self._kick_vote(shares)
         return margin + SIDE_DRUMS * drums_vote + SIDE_BACKBEAT * backbeat + SIDE_KICK * kick
 
     def _drums_vote(
@@ -1684,13 +1685,12 @@ class BeatTracker:
         frames: float,
         at_beat: list[int],
         off_beat: list[int],
-        ons: list[float],
-        offs: list[float],
+        shares: tuple[float, float] | None,
     ) -> float:
         """How much more the drums' count gathers on the clock's beat (phases ``at_beat``)
         than half a beat off (``off_beat``), as the mid band's margin is read; 0 unless the
-        low band marks every beat of both grids (:func:`_grid_shares` of ``ons``, ``offs``)
-        at a majority of the last ``LEAK_READINGS`` updates.
+        low band marks every beat of both grids (``shares``, as :func:`_grid_shares` gives
+        them) at a majority of the last ``LEAK_READINGS`` updates.
 
         There the low band cannot tell the kick from the bass and the kick's vote
         abstains, and a bright bass on the off-beats outvotes the kick and the clap in the
@@ -1698,7 +1698,6 @@ class BeatTracker:
         across the upper mid, the bass's notes do not. A majority, not one reading: as the
         low band filled both grids for an update (a 3-3-2 kick) it once flipped a baile funk.
         """
-        shares = _grid_shares(ons, offs)
         both = self._both_marks
         both.append(shares is not None and min(shares) >= KICK_STEADY)
         if 2 * sum(both) <= both.maxlen:
@@ -1706,9 +1705,9 @@ class BeatTracker:
         rows = self._powered_comb_rows(drums, frames)  # as the bands' rows are
         return _fold_margin(_fold(rows, SIDE_DECAY), at_beat, off_beat) or 0.0
 
-    def _kick_vote(self, ons: list[float], offs: list[float]) -> float:
-        """:func:`_kick_grid` of the low band's last beats (``ons``, ``offs``: as
-        :func:`_grid_peaks` gives them), but never against the clock's grid once the low
+    def _kick_vote(self, shares: tuple[float, float] | None) -> float:
+        """:func:`_kick_grid` of the low band's last beats (``shares``: as
+        :func:`_grid_shares` gives them), but never against the clock's grid once the low
         band has marked every one of its beats (at most of the last ``LEAK_READINGS``
         updates) since the clock was placed.
 
@@ -1718,7 +1717,7 @@ class BeatTracker:
         the kick's silence on a grid it marked (within a flight's length,
         ``FLY_MAX_BEATS``) is a kick-out, and only the other cues decide.
         """
-        vote, clock_steady = _kick_grid(ons, offs)
+        vote, clock_steady = _kick_grid(shares)
         now = self._t_newest
         # Marked at most of the last readings (about 2 s), not once: a dancehall's bass
         # and rim fill the off-beats' beats now and then.
@@ -2251,12 +2250,12 @@ def _grid_peaks(
     )
 
 
-def _kick_grid(ons: list[float], offs: list[float]) -> tuple[float, bool]:
+def _kick_grid(shares: tuple[float, float] | None) -> tuple[float, bool]:
     """Which grid the low band marks on every beat while leaving the other's silent: 1
     the clock's, -1 the other, 0 neither; and whether it marks every beat of the clock's
-    (``ons``, ``offs``: the low band's peak in each of the last beats near the clock's
-    beat and half a beat off, as :func:`_grid_peaks` gives them; squared, as the phase
-    scores' rows are at ``PHASE_POWER`` 2, so the thresholds are shares of power).
+    (``shares``: :func:`_grid_shares` of the low band's peak in each of the last beats
+    near the clock's beat and half a beat off; squared, as the phase scores' rows are at
+    ``PHASE_POWER`` 2, so the thresholds are shares of power).
 
     A kick on every beat sounds in all of the last ``LEAK_BEATS`` beats of its grid (but
     ``KICK_MISSES``: a fill); a bass or rim line on some off-beats (a dembow's, a
@@ -2266,7 +2265,6 @@ def _kick_grid(ons: list[float], offs: list[float]) -> tuple[float, bool]:
     vote. Until ``LEAK_BEATS`` beats are heard, none either. The band cannot tell a kick
     from a bass: see :meth:`BeatTracker._kick_vote` for a kick dropping out.
     """
-    shares = _grid_shares(ons, offs)
     if shares is None:
         return 0.0, False
     on, off = shares
