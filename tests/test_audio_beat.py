@@ -93,9 +93,53 @@ def test_early_guesses_beat_before_the_first_full_estimate_and_leave_no_trace(
     beats = np.array([f.beat_time for f in early if f.beat_time is not None])
     assert beats[0] < 2.0 < next(f.beat_time for f in plain if f.beat_time is not None)
     assert all(np.min(np.abs(loop.beats - b)) < 0.03 for b in beats[beats < 2.3])
-    # The first full estimate starts afresh: from there on, exactly the same clock.
+    # The first full estimate starts afresh: from there on, exactly the same clock (its
+    # grid is the early clock's here, so nothing of it is kept).
     after = [(f.beat_time, f.bpm, f.next_beat, f.downbeat) for f in early if f.t > 2.3]
     assert after == [(f.beat_time, f.bpm, f.next_beat, f.downbeat) for f in plain if f.t > 2.3]
+
+
+def _settled_at(bpm: float, seconds: float = 3.0) -> BeatTracker:
+    """A tracker fed a kick on every beat at ``bpm`` until its first full estimate."""
+    hop, period = 0.005, 60.0 / bpm
+    bands, hit = _band_frames(seconds, hop)
+    for beat in range(int(seconds / period)):
+        hit(0, 0.1 + beat * period, 1.0)
+        hit(1, 0.1 + beat * period, 0.5)
+    tracker, _ = _fed(bands, hop)
+    assert tracker._settled and tracker.bpm == pytest.approx(bpm, abs=1.0)
+    return tracker
+
+
+def test_the_first_full_estimate_keeps_a_confirmed_early_clock_on_its_grid() -> None:
+    # Techno on three renders: the early guesses had the beat, their side evidence
+    # behind it; the restart dropped that evidence, the fresh seed (the full phase
+    # scores' best: the off-beat hats') put the clock half a beat off, and the side
+    # flipped it back 1-1.5 s later (lock 3.1-3.7 s, 1.8 s with the early grid kept).
+    tracker = _settled_at(120.0)
+    period, fresh = tracker.period, tracker.next_beat
+    assert fresh is not None
+
+    def grid_offset(beat: float) -> float:  # of the clock's grid from ``beat``, in periods
+        assert tracker.next_beat is not None
+        return abs(((tracker.next_beat - beat) / period + 0.5) % 1.0 - 0.5)
+
+    early = fresh + 0.5 * period
+    # Another tempo (an early guess at 4:3 or 2:3) or the same grid: the fresh clock stands.
+    tracker._keep_early(period * 1.1, early)
+    assert tracker.next_beat == fresh
+    tracker._keep_early(period, fresh + 0.1 * period)
+    assert tracker.next_beat == fresh
+    # Its tempo (within RESEED) on another grid: the early clock's beats.
+    tracker._keep_early(period * 1.02, early)
+    assert grid_offset(early) < 1e-9 and tracker.period == period
+    # Which early clocks count: confirmed by a later guess, the side's evidence behind it.
+    tracker._confirmed, tracker._side = True, 0.5
+    assert tracker._early_clock() == (period, tracker.next_beat)
+    tracker._side = -0.5  # the side leaning to the other grid: not trusted
+    assert tracker._early_clock() is None
+    tracker._confirmed, tracker._side = False, 0.5
+    assert tracker._early_clock() is None
 
 
 def test_beats_are_emitted_once_each_in_the_block_they_fall_in() -> None:

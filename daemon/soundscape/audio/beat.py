@@ -102,7 +102,11 @@ finds them where the clock has them, and go on until the clock is placed anew
 (a re-seed, a jump, a side flip): on the short envelope the best phase strays
 for an update now and then while the clock's beats are right. The first full
 estimate starts afresh (no state of the early guesses carries over), so from
-there on the clock is exactly what it would be without them.
+there on the clock is what it would be without them, with one exception: where
+it finds the tempo of an early clock that a later guess confirmed and whose
+side evidence stands behind its grid, but seeds another grid (the full phase
+scores' best, which off-beat hats win for seconds), the clock keeps the early
+clock's beats (``_keep_early``).
 
 Beats are emitted as the stream passes each predicted beat, so a beat event
 costs no analysis delay. Through a breakdown the clock flies on at the last
@@ -243,6 +247,8 @@ FIRST_GUESS = 2.2  # periods of the slowest tempo heard before the first estimat
 EARLY_GUESS = 1.2  # s heard before the first early (provisional) guesses
 EARLY_RATE = 2.0  # early guesses per update interval (the first beats wait for the second)
 EARLY_OVERLAP = 0.35  # share of the envelope the autocorrelation keeps while it is short
+EARLY_SAME_GRID = 0.15  # share of a period: an early clock's beat this near the first full
+# estimate's is on its grid (see _keep_early)
 FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
 BAR_MARGIN = 0.3  # a new bar line must fit this much better (dot products of unit vectors,
@@ -489,13 +495,18 @@ class BeatTracker:
         if now >= self._next_update or not self._settled:
             heard = self._count * self.hop
             if heard >= self._min_history():
+                early = None
                 if not self._settled:
                     # The first full estimate starts afresh: what the early
-                    # guesses concluded (right or wrong) does not carry over.
+                    # guesses concluded (right or wrong) does not carry over,
+                    # but for the grid of a clock they agreed on (see _keep_early).
+                    early = self._early_clock()
                     self._restart()
                     self._settled = True
                 self._next_update = now + self.config.update_interval
                 self._estimate()
+                if early is not None:
+                    self._keep_early(*early)
             elif heard >= EARLY_GUESS and now >= self._next_update:
                 # More often than updates: a guess's beats start once the next one agrees.
                 # Each guess's evidence (the side, the tempo's sureness) counts as an
@@ -504,6 +515,30 @@ class BeatTracker:
                 # drops it all anyway.
                 self._next_update = now + self.config.update_interval / EARLY_RATE
                 self._estimate()
+
+    def _early_clock(self) -> tuple[float, float] | None:
+        """The early guesses' clock (period, next beat) where a later guess confirmed it
+        and the side's evidence stands behind its grid, else None."""
+        if not self._confirmed or self.next_beat is None or self.period <= 0:
+            return None
+        return (self.period, self.next_beat) if self._side >= 0 else None
+
+    def _keep_early(self, period: float, next_beat: float) -> None:
+        """After the first full estimate: where it found the early clock's tempo (within
+        ``RESEED``) but another grid, the clock keeps the early clock's beats.
+
+        The restart drops the side's evidence, and the fresh seed's grid is the full
+        phase scores' best, which off-beat hats or bass win for seconds at a time (the
+        side's evidence exists for that): three techno renders were put half a beat off
+        there and flipped back 1-1.5 s later. Measured on the nine sets: 6 pieces lock
+        earlier (by 0.9-3.3 s), one later (0.55 s), no beat F moved.
+        """
+        nb = self.next_beat
+        if nb is None or self.period <= 0 or abs(math.log(self.period / period)) > RESEED:
+            return
+        if abs(((next_beat - nb) / self.period + 0.5) % 1.0 - 0.5) < EARLY_SAME_GRID:
+            return  # the same grid: the fresh clock stands
+        self._place(self.period, next_beat)
 
     def _emit(self, now: float) -> bool:
         nb = self.next_beat
