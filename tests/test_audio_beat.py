@@ -99,16 +99,21 @@ def test_early_guesses_beat_before_the_first_full_estimate_and_leave_no_trace(
     assert after == [(f.beat_time, f.bpm, f.next_beat, f.downbeat) for f in plain if f.t > 2.3]
 
 
-def _settled_at(bpm: float, seconds: float = 3.0) -> BeatTracker:
-    """A tracker fed a kick on every beat at ``bpm`` until its first full estimate."""
-    hop, period = 0.005, 60.0 / bpm
+def _kicks(bpm: float, seconds: float, hop: float) -> np.ndarray:
+    """Bands of a kick (with a little mid band) on every beat at ``bpm``, from 0.1 s."""
+    period = 60.0 / bpm
     bands, hit = _band_frames(seconds, hop)
     for beat in range(int(seconds / period)):
         hit(0, 0.1 + beat * period, 1.0)
         hit(1, 0.1 + beat * period, 0.5)
-    tracker, _ = _fed(bands, hop)
+    return bands
+
+
+def _settled_at(bpm: float, seconds: float = 3.0) -> tuple[BeatTracker, list[float]]:
+    """A tracker fed :func:`_kicks` past its first full estimate, and its beats."""
+    tracker, fired = _fed(_kicks(bpm, seconds, 0.005), 0.005)
     assert tracker._settled and tracker.bpm == pytest.approx(bpm, abs=1.0)
-    return tracker
+    return tracker, fired
 
 
 def test_the_first_full_estimate_keeps_a_confirmed_early_clock_on_its_grid() -> None:
@@ -116,7 +121,7 @@ def test_the_first_full_estimate_keeps_a_confirmed_early_clock_on_its_grid() -> 
     # behind it; the restart dropped that evidence, the fresh seed (the full phase
     # scores' best: the off-beat hats') put the clock half a beat off, and the side
     # flipped it back 1-1.5 s later (lock 3.1-3.7 s, 1.8 s with the early grid kept).
-    tracker = _settled_at(120.0)
+    tracker, _ = _settled_at(120.0)
     period, fresh = tracker.period, tracker.next_beat
     assert fresh is not None
 
@@ -125,21 +130,100 @@ def test_the_first_full_estimate_keeps_a_confirmed_early_clock_on_its_grid() -> 
         return abs(((tracker.next_beat - beat) / period + 0.5) % 1.0 - 0.5)
 
     early = fresh + 0.5 * period
-    # Another tempo (an early guess at 4:3 or 2:3) or the same grid: the fresh clock stands.
+    # Another tempo (beyond RESEED: an early guess at another ratio) or the same grid
+    # (within EARLY_SAME_GRID): the fresh clock stands.
     tracker._keep_early(period * 1.1, early)
     assert tracker.next_beat == fresh
     tracker._keep_early(period, fresh + 0.1 * period)
     assert tracker.next_beat == fresh
-    # Its tempo (within RESEED) on another grid: the early clock's beats.
+    # Its tempo (within RESEED) on another grid: the early clock's grid, the fresh tempo.
     tracker._keep_early(period * 1.02, early)
     assert grid_offset(early) < 1e-9 and tracker.period == period
-    # Which early clocks count: confirmed by a later guess, the side's evidence behind it.
+    # Which early clocks count: confirmed by a later guess, the side's evidence not
+    # leaning to the other grid.
     tracker._confirmed, tracker._side = True, 0.5
     assert tracker._early_clock() == (period, tracker.next_beat)
-    tracker._side = -0.5  # the side leaning to the other grid: not trusted
+    tracker._side = -0.5
     assert tracker._early_clock() is None
     tracker._confirmed, tracker._side = False, 0.5
     assert tracker._early_clock() is None
+
+
+def test_the_early_grid_survives_a_fresh_seed_half_a_beat_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The whole path, frame by frame: the early guesses beat on the kicks, the first full
+    # estimate's seed is put half a beat off (as off-beat hats put it), and the clock
+    # must go on beating on the kicks, each beat once.
+    bpm, hop = 120.0, 0.005
+    period = 60.0 / bpm
+    early_clocks: list[tuple[float, float] | None] = []
+    restart, seed = BeatTracker._restart, BeatTracker._seed
+
+    def recording_restart(self: BeatTracker) -> None:
+        early_clocks.append(self._early_clock())
+        restart(self)
+
+    def seed_off_the_beat(self: BeatTracker, period: float, back: np.ndarray) -> None:
+        seed(self, period, back)
+        if self._settled and self.next_beat is not None:
+            self._place(self.period, self.next_beat + 0.5 * self.period)
+
+    monkeypatch.setattr(BeatTracker, "_restart", recording_restart)
+    monkeypatch.setattr(BeatTracker, "_seed", seed_off_the_beat)
+    _, fired = _fed(_kicks(bpm, 6.0, hop), hop)
+    assert len(early_clocks) == 1 and early_clocks[0] is not None  # the early clock counted
+    beats = np.array(fired)
+    assert beats[0] < 2.0  # early guesses beat before the first full estimate (2.2 s)
+    off_grid = np.abs(((beats - 0.1) / period + 0.5) % 1.0 - 0.5)
+    assert np.all(off_grid < 0.05)  # every beat on the kicks, through the restart
+    assert np.all(np.diff(beats) > 0.5 * period)  # none twice
+
+
+def test_a_clock_placed_anew_on_the_beat_just_reported_does_not_report_it_again() -> None:
+    # The restart at the first full estimate clears the last beat, so a clock placed
+    # from the frame time (some 15 ms behind the stream) can land on the beat the early
+    # clock reported a moment before: it is passed over, and the next one reported.
+    tracker, fired = _settled_at(120.0)
+    last = fired[-1]
+    tracker.last_beat = None  # as the restart leaves it
+    tracker._t_newest = last - 0.015
+    tracker._place(tracker.period, last)
+    assert tracker.next_beat == last
+    assert not tracker._emit(last + 0.001)
+    assert tracker._emit(last + tracker.period + 0.001)
+    assert tracker.last_beat == pytest.approx(last + tracker.period)
+
+
+def test_a_beat_is_reported_with_its_time_when_the_clock_is_reset_later_in_its_block(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A block of 512 is two hops. The first full estimate resets the tracker: where that
+    # came in the hop after a beat, the block said "beat" with no time (the reset cleared
+    # the last beat), so `analyze` lost that beat and the bench counted the clock's next
+    # one as the first (a probe's lock 2.82 s, 1.41 s with the beat).
+    update, fired_in_block, hops = BeatTracker.update_bands, [], itertools.count()
+
+    def reset_after_the_first_beat(self: BeatTracker, *args: object) -> bool:
+        first_hop = next(hops) % 2 == 0  # of its block
+        fired = update(self, *args)  # type: ignore[arg-type]
+        if fired and first_hop and not fired_in_block:
+            fired_in_block.append((self.last_beat, self.beat_in_bar == 0))
+        elif fired_in_block and len(fired_in_block) == 1:
+            self.reset_tracking()  # the second hop, in the same block
+            fired_in_block.append(None)
+        return fired
+
+    monkeypatch.setattr(BeatTracker, "update_bands", reset_after_the_first_beat)
+    loop = drum_loop(120, 4, pattern="house", seed=5)
+    analyzer = AudioAnalyzer(AudioConfig(sample_rate=SR, block_size=512))
+    for i in range(0, len(loop.audio) - 511, 512):
+        f = analyzer.process(loop.audio[i : i + 512], i / SR)
+        if len(fired_in_block) == 2:
+            break
+    (beat_time, downbeat), _ = fired_in_block
+    assert f.beat and f.beat_time == beat_time and f.downbeat == downbeat
+    assert analyzer.beats.last_beat is None  # reset after it, within the block
 
 
 def test_beats_are_emitted_once_each_in_the_block_they_fall_in() -> None:

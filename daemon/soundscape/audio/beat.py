@@ -104,9 +104,10 @@ for an update now and then while the clock's beats are right. The first full
 estimate starts afresh (no state of the early guesses carries over), so from
 there on the clock is what it would be without them, with one exception: where
 it finds the tempo of an early clock that a later guess confirmed and whose
-side evidence stands behind its grid, but seeds another grid (the full phase
-scores' best, which off-beat hats win for seconds), the clock keeps the early
-clock's beats (``_keep_early``).
+side evidence does not lean to the other grid, but seeds another grid (more than
+``EARLY_SAME_GRID`` of a period off: the full phase scores' best, which off-beat
+hats win for seconds), the clock keeps the early clock's grid at the fresh tempo
+(``_keep_early``). No beat is reported twice across that restart.
 
 Beats are emitted as the stream passes each predicted beat, so a beat event
 costs no analysis delay. Through a breakdown the clock flies on at the last
@@ -249,6 +250,7 @@ EARLY_RATE = 2.0  # early guesses per update interval (the first beats wait for 
 EARLY_OVERLAP = 0.35  # share of the envelope the autocorrelation keeps while it is short
 EARLY_SAME_GRID = 0.15  # share of a period: an early clock's beat this near the first full
 # estimate's is on its grid (see _keep_early)
+SAME_BEAT = 0.15  # share of a period: a beat this near the last one reported is that beat
 FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
 BAR_MARGIN = 0.3  # a new bar line must fit this much better (dot products of unit vectors,
@@ -284,6 +286,11 @@ class BeatTracker:
         self.beats_per_bar = self.config.beats_per_bar or 4
         self.beat_in_bar = 0  # index in the bar of the last emitted beat (0 = downbeat)
         self.last_downbeat: float | None = None
+        # The last beat reported, kept through every reset: a clock placed anew on the grid
+        # of a beat just reported (the first full estimate's, which starts without the early
+        # clock's last beat) must not report it twice. Only that beat (``SAME_BEAT``): a
+        # fresh clock on another grid may beat sooner than half a period after it.
+        self._last_fired = -math.inf
         self._next_update = -math.inf
         self._settled = False  # (set again by reset_tracking, at the first frame)
         self._pinned = False
@@ -512,13 +519,13 @@ class BeatTracker:
                 # Each guess's evidence (the side, the tempo's sureness) counts as an
                 # update's, so it builds twice as fast: early on a quick call is worth
                 # more (about 0.5 s of lock on a few pieces), and the first full estimate
-                # drops it all anyway.
+                # drops it all but the clock's grid (see _keep_early).
                 self._next_update = now + self.config.update_interval / EARLY_RATE
                 self._estimate()
 
     def _early_clock(self) -> tuple[float, float] | None:
         """The early guesses' clock (period, next beat) where a later guess confirmed it
-        and the side's evidence stands behind its grid, else None."""
+        and the side's evidence does not lean to the other grid, else None."""
         if not self._confirmed or self.next_beat is None or self.period <= 0:
             return None
         return (self.period, self.next_beat) if self._side >= 0 else None
@@ -558,10 +565,15 @@ class BeatTracker:
                 self._decide_bar()
             if self.beat_in_bar == 0:
                 self.last_downbeat = nb
-            # An early guess beats only once a second one agrees with it.
-            fired = self.confidence >= self.config.min_confidence and (
-                self._settled or self._confirmed
+            # An early guess beats only once a second one agrees with it; a beat this near
+            # the last one reported is that beat again (see _last_fired).
+            fired = (
+                self.confidence >= self.config.min_confidence
+                and (self._settled or self._confirmed)
+                and abs(nb - self._last_fired) >= SAME_BEAT * self.period
             )
+            if fired:
+                self._last_fired = nb
             nb += self.period
         self.next_beat = nb
         return fired
@@ -2312,7 +2324,7 @@ def _kick_grid(shares: tuple[float, float] | None) -> tuple[float, bool]:
 
 def _grid_shares(ons: list[float], offs: list[float]) -> tuple[float, float] | None:
     """The (``KICK_MISSES`` + 1)-th weakest of the last ``LEAK_BEATS`` beats of each grid
-    (``ons``: the clock's, ``offs``: half a beat off, as :func:`_kick_grid` reads them),
+    (``ons``: the clock's, ``offs``: half a beat off, as :func:`_grid_peaks` gives them),
     relative to the loudest; None while fewer beats are heard or all are silent."""
     if len(ons) < LEAK_BEATS:
         return None

@@ -244,7 +244,10 @@ class AudioAnalyzer:
         self._warned_bad = False
         # Per-block results of the hops, read by process().
         self._onset_time: float | None = None
-        self._beat = False
+        # A beat's time and bar position are taken as it fires: a later hop of the same
+        # block may place the clock anew (the first full estimate resets the tracker).
+        self._beat_time: float | None = None
+        self._downbeat = False
         self._strength = 0.0
         self.latest: Features = silent_features(0.0, self.band_names)
 
@@ -349,7 +352,8 @@ class AudioAnalyzer:
                 self._strength = onsets.strength
             drums = sums[k + j][DRUMS_SUM]  # how many bins of the drums' band rose
             if beats.update_bands(lo, mid, hi, frame_t - BEAT_LAG, end, dt, onset, drums):
-                self._beat = True
+                self._beat_time = beats.last_beat
+                self._downbeat = beats.beat_in_bar == 0
 
     def _mono(self, block: np.ndarray) -> np.ndarray:
         x = block
@@ -385,7 +389,8 @@ class AudioAnalyzer:
 
         # --- hops: spectrum, flux, onsets, beats
         self._onset_time = None
-        self._beat = False
+        self._beat_time = None
+        self._downbeat = False
         self._strength = 0.0
         hop, n = self.hop, self.fft_size
         fill = self._fill
@@ -421,7 +426,7 @@ class AudioAnalyzer:
 
         strength = self._strength_smooth.update(min(self._strength, 1.0), dt)
         bt = self.beats
-        beat = self._beat
+        beat = self._beat_time is not None
         beat_phase, bar_phase = bt.phases_at(t)
         features = _FeaturesBuilder(  # positional, in field order: keywords cost a microsecond
             t,
@@ -433,13 +438,13 @@ class AudioAnalyzer:
             strength,
             self._onset_time,
             beat,
-            bt.last_beat if beat else None,
+            self._beat_time,
             bt.bpm,
             beat_phase,
             bt.next_beat,
             bt.confidence,
             level_db,
-            beat and bt.beat_in_bar == 0,
+            self._downbeat,
             bar_phase,
             bt.beats_per_bar,
         )
