@@ -526,9 +526,9 @@ class BeatTracker:
     def _early_clock(self) -> tuple[float, float] | None:
         """The early guesses' clock (period, next beat) where a later guess confirmed it
         and the side's evidence does not lean to the other grid, else None."""
-        if not self._confirmed or self.next_beat is None or self.period <= 0:
+        if not self._confirmed or self.next_beat is None or self.period <= 0 or self._side < 0:
             return None
-        return (self.period, self.next_beat) if self._side >= 0 else None
+        return self.period, self.next_beat
 
     def _keep_early(self, period: float, next_beat: float) -> None:
         """After the first full estimate: where it found the early clock's tempo (within
@@ -543,7 +543,7 @@ class BeatTracker:
         nb = self.next_beat
         if nb is None or self.period <= 0 or abs(math.log(self.period / period)) > RESEED:
             return
-        if abs(((next_beat - nb) / self.period + 0.5) % 1.0 - 0.5) < EARLY_SAME_GRID:
+        if _grid_offset(next_beat, nb, self.period) < EARLY_SAME_GRID:
             return  # the same grid: the fresh clock stands
         self._place(self.period, next_beat)
 
@@ -1557,7 +1557,7 @@ class BeatTracker:
             beat = now - glob * self.hop
             same = (
                 self._pending_beat is not None
-                and abs(((beat - self._pending_beat) / self.period + 0.5) % 1.0 - 0.5) < 0.1
+                and _grid_offset(beat, self._pending_beat, self.period) < 0.1
             )
             if not same:
                 self._pending_beat, self._pending_since = beat, now
@@ -2320,6 +2320,11 @@ def _kick_grid(shares: tuple[float, float] | None) -> tuple[float, bool]:
     if off >= KICK_STEADY and on < KICK_EMPTY:
         return -1.0, False
     return 0.0, on >= KICK_STEADY
+
+
+def _grid_offset(a: float, b: float, period: float) -> float:
+    """How far apart the grids of beats at ``a`` and at ``b`` lie, in periods (0..0.5)."""
+    return abs(((a - b) / period + 0.5) % 1.0 - 0.5)
 
 
 def _grid_shares(ons: list[float], offs: list[float]) -> tuple[float, float] | None:
