@@ -559,6 +559,65 @@ def test_a_kick_dropping_out_under_an_off_beat_bass_does_not_move_the_clock() ->
     assert _on_the_beats(bands, hop, bpm, t0, after=4.0) == 1.0
 
 
+def _dembow_bands(seconds: float, hop: float, bpm: float, t0: float, rim: float) -> np.ndarray:
+    """Reggaeton on the rim: a kick on every beat, the hats on the off-beats, the rim,
+    bass and chords on the "a" of 1 and of 3 (``rim`` loud in the mid band), the rim
+    alone on the "and" of 2 and of 4."""
+    period = 60.0 / bpm
+    sixteenth = period / 4
+    bands, hit = _band_frames(seconds, hop)
+    for bar in range(int((seconds - t0) / (4 * period)) + 1):
+        t = t0 + bar * 4 * period
+        for beat in range(4):
+            hit(0, t + beat * period, 1.0)  # the kick
+            hit(2, t + (beat + 0.5) * period, 0.5)  # the hats
+        for step in (3, 11):
+            hit(0, t + step * sixteenth, 0.6)  # the bass
+            hit(1, t + step * sixteenth, rim)  # the rim and a chord
+            hit(2, t + step * sixteenth, 0.6)
+        for step in (6, 14):
+            hit(1, t + step * sixteenth, 0.8)  # the rim
+            hit(2, t + step * sixteenth, 0.4)
+    return bands
+
+
+@pytest.mark.parametrize("rim", [1.0, 1.5])
+@pytest.mark.parametrize("bpm", [93.0, 97.0])
+def test_a_clock_a_quarter_off_a_kick_on_every_beat_moves_onto_it(bpm: float, rim: float) -> None:
+    """The dembow's "a" of 1 and of 3 outweighs the kick in the phase scores, and the
+    clock settles a quarter beat early, where the side's vote (half a beat) cannot see
+    it. Its beats 2 and 4 fall on nothing in any band while the kick marks every beat a
+    quarter later: the clock moves onto the kick (it stayed on the "a"). And stays:
+    the loop does not drift back onto the "a" (it did at 20 s with ``rim`` 1.0), nor
+    does a jump take it there (the phase scores' best, far from the clock, with
+    ``rim`` 1.5: half of the beats back on the "a")."""
+    hop, seconds, t0 = 0.005, 30.0, 0.1
+    bands = _dembow_bands(seconds, hop, bpm, t0, rim)
+    assert _on_the_beats(bands, hop, bpm, t0, after=12.0) == 1.0
+
+
+def test_a_breakbeat_s_bass_on_every_a_does_not_move_the_clock() -> None:
+    """A breakbeat: the kick on 1 and the "and" of 3 (the low band silent on three
+    beats of four), the snare on 2 and 4, the hats on the 8ths, and a bass on the "a" of
+    every beat, which marks every beat of the grid a quarter before the clock's in the
+    low band. The clock's beats sound in the other bands: it stays on the beat."""
+    hop, bpm, seconds, t0 = 0.005, 124.0, 30.0, 0.1
+    period = 60.0 / bpm
+    sixteenth = period / 4
+    bands, hit = _band_frames(seconds, hop)
+    for bar in range(int((seconds - t0) / (4 * period)) + 1):
+        t = t0 + bar * 4 * period
+        for step in (0, 10):
+            hit(0, t + step * sixteenth, 1.0)  # the kick
+        for step in (4, 12):
+            hit(1, t + step * sixteenth, 1.0)  # the snare
+        for step in range(0, 16, 2):
+            hit(2, t + step * sixteenth, 0.5)  # the hats
+        for step in (3, 7, 11, 15):
+            hit(0, t + step * sixteenth, 0.5)  # the bass
+    assert _on_the_beats(bands, hop, bpm, t0, after=6.0) == 1.0
+
+
 def test_the_drums_pick_the_side_where_kick_and_bass_mark_both_grids(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

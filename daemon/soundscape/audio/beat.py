@@ -250,6 +250,11 @@ EARLY_RATE = 2.0  # early guesses per update interval (the first beats wait for 
 EARLY_OVERLAP = 0.35  # share of the envelope the autocorrelation keeps while it is short
 EARLY_SAME_GRID = 0.15  # share of a period: an early clock's beat this near the first full
 # estimate's is on its grid (see _keep_early)
+QUARTER_STEADY = 0.08  # a grid a quarter beat off the clock's whose every beat (but KICK_MISSES)
+# has this share of the low band's loudest beat's power (-11 dB) is a kick's (see
+# _kick_a_quarter_off) ...
+QUARTER_HITS = 4  # ... and found at this many of the last QUARTER_READINGS updates (about 1 s),
+QUARTER_READINGS = 5  # the clock moves onto it
 SAME_BEAT = 0.15  # share of a period: a beat this near the last one reported is that beat
 FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
@@ -714,6 +719,11 @@ class BeatTracker:
         self._confirmed = False  # an estimate since the clock was placed found its beats
         self._pending_beat: float | None = None
         self._pending_since = 0.0
+        # The beat of a kick's grid a quarter off the clock's (or None), at the last updates.
+        self._quarter_kicks: collections.deque[float | None] = collections.deque(
+            maxlen=QUARTER_READINGS
+        )
+        self._on_quarter_kick = False  # the clock was moved onto such a kick (see _kick_vote)
         self._side = 0.0  # summed evidence (mid band, backbeat) for the clock's side (< 0: off)
         self._kick_heard = -math.inf  # last marked every beat of the clock's grid (_kick_vote)
         self._pinned = False  # a performer marked the one: grid and bar line held (mark_downbeat)
@@ -1514,7 +1524,10 @@ class BeatTracker:
         # side or make it jump. The side's evidence is held, the clock makes no far jump
         # (see below), and the loop follows only a peak close to the beat (a drift).
         kickless = self._kickless()
-        reach = KICKLESS_WINDOW if kickless else PHASE_WINDOW
+        # On a kick the quarter rule found, the stronger peak a quarter away (the dembow's
+        # "a") is not to be drifted onto either.
+        narrow = kickless or self._on_quarter_kick
+        reach = KICKLESS_WINDOW if narrow else PHASE_WINDOW
         # A few frames around the prediction: plain floats, gathered once (round is
         # np.rint's half to even; index of the max is np.argmax's first one).
         offsets = range(-int(reach * frames), int(reach * frames) + 1)
@@ -1528,7 +1541,7 @@ class BeatTracker:
             den = a - 2 * b + c
             if den < 0:
                 err_frames += 0.5 * (a - c) / den
-        elif kickless:  # the best is beyond the window's edge: no peak near the beat
+        elif narrow:  # the best is beyond the window's edge: no peak near the beat
             err_frames = 0.0
         # The side of the beat: evidence summed over updates (see _side_margin); held
         # without the kick (faded, what was left of the drums' call was outvoted at the drop
@@ -1543,6 +1556,10 @@ class BeatTracker:
             self._pending_beat = None
             self._place(self.period, now - (pred_back + 0.5 * frames) * self.hop)
             return
+        # A kick on every beat a quarter off a clock whose beats are silent (see
+        # _kick_a_quarter_off): the side's vote is for half a beat only.
+        if not kickless and not self._pinned and self._to_quarter_kick(back, frames, pred_back):
+            return
         glob = int(np.argmax(scores))
         far = abs(((glob - pred_back + n / 2) % n) - n / 2) > PHASE_WINDOW * frames
         # An early guess is trusted once a later one finds its beats where the clock has
@@ -1553,7 +1570,13 @@ class BeatTracker:
         # A best phase about half a beat off is the side's to decide (hats, a
         # rolling bass or a fill often peak there for a while).
         half = abs(((glob - pred_back) / frames) % 1.0 - 0.5) < 0.15
-        if far and not half and not kickless and scores[glob] > local + 0.3 * sum(PHASE_W):
+        if (
+            far
+            and not half
+            and not kickless
+            and scores[glob] > local + 0.3 * sum(PHASE_W)
+            and not self._kick_holds(back, frames, glob, pred_back)
+        ):
             beat = now - glob * self.hop
             same = (
                 self._pending_beat is not None
@@ -1726,6 +1749,73 @@ class BeatTracker:
         kick = self._kick_vote(shares)
         return margin + SIDE_DRUMS * drums_vote + SIDE_BACKBEAT * backbeat + SIDE_KICK * kick
 
+    def _to_quarter_kick(self, bands: np.ndarray, frames: float, back: float) -> bool:
+        """Move the clock onto a kick's grid a quarter beat off it (see
+        :meth:`_kick_a_quarter_off`) found at ``QUARTER_HITS`` of the last
+        ``QUARTER_READINGS`` updates; True if it moved. Not every update: the low band's
+        peak near a beat wavers as the comb's window slides."""
+        q = self._kick_a_quarter_off(bands, frames, back)
+        seen = self._quarter_kicks
+        beat = None if q is None else self._t_newest - q * self.hop
+        seen.append(beat)
+        if beat is None:
+            return False
+        hits = sum(b is not None and _grid_offset(beat, b, self.period) < 0.1 for b in seen)
+        if hits < QUARTER_HITS:
+            return False
+        seen.clear()
+        self._side = 0.0  # the side's evidence was for the old grid
+        self._pending_beat = None
+        self._place(self.period, beat)
+        self._on_quarter_kick = True
+        return True
+
+    def _kick_holds(self, bands: np.ndarray, frames: float, target: float, back: float) -> bool:
+        """Whether the clock (its last beat ``back`` frames back) is the kick's grid a
+        quarter off the grid of a beat ``target`` frames back: a jump there would only be
+        moved back (the dembow's "a", the phase scores' best again for a while)."""
+        q = self._kick_a_quarter_off(bands, frames, target)
+        return q is not None and _grid_offset(q * self.hop, back * self.hop, self.period) < 0.1
+
+    def _kick_a_quarter_off(self, bands: np.ndarray, frames: float, back: float) -> float | None:
+        """Frames back of a beat of the grid a quarter beat before or after the clock's
+        (``back``: frames back of the clock's last beat) whose every beat the low band
+        marks (each of the last ``LEAK_BEATS`` but ``KICK_MISSES`` at ``QUARTER_STEADY``
+        of the loudest) while more than ``KICK_MISSES`` of the clock's are silent in every
+        band (under ``KICK_EMPTY``); None where there is none.
+
+        A dembow's rim, bass and chords on the "a" of 1 and of 3 (and its rim on the
+        "and" of 2 and 4) outweigh a kick on every beat in the phase scores, where the
+        mid band weighs most, and the clock settles a quarter before the beat: the
+        side's vote, half a beat away, never sees it (reggaeton on the rim, FluidR3 and
+        TimGM6mb, F 0.0). A clock on the beat has something on every beat, the hats,
+        a snare or the kick, even where its low band is silent on some (a breakbeat's,
+        whose bass may mark a quarter grid); on the dembow's quarter grid beats 2 and 4
+        fall on nothing at all.
+        """
+        w = int(SIDE_WINDOW * frames)
+        rows = self._comb_rows_of(bands, frames)
+        n = rows.shape[-1]
+        recent = rows[:, :LEAK_BEATS]
+        at_beat = [round(back + j) % n for j in range(-w, w + 1)]
+        for shift in (0.25, -0.25):
+            q = back + shift * frames
+            q_beat = [round(q + j) % n for j in range(-w, w + 1)]
+            shares = _grid_shares(*_grid_peaks(recent[0], at_beat, q_beat))
+            if shares is None or shares[1] < QUARTER_STEADY or shares[0] >= KICK_EMPTY:
+                continue
+            # Each of the clock's beats at its loudest in the mid and high bands, as a
+            # share of the band's loudest beat on either grid.
+            loudest = [0.0] * LEAK_BEATS
+            for band in recent[1:]:
+                ons, qs = _grid_peaks(band, at_beat, q_beat)
+                top = max(max(ons), max(qs))
+                if top > 0:
+                    loudest = [max(a, v / top) for a, v in zip(loudest, ons, strict=True)]
+            if sorted(loudest)[KICK_MISSES] < KICK_EMPTY:
+                return q
+        return None
+
     def _drums_vote(
         self,
         drums: np.ndarray,
@@ -1764,7 +1854,9 @@ class BeatTracker:
         the kick's silence on a grid it marked (within a flight's length,
         ``FLY_MAX_BEATS``) is a kick-out, and only the other cues decide.
         """
-        vote, clock_steady = _kick_grid(shares)
+        # On a kick the quarter rule moved the clock to, the kick it found holds the grid.
+        steady = QUARTER_STEADY if self._on_quarter_kick else KICK_STEADY
+        vote, clock_steady = _kick_grid(shares, steady)
         now = self._t_newest
         # Marked at most of the last readings (about 2 s), not once: a dancehall's bass
         # and rim fill the off-beats' beats now and then.
@@ -1996,6 +2088,7 @@ class BeatTracker:
         """
         self._confirmed = False
         self._pinned = False
+        self._on_quarter_kick = False
         self._kick_heard = -math.inf  # last marked every beat of the clock's grid (_kick_vote)
         self._clock_marks.clear()
         self._end_lean(60.0 / period)
@@ -2297,12 +2390,16 @@ def _grid_peaks(
     )
 
 
-def _kick_grid(shares: tuple[float, float] | None) -> tuple[float, bool]:
+def _kick_grid(
+    shares: tuple[float, float] | None, steady: float = KICK_STEADY
+) -> tuple[float, bool]:
     """Which grid the low band marks on every beat while leaving the other's silent: 1
     the clock's, -1 the other, 0 neither; and whether it marks every beat of the clock's
     (``shares``: :func:`_grid_shares` of the low band's peak in each of the last beats
     near the clock's beat and half a beat off; squared, as the phase scores' rows are at
-    ``PHASE_POWER`` 2, so the thresholds are shares of power).
+    ``PHASE_POWER`` 2, so the thresholds are shares of power). ``steady``: the share
+    that marks a beat of the clock's grid (``KICK_STEADY``; lower on a kick the quarter
+    rule found, see :meth:`BeatTracker._to_quarter_kick`).
 
     A kick on every beat sounds in all of the last ``LEAK_BEATS`` beats of its grid (but
     ``KICK_MISSES``: a fill); a bass or rim line on some off-beats (a dembow's, a
@@ -2315,11 +2412,11 @@ def _kick_grid(shares: tuple[float, float] | None) -> tuple[float, bool]:
     if shares is None:
         return 0.0, False
     on, off = shares
-    if on >= KICK_STEADY and off < KICK_EMPTY:
+    if on >= steady and off < KICK_EMPTY:
         return 1.0, True
     if off >= KICK_STEADY and on < KICK_EMPTY:
         return -1.0, False
-    return 0.0, on >= KICK_STEADY
+    return 0.0, on >= steady
 
 
 def _grid_offset(a: float, b: float, period: float) -> float:
