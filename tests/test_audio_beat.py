@@ -559,41 +559,70 @@ def test_a_kick_dropping_out_under_an_off_beat_bass_does_not_move_the_clock() ->
     assert _on_the_beats(bands, hop, bpm, t0, after=4.0) == 1.0
 
 
-def _dembow_bands(seconds: float, hop: float, bpm: float, t0: float, rim: float) -> np.ndarray:
+def _dembow_bands(
+    seconds: float, hop: float, bpm: float, t0: float, rim: float, mirrored: bool = False
+) -> np.ndarray:
     """Reggaeton on the rim: a kick on every beat, the hats on the off-beats, the rim,
     bass and chords on the "a" of 1 and of 3 (``rim`` loud in the mid band), the rim
-    alone on the "and" of 2 and of 4."""
+    alone on the "and" of 2 and of 4. ``mirrored``: the bar played backwards (the rim,
+    bass and chords on the "e" of 2 and of 4), so the "a" grid lies a quarter after
+    the beat, not before."""
     period = 60.0 / bpm
     sixteenth = period / 4
     bands, hit = _band_frames(seconds, hop)
+
+    def at(bar_start: float, step: int) -> float:
+        return bar_start + ((16 - step) % 16 if mirrored else step) * sixteenth
+
     for bar in range(int((seconds - t0) / (4 * period)) + 1):
         t = t0 + bar * 4 * period
         for beat in range(4):
             hit(0, t + beat * period, 1.0)  # the kick
             hit(2, t + (beat + 0.5) * period, 0.5)  # the hats
         for step in (3, 11):
-            hit(0, t + step * sixteenth, 0.6)  # the bass
-            hit(1, t + step * sixteenth, rim)  # the rim and a chord
-            hit(2, t + step * sixteenth, 0.6)
+            hit(0, at(t, step), 0.6)  # the bass
+            hit(1, at(t, step), rim)  # the rim and a chord
+            hit(2, at(t, step), 0.6)
         for step in (6, 14):
-            hit(1, t + step * sixteenth, 0.8)  # the rim
-            hit(2, t + step * sixteenth, 0.4)
+            hit(1, at(t, step), 0.8)  # the rim
+            hit(2, at(t, step), 0.4)
     return bands
 
 
+@pytest.mark.parametrize("mirrored", [False, True])
 @pytest.mark.parametrize("rim", [1.0, 1.5])
 @pytest.mark.parametrize("bpm", [93.0, 97.0])
-def test_a_clock_a_quarter_off_a_kick_on_every_beat_moves_onto_it(bpm: float, rim: float) -> None:
+def test_a_clock_a_quarter_off_a_kick_on_every_beat_moves_onto_it(
+    bpm: float, rim: float, mirrored: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The dembow's "a" of 1 and of 3 outweighs the kick in the phase scores, and the
-    clock settles a quarter beat early, where the side's vote (half a beat) cannot see
-    it. Its beats 2 and 4 fall on nothing in any band while the kick marks every beat a
-    quarter later: the clock moves onto the kick (it stayed on the "a"). And stays:
-    the loop does not drift back onto the "a" (it did at 20 s with ``rim`` 1.0), nor
-    does a jump take it there (the phase scores' best, far from the clock, with
-    ``rim`` 1.5: half of the beats back on the "a")."""
+    clock settles a quarter beat early (late, mirrored), where the side's vote (half a
+    beat) cannot see it. Its beats 2 and 4 fall on nothing in any band while the kick
+    marks every beat a quarter away: the clock moves onto the kick. And stays: the loop
+    does not drift back onto the "a" (it did at 20 s with ``rim`` 1.0), nor does a jump
+    take it there (the phase scores' best, far from the clock, with ``rim`` 1.5: half
+    of the beats back on the "a"). Without the kick a quarter off found, the clock
+    ends on the "a"."""
     hop, seconds, t0 = 0.005, 30.0, 0.1
-    bands = _dembow_bands(seconds, hop, bpm, t0, rim)
+    bands = _dembow_bands(seconds, hop, bpm, t0, rim, mirrored)
     assert _on_the_beats(bands, hop, bpm, t0, after=12.0) == 1.0
+    monkeypatch.setattr(BeatTracker, "_kick_a_quarter_off", lambda self, *args: None)
+    assert _on_the_beats(bands, hop, bpm, t0, after=12.0) < 0.5
+
+
+def test_a_beat_is_silent_only_where_every_band_is() -> None:
+    """``_silent_beats``: a beat counts as silent where each band is under ``KICK_EMPTY``
+    of its loudest beat (near either grid), so the hats alone on a beat make it sound."""
+    n, at_beat, other = 40, [0, 1], [10, 11]
+    rows = np.zeros((2, 8, n))  # mid and high, 8 beats
+    rows[0, :, 10] = 1.0  # the mid band on the other grid only
+    rows[0, ::2, 0] = 1.0  # ... and on every other beat of the clock's
+    assert beat_module._silent_beats(rows, at_beat, other) == 4
+    rows[1, :, 1] = 0.5  # the hats on every beat of the clock's
+    assert beat_module._silent_beats(rows, at_beat, other) == 0
+    rows[1, :, 1] = 0.01  # ... too faint to count (under 3 % of the loudest)
+    rows[1, 0, 11] = 1.0
+    assert beat_module._silent_beats(rows, at_beat, other) == 4
 
 
 def test_a_breakbeat_s_bass_on_every_a_does_not_move_the_clock() -> None:

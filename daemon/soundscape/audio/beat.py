@@ -252,9 +252,9 @@ EARLY_SAME_GRID = 0.15  # share of a period: an early clock's beat this near the
 # estimate's is on its grid (see _keep_early)
 QUARTER_STEADY = 0.08  # a grid a quarter beat off the clock's whose every beat (but KICK_MISSES)
 # has this share of the low band's loudest beat's power (-11 dB) is a kick's (see
-# _kick_a_quarter_off) ...
-QUARTER_HITS = 4  # ... and found at this many of the last QUARTER_READINGS updates (about 1 s),
-QUARTER_READINGS = 5  # the clock moves onto it
+# _kick_a_quarter_off; on the clock's grid, the kick vote's mark of its beats there) ...
+QUARTER_HITS = 4  # ... and found at this many of the last QUARTER_READINGS updates (about
+QUARTER_READINGS = 5  # 1.2 s), the clock moves onto it
 SAME_BEAT = 0.15  # share of a period: a beat this near the last one reported is that beat
 FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
@@ -723,7 +723,9 @@ class BeatTracker:
         self._quarter_kicks: collections.deque[float | None] = collections.deque(
             maxlen=QUARTER_READINGS
         )
-        self._on_quarter_kick = False  # the clock was moved onto such a kick (see _kick_vote)
+        # At this update the clock is such a kick's grid (its grid a quarter off is silent):
+        # the loop's search narrows, and the kick vote marks its beats from QUARTER_STEADY.
+        self._on_quarter_kick = False
         self._side = 0.0  # summed evidence (mid band, backbeat) for the clock's side (< 0: off)
         self._kick_heard = -math.inf  # last marked every beat of the clock's grid (_kick_vote)
         self._pinned = False  # a performer marked the one: grid and bar line held (mark_downbeat)
@@ -1524,8 +1526,13 @@ class BeatTracker:
         # side or make it jump. The side's evidence is held, the clock makes no far jump
         # (see below), and the loop follows only a peak close to the beat (a drift).
         kickless = self._kickless()
-        # On a kick the quarter rule found, the stronger peak a quarter away (the dembow's
-        # "a") is not to be drifted onto either.
+        # Where the clock is the kick's grid a quarter from a grid silent in every band
+        # (see _kick_a_quarter_off), the stronger peak there (a dembow's "a") is not to be
+        # drifted onto either: the loop follows only a peak close to the beat.
+        self._on_quarter_kick = not kickless and any(
+            self._clock_is_kick_of(back, frames, pred_back + s * frames, pred_back)
+            for s in (0.25, -0.25)
+        )
         narrow = kickless or self._on_quarter_kick
         reach = KICKLESS_WINDOW if narrow else PHASE_WINDOW
         # A few frames around the prediction: plain floats, gathered once (round is
@@ -1561,7 +1568,10 @@ class BeatTracker:
         if not kickless and not self._pinned and self._to_quarter_kick(back, frames, pred_back):
             return
         glob = int(np.argmax(scores))
-        far = abs(((glob - pred_back + n / 2) % n) - n / 2) > PHASE_WINDOW * frames
+        # On a quarter kick, a peak past the narrowed search may be jumped to (but not onto
+        # the grid the kick is a quarter from: see _clock_is_kick_of).
+        far_reach = KICKLESS_WINDOW if self._on_quarter_kick else PHASE_WINDOW
+        far = abs(((glob - pred_back + n / 2) % n) - n / 2) > far_reach * frames
         # An early guess is trusted once a later one finds its beats where the clock has
         # them, and stays trusted until the clock is placed anew (see _place): on the short
         # envelope the best phase strays for an update now and then (most often half a beat
@@ -1575,7 +1585,7 @@ class BeatTracker:
             and not half
             and not kickless
             and scores[glob] > local + 0.3 * sum(PHASE_W)
-            and not self._kick_holds(back, frames, glob, pred_back)
+            and not self._clock_is_kick_of(back, frames, glob, pred_back)
         ):
             beat = now - glob * self.hop
             same = (
@@ -1725,7 +1735,7 @@ class BeatTracker:
         half = 0.5 * frames
         rows = self._comb_rows_of(bands, frames)
         n = rows.shape[-1]  # the fold's length too
-        at_beat = [round(x) % n for x in on]
+        at_beat = _phases_near(back, w, n)
         off_beat = [round(x + half) % n for x in on]
         mid = rows[1]
         # The low band's last beats, each beat's peak near either grid: read by the leak
@@ -1763,19 +1773,21 @@ class BeatTracker:
         hits = sum(b is not None and _grid_offset(beat, b, self.period) < 0.1 for b in seen)
         if hits < QUARTER_HITS:
             return False
-        seen.clear()
         self._side = 0.0  # the side's evidence was for the old grid
         self._pending_beat = None
         self._place(self.period, beat)
-        self._on_quarter_kick = True
         return True
 
-    def _kick_holds(self, bands: np.ndarray, frames: float, target: float, back: float) -> bool:
-        """Whether the clock (its last beat ``back`` frames back) is the kick's grid a
-        quarter off the grid of a beat ``target`` frames back: a jump there would only be
-        moved back (the dembow's "a", the phase scores' best again for a while)."""
+    def _clock_is_kick_of(
+        self, bands: np.ndarray, frames: float, target: float, back: float
+    ) -> bool:
+        """Whether the clock (its last beat ``back`` frames back) is the kick's grid that
+        :meth:`_kick_a_quarter_off` finds a quarter off a beat ``target`` frames back: a
+        clock drifted or jumped there (to the dembow's "a", the phase scores' best) would
+        only be moved back. Read also where a performer holds the clock (a far jump ends
+        the hold): a hard cut to another grid is not the kick's grid a quarter off."""
         q = self._kick_a_quarter_off(bands, frames, target)
-        return q is not None and _grid_offset(q * self.hop, back * self.hop, self.period) < 0.1
+        return q is not None and _grid_offset(q, back, frames) < 0.1
 
     def _kick_a_quarter_off(self, bands: np.ndarray, frames: float, back: float) -> float | None:
         """Frames back of a beat of the grid a quarter beat before or after the clock's
@@ -1797,22 +1809,14 @@ class BeatTracker:
         rows = self._comb_rows_of(bands, frames)
         n = rows.shape[-1]
         recent = rows[:, :LEAK_BEATS]
-        at_beat = [round(back + j) % n for j in range(-w, w + 1)]
+        at_beat = _phases_near(back, w, n)
         for shift in (0.25, -0.25):
             q = back + shift * frames
-            q_beat = [round(q + j) % n for j in range(-w, w + 1)]
+            q_beat = _phases_near(q, w, n)
             shares = _grid_shares(*_grid_peaks(recent[0], at_beat, q_beat))
             if shares is None or shares[1] < QUARTER_STEADY or shares[0] >= KICK_EMPTY:
                 continue
-            # Each of the clock's beats at its loudest in the mid and high bands, as a
-            # share of the band's loudest beat on either grid.
-            loudest = [0.0] * LEAK_BEATS
-            for band in recent[1:]:
-                ons, qs = _grid_peaks(band, at_beat, q_beat)
-                top = max(max(ons), max(qs))
-                if top > 0:
-                    loudest = [max(a, v / top) for a, v in zip(loudest, ons, strict=True)]
-            if sorted(loudest)[KICK_MISSES] < KICK_EMPTY:
+            if _silent_beats(recent[1:], at_beat, q_beat) > KICK_MISSES:
                 return q
         return None
 
@@ -1854,7 +1858,7 @@ class BeatTracker:
         the kick's silence on a grid it marked (within a flight's length,
         ``FLY_MAX_BEATS``) is a kick-out, and only the other cues decide.
         """
-        # On a kick the quarter rule moved the clock to, the kick it found holds the grid.
+        # A kick a quarter from a silent grid holds the clock's grid from a softer level.
         steady = QUARTER_STEADY if self._on_quarter_kick else KICK_STEADY
         vote, clock_steady = _kick_grid(shares, steady)
         now = self._t_newest
@@ -2088,7 +2092,7 @@ class BeatTracker:
         """
         self._confirmed = False
         self._pinned = False
-        self._on_quarter_kick = False
+        self._quarter_kicks.clear()
         self._kick_heard = -math.inf  # last marked every beat of the clock's grid (_kick_vote)
         self._clock_marks.clear()
         self._end_lean(60.0 / period)
@@ -2390,6 +2394,25 @@ def _grid_peaks(
     )
 
 
+def _phases_near(centre: float, w: int, n: int) -> list[int]:
+    """The phases (of a fold ``n`` long) within ``w`` frames of ``centre`` (frames back;
+    ``round`` is np.rint's half to even)."""
+    return [round(centre + j) % n for j in range(-w, w + 1)]
+
+
+def _silent_beats(bands: np.ndarray, at_beat: list[int], other: list[int]) -> int:
+    """How many of the beats (comb rows of ``bands``, bands x beats x phases) are silent
+    in every band near the phases ``at_beat``: under ``KICK_EMPTY`` of the band's loudest
+    beat near those or near ``other``."""
+    loudest = [0.0] * bands.shape[1]
+    for band in bands:
+        ons, offs = _grid_peaks(band, at_beat, other)
+        top = max(max(ons), max(offs))
+        if top > 0:
+            loudest = [max(a, v / top) for a, v in zip(loudest, ons, strict=True)]
+    return sum(v < KICK_EMPTY for v in loudest)
+
+
 def _kick_grid(
     shares: tuple[float, float] | None, steady: float = KICK_STEADY
 ) -> tuple[float, bool]:
@@ -2398,8 +2421,8 @@ def _kick_grid(
     (``shares``: :func:`_grid_shares` of the low band's peak in each of the last beats
     near the clock's beat and half a beat off; squared, as the phase scores' rows are at
     ``PHASE_POWER`` 2, so the thresholds are shares of power). ``steady``: the share
-    that marks a beat of the clock's grid (``KICK_STEADY``; lower on a kick the quarter
-    rule found, see :meth:`BeatTracker._to_quarter_kick`).
+    that marks a beat of the clock's grid (``KICK_STEADY``; lower where the clock is the
+    kick's grid a quarter from a silent one, see :meth:`BeatTracker._track_phase`).
 
     A kick on every beat sounds in all of the last ``LEAK_BEATS`` beats of its grid (but
     ``KICK_MISSES``: a fill); a bass or rim line on some off-beats (a dembow's, a
