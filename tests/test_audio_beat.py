@@ -606,23 +606,34 @@ def test_a_clock_a_quarter_off_a_kick_on_every_beat_moves_onto_it(
     hop, seconds, t0 = 0.005, 30.0, 0.1
     bands = _dembow_bands(seconds, hop, bpm, t0, rim, mirrored)
     assert _on_the_beats(bands, hop, bpm, t0, after=12.0) == 1.0
-    monkeypatch.setattr(BeatTracker, "_kick_a_quarter_off", lambda self, *args: None)
+    monkeypatch.setattr(beat_module, "_kick_beside", lambda *args, **kwargs: False)
     assert _on_the_beats(bands, hop, bpm, t0, after=12.0) < 0.5
 
 
 def test_a_beat_is_silent_only_where_every_band_is() -> None:
     """``_silent_beats``: a beat counts as silent where each band is under ``KICK_EMPTY``
-    of its loudest beat (near either grid), so the hats alone on a beat make it sound."""
-    n, at_beat, other = 40, [0, 1], [10, 11]
-    rows = np.zeros((2, 8, n))  # mid and high, 8 beats
-    rows[0, :, 10] = 1.0  # the mid band on the other grid only
-    rows[0, ::2, 0] = 1.0  # ... and on every other beat of the clock's
-    assert beat_module._silent_beats(rows, at_beat, other) == 4
-    rows[1, :, 1] = 0.5  # the hats on every beat of the clock's
-    assert beat_module._silent_beats(rows, at_beat, other) == 0
-    rows[1, :, 1] = 0.01  # ... too faint to count (under 3 % of the loudest)
-    rows[1, 0, 11] = 1.0
-    assert beat_module._silent_beats(rows, at_beat, other) == 4
+    of its loudest beat (on either grid), so the hats alone on a beat make it sound."""
+    other = [1.0] * 8  # each band's beats on the other grid
+    mid = ([1.0, 0.0] * 4, other)  # the mid band on every other beat of the grid
+    assert beat_module._silent_beats([mid, ([0.0] * 8, other)]) == 4
+    assert beat_module._silent_beats([mid, ([0.5] * 8, other)]) == 0  # the hats on every beat
+    assert beat_module._silent_beats([mid, ([0.01] * 8, other)]) == 4  # too faint (1 %)
+
+
+def test_a_kick_beside_a_grid_needs_it_silent_in_every_band() -> None:
+    """``_kick_beside``: the low band on every beat of one grid (at 8 % of the loudest
+    beat at least) and on none of the other; then the other silent in every band."""
+    kick = [1.0, 0.2, 1.0, 0.1, 1.0, 0.2, 1.0, 0.1]
+    none = [0.0] * 8
+    hats = [0.5] * 8
+    quarters = [[none, kick, none], [none, none, none], [none, none, none]]
+    assert beat_module._kick_beside(quarters, silent=0, kick=1)
+    assert not beat_module._kick_beside(quarters, silent=0, kick=2)  # no kick there
+    quarters[2][0] = hats  # the hats on every beat of grid 0
+    assert not beat_module._kick_beside(quarters, silent=0, kick=1)
+    quarters[2][0] = none
+    quarters[0][1] = [1.0, 0.05, 1.0, 0.05, 1.0, 0.05, 1.0, 0.05]  # under 8 %
+    assert not beat_module._kick_beside(quarters, silent=0, kick=1)
 
 
 def test_a_breakbeat_s_bass_on_every_a_does_not_move_the_clock() -> None:

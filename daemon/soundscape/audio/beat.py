@@ -252,7 +252,7 @@ EARLY_SAME_GRID = 0.15  # share of a period: an early clock's beat this near the
 # estimate's is on its grid (see _keep_early)
 QUARTER_STEADY = 0.08  # a grid a quarter beat off the clock's whose every beat (but KICK_MISSES)
 # has this share of the low band's loudest beat's power (-11 dB) is a kick's (see
-# _kick_a_quarter_off; on the clock's grid, the kick vote's mark of its beats there) ...
+# _kick_beside; on the clock's grid, the kick vote's mark of its beats there) ...
 QUARTER_HITS = 4  # ... and found at this many of the last QUARTER_READINGS updates (about
 QUARTER_READINGS = 5  # 1.2 s), the clock moves onto it
 SAME_BEAT = 0.15  # share of a period: a beat this near the last one reported is that beat
@@ -1527,11 +1527,11 @@ class BeatTracker:
         # (see below), and the loop follows only a peak close to the beat (a drift).
         kickless = self._kickless()
         # Where the clock is the kick's grid a quarter from a grid silent in every band
-        # (see _kick_a_quarter_off), the stronger peak there (a dembow's "a") is not to be
+        # (see _to_quarter_kick), the stronger peak there (a dembow's "a") is not to be
         # drifted onto either: the loop follows only a peak close to the beat.
+        quarters = self._quarter_peaks(back, frames, pred_back)
         self._on_quarter_kick = not kickless and any(
-            self._clock_is_kick_of(back, frames, pred_back + s * frames, pred_back)
-            for s in (0.25, -0.25)
+            _kick_beside(quarters, silent=g, kick=0) for g in (1, 2)
         )
         narrow = kickless or self._on_quarter_kick
         reach = KICKLESS_WINDOW if narrow else PHASE_WINDOW
@@ -1564,8 +1564,8 @@ class BeatTracker:
             self._place(self.period, now - (pred_back + 0.5 * frames) * self.hop)
             return
         # A kick on every beat a quarter off a clock whose beats are silent (see
-        # _kick_a_quarter_off): the side's vote is for half a beat only.
-        if not kickless and not self._pinned and self._to_quarter_kick(back, frames, pred_back):
+        # _to_quarter_kick): the side's vote is for half a beat only.
+        if not kickless and not self._pinned and self._to_quarter_kick(quarters, frames, pred_back):
             return
         glob = int(np.argmax(scores))
         # On a quarter kick, a peak past the narrowed search may be jumped to (but not onto
@@ -1759,14 +1759,28 @@ class BeatTracker:
         kick = self._kick_vote(shares)
         return margin + SIDE_DRUMS * drums_vote + SIDE_BACKBEAT * backbeat + SIDE_KICK * kick
 
-    def _to_quarter_kick(self, bands: np.ndarray, frames: float, back: float) -> bool:
-        """Move the clock onto a kick's grid a quarter beat off it (see
-        :meth:`_kick_a_quarter_off`) found at ``QUARTER_HITS`` of the last
-        ``QUARTER_READINGS`` updates; True if it moved. Not every update: the low band's
-        peak near a beat wavers as the comb's window slides."""
-        q = self._kick_a_quarter_off(bands, frames, back)
+    def _to_quarter_kick(self, quarters: list, frames: float, back: float) -> bool:
+        """Move the clock (its last beat ``back`` frames back) onto a kick's grid a quarter
+        beat off it (see :func:`_kick_beside`; ``quarters``: :meth:`_quarter_peaks` at the
+        clock) found at ``QUARTER_HITS`` of the last ``QUARTER_READINGS`` updates; True if
+        it moved. Not every update: the low band's peak near a beat wavers as the comb's
+        window slides.
+
+        A dembow's rim, bass and chords on the "a" of 1 and of 3 (and its rim on the
+        "and" of 2 and 4) outweigh a kick on every beat in the phase scores, where the
+        mid band weighs most, and the clock settles a quarter before the beat: the
+        side's vote, half a beat away, never sees it (reggaeton on the rim, FluidR3 and
+        TimGM6mb, F 0.0). A clock on the beat has something on every beat, the hats,
+        a snare or the kick, even where its low band is silent on some (a breakbeat's,
+        whose bass may mark a quarter grid); on the dembow's quarter grid beats 2 and 4
+        fall on nothing at all.
+        """
+        beat = None
+        for grid, shift in ((1, 0.25), (2, -0.25)):
+            if _kick_beside(quarters, silent=0, kick=grid):
+                beat = self._t_newest - (back + shift * frames) * self.hop
+                break
         seen = self._quarter_kicks
-        beat = None if q is None else self._t_newest - q * self.hop
         seen.append(beat)
         if beat is None:
             return False
@@ -1781,44 +1795,30 @@ class BeatTracker:
     def _clock_is_kick_of(
         self, bands: np.ndarray, frames: float, target: float, back: float
     ) -> bool:
-        """Whether the clock (its last beat ``back`` frames back) is the kick's grid that
-        :meth:`_kick_a_quarter_off` finds a quarter off a beat ``target`` frames back: a
-        clock drifted or jumped there (to the dembow's "a", the phase scores' best) would
-        only be moved back. Read also where a performer holds the clock (a far jump ends
-        the hold): a hard cut to another grid is not the kick's grid a quarter off."""
-        q = self._kick_a_quarter_off(bands, frames, target)
-        return q is not None and _grid_offset(q, back, frames) < 0.1
+        """Whether the clock (its last beat ``back`` frames back) is the kick's grid a
+        quarter off a silent grid (see :func:`_kick_beside`) of a beat ``target`` frames
+        back: a clock jumped there (to the dembow's "a", the phase scores' best) would only
+        be moved back. Read also where a performer holds the clock (a far jump ends the
+        hold): a hard cut to another grid is not the kick's grid a quarter off."""
+        quarters = self._quarter_peaks(bands, frames, target)
+        return any(
+            _grid_offset(target + shift * frames, back, frames) < 0.1
+            and _kick_beside(quarters, silent=0, kick=grid)
+            for grid, shift in ((1, 0.25), (2, -0.25))
+        )
 
-    def _kick_a_quarter_off(self, bands: np.ndarray, frames: float, back: float) -> float | None:
-        """Frames back of a beat of the grid a quarter beat before or after the clock's
-        (``back``: frames back of the clock's last beat) whose every beat the low band
-        marks (each of the last ``LEAK_BEATS`` but ``KICK_MISSES`` at ``QUARTER_STEADY``
-        of the loudest) while more than ``KICK_MISSES`` of the clock's are silent in every
-        band (under ``KICK_EMPTY``); None where there is none.
-
-        A dembow's rim, bass and chords on the "a" of 1 and of 3 (and its rim on the
-        "and" of 2 and 4) outweigh a kick on every beat in the phase scores, where the
-        mid band weighs most, and the clock settles a quarter before the beat: the
-        side's vote, half a beat away, never sees it (reggaeton on the rim, FluidR3 and
-        TimGM6mb, F 0.0). A clock on the beat has something on every beat, the hats,
-        a snare or the kick, even where its low band is silent on some (a breakbeat's,
-        whose bass may mark a quarter grid); on the dembow's quarter grid beats 2 and 4
-        fall on nothing at all.
-        """
+    def _quarter_peaks(self, bands: np.ndarray, frames: float, back: float) -> list:
+        """Each of the last ``LEAK_BEATS`` beats' peak near a beat ``back`` frames back
+        (grid 0), a quarter beat before it (grid 1) and a quarter after (grid 2), per
+        band: ``[band][grid][beat]``, newest beat first (plain floats from one gather, as
+        :func:`_grid_peaks` gives them)."""
         w = int(SIDE_WINDOW * frames)
         rows = self._comb_rows_of(bands, frames)
-        n = rows.shape[-1]
-        recent = rows[:, :LEAK_BEATS]
-        at_beat = _phases_near(back, w, n)
-        for shift in (0.25, -0.25):
-            q = back + shift * frames
-            q_beat = _phases_near(q, w, n)
-            shares = _grid_shares(*_grid_peaks(recent[0], at_beat, q_beat))
-            if shares is None or shares[1] < QUARTER_STEADY or shares[0] >= KICK_EMPTY:
-                continue
-            if _silent_beats(recent[1:], at_beat, q_beat) > KICK_MISSES:
-                return q
-        return None
+        # The three grids' phases (take wraps them at the fold's length).
+        starts = [round(c) - w for c in (back, back + 0.25 * frames, back - 0.25 * frames)]
+        phases = np.arange(2 * w + 1) + np.array(starts)[:, None]
+        near = rows[:, :LEAK_BEATS].take(phases, axis=-1, mode="wrap")  # ... x grids x phases
+        return np.maximum.reduce(near, axis=3).transpose(0, 2, 1).tolist()  # type: ignore[no-any-return]
 
     def _drums_vote(
         self,
@@ -2400,13 +2400,25 @@ def _phases_near(centre: float, w: int, n: int) -> list[int]:
     return [round(centre + j) % n for j in range(-w, w + 1)]
 
 
-def _silent_beats(bands: np.ndarray, at_beat: list[int], other: list[int]) -> int:
-    """How many of the beats (comb rows of ``bands``, bands x beats x phases) are silent
-    in every band near the phases ``at_beat``: under ``KICK_EMPTY`` of the band's loudest
-    beat near those or near ``other``."""
-    loudest = [0.0] * bands.shape[1]
-    for band in bands:
-        ons, offs = _grid_peaks(band, at_beat, other)
+def _kick_beside(quarters: list, silent: int, kick: int) -> bool:
+    """Whether, of the grids of :meth:`BeatTracker._quarter_peaks` (``quarters``), the low
+    band marks every beat of grid ``kick`` (each of the last ``LEAK_BEATS`` but
+    ``KICK_MISSES`` at ``QUARTER_STEADY`` of the loudest beat of the two grids) while
+    grid ``silent`` is silent in it (as :func:`_kick_grid` reads silence) and in every
+    other band on more than ``KICK_MISSES`` beats (see :func:`_silent_beats`)."""
+    low, *others = quarters
+    shares = _grid_shares(low[silent], low[kick])
+    if shares is None or shares[1] < QUARTER_STEADY or shares[0] >= KICK_EMPTY:
+        return False
+    return _silent_beats([(band[silent], band[kick]) for band in others]) > KICK_MISSES
+
+
+def _silent_beats(bands: list[tuple[list[float], list[float]]]) -> int:
+    """How many beats are silent in every band: each band's beats' peaks on one grid
+    and on another (as :func:`_grid_peaks` gives them), a beat silent where on the first
+    grid each band is under ``KICK_EMPTY`` of its loudest beat on either grid."""
+    loudest = [0.0] * len(bands[0][0])
+    for ons, offs in bands:
         top = max(max(ons), max(offs))
         if top > 0:
             loudest = [max(a, v / top) for a, v in zip(loudest, ons, strict=True)]
