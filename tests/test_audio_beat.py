@@ -598,16 +598,42 @@ def test_a_clock_a_quarter_off_a_kick_on_every_beat_moves_onto_it(
     """The dembow's "a" of 1 and of 3 outweighs the kick in the phase scores, and the
     clock settles a quarter beat early (late, mirrored), where the side's vote (half a
     beat) cannot see it. Its beats 2 and 4 fall on nothing in any band while the kick
-    marks every beat a quarter away: the clock moves onto the kick. And stays: the loop
-    does not drift back onto the "a" (it did at 20 s with ``rim`` 1.0), nor does a jump
-    take it there (the phase scores' best, far from the clock, with ``rim`` 1.5: half
-    of the beats back on the "a"). Without the kick a quarter off found, the clock
-    ends on the "a"."""
+    marks every beat a quarter away: the clock moves onto the kick, and stays (see the
+    next test). Without the kick a quarter off found, the clock ends on the "a"."""
     hop, seconds, t0 = 0.005, 30.0, 0.1
     bands = _dembow_bands(seconds, hop, bpm, t0, rim, mirrored)
     assert _on_the_beats(bands, hop, bpm, t0, after=12.0) == 1.0
     monkeypatch.setattr(beat_module, "_kick_beside", lambda *args, **kwargs: False)
-    assert _on_the_beats(bands, hop, bpm, t0, after=12.0) < 0.5
+    _, fired = _fed(bands, hop)
+    period = 60.0 / bpm
+    late = np.array([b for b in fired if b > 12.0])
+    residual = ((late - t0) / period + 0.5) % 1.0 - 0.5
+    assert np.median(residual) == pytest.approx(0.25 if mirrored else -0.25, abs=0.05)
+
+
+def test_a_clock_on_a_kick_a_quarter_from_a_silent_grid_is_held_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once on the dembow's kick, the clock stays: where it is the kick's grid a quarter
+    from a grid silent in every band, the loop follows only a peak close to the beat
+    (without that hold it drifted back onto the "a", with ``rim`` 1.0), and no jump
+    takes it onto the silent grid (without that guard it jumped there, the phase
+    scores' best, far from the clock, with ``rim`` 1.5)."""
+    hop, seconds, t0, bpm = 0.005, 30.0, 0.1, 93.0
+    kick_beside = beat_module._kick_beside
+    soft = _dembow_bands(seconds, hop, bpm, t0, rim=1.0)
+    loud = _dembow_bands(seconds, hop, bpm, t0, rim=1.5)
+    assert _on_the_beats(soft, hop, bpm, t0, after=12.0) == 1.0
+    assert _on_the_beats(loud, hop, bpm, t0, after=12.0) == 1.0
+
+    def without_the_hold(quarters: list, silent: int, kick: int) -> bool:
+        return kick != 0 and kick_beside(quarters, silent, kick)  # the move and the guard
+
+    with monkeypatch.context() as patched:
+        patched.setattr(beat_module, "_kick_beside", without_the_hold)
+        assert _on_the_beats(soft, hop, bpm, t0, after=12.0) < 1.0
+    monkeypatch.setattr(BeatTracker, "_clock_is_kick_of", lambda self, *args: False)
+    assert _on_the_beats(loud, hop, bpm, t0, after=12.0) < 1.0
 
 
 def test_a_beat_is_silent_only_where_every_band_is() -> None:
@@ -618,6 +644,8 @@ def test_a_beat_is_silent_only_where_every_band_is() -> None:
     assert beat_module._silent_beats([mid, ([0.0] * 8, other)]) == 4
     assert beat_module._silent_beats([mid, ([0.5] * 8, other)]) == 0  # the hats on every beat
     assert beat_module._silent_beats([mid, ([0.01] * 8, other)]) == 4  # too faint (1 %)
+    high = ([0.0, 1.0] * 4, other)  # the high band on the beats the mid band leaves
+    assert beat_module._silent_beats([mid, high]) == 0
 
 
 def test_a_kick_beside_a_grid_needs_it_silent_in_every_band() -> None:
@@ -632,15 +660,23 @@ def test_a_kick_beside_a_grid_needs_it_silent_in_every_band() -> None:
     quarters[2][0] = hats  # the hats on every beat of grid 0
     assert not beat_module._kick_beside(quarters, silent=0, kick=1)
     quarters[2][0] = none
+    quarters[0][0] = [0.2] * 8  # the low band on every beat of grid 0
+    assert not beat_module._kick_beside(quarters, silent=0, kick=1)
+    quarters[0][0] = none
     quarters[0][1] = [1.0, 0.05, 1.0, 0.05, 1.0, 0.05, 1.0, 0.05]  # under 8 %
     assert not beat_module._kick_beside(quarters, silent=0, kick=1)
+    quarters[0][1] = [1.0, 0.0, 1.0, 0.2, 1.0, 0.2, 1.0, 0.2]  # one beat missed (a fill)
+    assert beat_module._kick_beside(quarters, silent=0, kick=1)
 
 
-def test_a_breakbeat_s_bass_on_every_a_does_not_move_the_clock() -> None:
+def test_a_breakbeat_s_bass_on_every_a_does_not_move_the_clock(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A breakbeat: the kick on 1 and the "and" of 3 (the low band silent on three
     beats of four), the snare on 2 and 4, the hats on the 8ths, and a bass on the "a" of
     every beat, which marks every beat of the grid a quarter before the clock's in the
-    low band. The clock's beats sound in the other bands: it stays on the beat."""
+    low band. The clock's beats sound in the other bands: it stays on the beat (and
+    moves were its beats counted silent)."""
     hop, bpm, seconds, t0 = 0.005, 124.0, 30.0, 0.1
     period = 60.0 / bpm
     sixteenth = period / 4
@@ -656,6 +692,8 @@ def test_a_breakbeat_s_bass_on_every_a_does_not_move_the_clock() -> None:
         for step in (3, 7, 11, 15):
             hit(0, t + step * sixteenth, 0.5)  # the bass
     assert _on_the_beats(bands, hop, bpm, t0, after=6.0) == 1.0
+    monkeypatch.setattr(beat_module, "_silent_beats", lambda bands: len(bands[0][0]))
+    assert _on_the_beats(bands, hop, bpm, t0, after=6.0) < 0.5
 
 
 def test_the_drums_pick_the_side_where_kick_and_bass_mark_both_grids(

@@ -61,7 +61,10 @@ Every ``update_interval`` seconds:
    every beat (a syncopated kick: afrobeat's 1, "and" of 2, "and" of 3) that
    leak (the mid band's regression on the low band) is taken out of the vote
    (``LEAK_*``); where it marks both (a kick on the beats, a bass on the
-   off-beats) the drums' count votes too (``SIDE_DRUMS``). A tempo change of
+   off-beats) the drums' count votes too (``SIDE_DRUMS``). A clock a quarter
+   beat off a kick on every beat, its own beats silent in every band (a
+   dembow's "a"), moves onto the kick (``QUARTER_*``), which the side's vote,
+   half a beat away, cannot see. A tempo change of
    more than a few percent re-seeds the phase (from the full scores; the
    side's evidence starts afresh). A sudden tempo
    change (the next track cut in on a bar line) takes the autocorrelation
@@ -250,9 +253,9 @@ EARLY_RATE = 2.0  # early guesses per update interval (the first beats wait for 
 EARLY_OVERLAP = 0.35  # share of the envelope the autocorrelation keeps while it is short
 EARLY_SAME_GRID = 0.15  # share of a period: an early clock's beat this near the first full
 # estimate's is on its grid (see _keep_early)
-QUARTER_STEADY = 0.08  # a grid a quarter beat off the clock's whose every beat (but KICK_MISSES)
-# has this share of the low band's loudest beat's power (-11 dB) is a kick's (see
-# _kick_beside; on the clock's grid, the kick vote's mark of its beats there) ...
+QUARTER_STEADY = 0.08  # a grid whose every beat (but KICK_MISSES) has this share of the low
+# band's loudest beat's power (-11 dB), a quarter beat from a grid silent in every band, is a
+# kick's (see _kick_beside; on the clock's grid, the kick vote's mark of its beats there) ...
 QUARTER_HITS = 4  # ... and found at this many of the last QUARTER_READINGS updates (about
 QUARTER_READINGS = 5  # 1.2 s), the clock moves onto it
 SAME_BEAT = 0.15  # share of a period: a beat this near the last one reported is that beat
@@ -1503,6 +1506,7 @@ class BeatTracker:
             # the harmony's onsets (a chord stab a 16th early) neither pull its
             # phase nor vote on its side, nor start a jump.
             self._pending_beat = None
+            self._quarter_kicks.clear()  # the quarter rule's readings: of before the flight
             return
         if abs(math.log(period / self.period)) > RESEED:
             # A new tempo (a next track, a step, an octave put right): the beats counted
@@ -1529,8 +1533,8 @@ class BeatTracker:
         # Where the clock is the kick's grid a quarter from a grid silent in every band
         # (see _to_quarter_kick), the stronger peak there (a dembow's "a") is not to be
         # drifted onto either: the loop follows only a peak close to the beat.
-        quarters = self._quarter_peaks(back, frames, pred_back)
-        self._on_quarter_kick = not kickless and any(
+        quarters = None if kickless else self._quarter_peaks(back, frames, pred_back)
+        self._on_quarter_kick = quarters is not None and any(
             _kick_beside(quarters, silent=g, kick=0) for g in (1, 2)
         )
         narrow = kickless or self._on_quarter_kick
@@ -1565,7 +1569,9 @@ class BeatTracker:
             return
         # A kick on every beat a quarter off a clock whose beats are silent (see
         # _to_quarter_kick): the side's vote is for half a beat only.
-        if not kickless and not self._pinned and self._to_quarter_kick(quarters, frames, pred_back):
+        if quarters is None or self._pinned:
+            self._quarter_kicks.append(None)  # a reading each update: none here
+        elif self._to_quarter_kick(quarters, frames, pred_back):
             return
         glob = int(np.argmax(scores))
         # On a quarter kick, a peak past the narrowed search may be jumped to (but not onto
@@ -1759,7 +1765,7 @@ class BeatTracker:
         kick = self._kick_vote(shares)
         return margin + SIDE_DRUMS * drums_vote + SIDE_BACKBEAT * backbeat + SIDE_KICK * kick
 
-    def _to_quarter_kick(self, quarters: list, frames: float, back: float) -> bool:
+    def _to_quarter_kick(self, quarters: QuarterPeaks, frames: float, back: float) -> bool:
         """Move the clock (its last beat ``back`` frames back) onto a kick's grid a quarter
         beat off it (see :func:`_kick_beside`; ``quarters``: :meth:`_quarter_peaks` at the
         clock) found at ``QUARTER_HITS`` of the last ``QUARTER_READINGS`` updates; True if
@@ -1807,14 +1813,15 @@ class BeatTracker:
             for grid, shift in ((1, 0.25), (2, -0.25))
         )
 
-    def _quarter_peaks(self, bands: np.ndarray, frames: float, back: float) -> list:
+    def _quarter_peaks(self, bands: np.ndarray, frames: float, back: float) -> QuarterPeaks:
         """Each of the last ``LEAK_BEATS`` beats' peak near a beat ``back`` frames back
         (grid 0), a quarter beat before it (grid 1) and a quarter after (grid 2), per
         band: ``[band][grid][beat]``, newest beat first (plain floats from one gather, as
         :func:`_grid_peaks` gives them)."""
         w = int(SIDE_WINDOW * frames)
         rows = self._comb_rows_of(bands, frames)
-        # The three grids' phases (take wraps them at the fold's length).
+        # The three grids' phases (take wraps them at the fold's length; round(c) + k for
+        # _side_margin's round(c + k), the same but at an exact half).
         starts = [round(c) - w for c in (back, back + 0.25 * frames, back - 0.25 * frames)]
         phases = np.arange(2 * w + 1) + np.array(starts)[:, None]
         near = rows[:, :LEAK_BEATS].take(phases, axis=-1, mode="wrap")  # ... x grids x phases
@@ -2282,6 +2289,9 @@ def _folds(
 # Comb weights of _fold per (decay, beats): few distinct values, as _folds computes them.
 _FOLD_WEIGHTS: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
 
+# Each recent beat's peak per band near three grids (BeatTracker._quarter_peaks).
+QuarterPeaks = list[list[list[float]]]  # [band][grid][beat]
+
 
 def _comb_rows(view: np.ndarray, m: int, period: float) -> np.ndarray:
     """The rows of a :meth:`BeatTracker._reversed` envelope of ``m`` frames at each
@@ -2400,17 +2410,16 @@ def _phases_near(centre: float, w: int, n: int) -> list[int]:
     return [round(centre + j) % n for j in range(-w, w + 1)]
 
 
-def _kick_beside(quarters: list, silent: int, kick: int) -> bool:
+def _kick_beside(quarters: QuarterPeaks, silent: int, kick: int) -> bool:
     """Whether, of the grids of :meth:`BeatTracker._quarter_peaks` (``quarters``), the low
     band marks every beat of grid ``kick`` (each of the last ``LEAK_BEATS`` but
     ``KICK_MISSES`` at ``QUARTER_STEADY`` of the loudest beat of the two grids) while
-    grid ``silent`` is silent in it (as :func:`_kick_grid` reads silence) and in every
-    other band on more than ``KICK_MISSES`` beats (see :func:`_silent_beats`)."""
-    low, *others = quarters
-    shares = _grid_shares(low[silent], low[kick])
-    if shares is None or shares[1] < QUARTER_STEADY or shares[0] >= KICK_EMPTY:
+    grid ``silent`` is silent in every band, the low band too, on more than
+    ``KICK_MISSES`` of them (see :func:`_silent_beats`)."""
+    shares = _grid_shares(quarters[0][silent], quarters[0][kick])
+    if shares is None or shares[1] < QUARTER_STEADY:
         return False
-    return _silent_beats([(band[silent], band[kick]) for band in others]) > KICK_MISSES
+    return _silent_beats([(band[silent], band[kick]) for band in quarters]) > KICK_MISSES
 
 
 def _silent_beats(bands: list[tuple[list[float], list[float]]]) -> int:
