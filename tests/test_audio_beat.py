@@ -429,6 +429,11 @@ def _band_frames(seconds: float, hop: float, rows: int = 3) -> tuple[np.ndarray,
     return bands, hit
 
 
+def _bar_starts(seconds: float, t0: float, period: float) -> list[float]:
+    """The start of each bar of four beats of ``period`` from ``t0`` within ``seconds``."""
+    return [t0 + bar * 4 * period for bar in range(int((seconds - t0) / (4 * period)) + 1)]
+
+
 def _fed(bands: np.ndarray, hop: float, lag: float = 0.0) -> tuple[BeatTracker, list[float]]:
     """A tracker alone fed ``bands`` (3 or, with the drums, 4 x frames, ``hop`` s each),
     and the beats it fired; each frame's time ``lag`` behind the stream's (the analyzer's
@@ -493,8 +498,7 @@ def test_the_snare_picks_the_side_when_kick_bass_and_hats_sit_off_the_beat() -> 
     period = 60.0 / bpm
     rng = np.random.default_rng(2)
     bands, hit = _band_frames(seconds, hop)
-    for bar in range(int((seconds - t0) / (4 * period)) + 1):
-        t = t0 + bar * 4 * period
+    for t in _bar_starts(seconds, t0, period):
         hit(0, t, 1.0)  # kick and bass on the one
         hit(1, t, 0.4)  # a chord on the one
         hit(1, t + 2 * period, 1.0)  # the snare on beat 3
@@ -517,8 +521,7 @@ def test_a_kick_on_every_beat_holds_the_side_against_a_dancehall_s_off_beats() -
     period = 60.0 / bpm
     sixteenth = period / 4
     bands, hit = _band_frames(seconds, hop)
-    for bar in range(int((seconds - t0) / (4 * period)) + 1):
-        t = t0 + bar * 4 * period
+    for t in _bar_starts(seconds, t0, period):
         for beat in range(4):
             hit(0, t + beat * period, 1.0)  # the kick, with a little in the mid band
             hit(1, t + beat * period, 0.1)
@@ -574,8 +577,7 @@ def _dembow_bands(
     def at(bar_start: float, step: int) -> float:
         return bar_start + ((16 - step) % 16 if mirrored else step) * sixteenth
 
-    for bar in range(int((seconds - t0) / (4 * period)) + 1):
-        t = t0 + bar * 4 * period
+    for t in _bar_starts(seconds, t0, period):
         for beat in range(4):
             hit(0, t + beat * period, 1.0)  # the kick
             hit(2, t + (beat + 0.5) * period, 0.5)  # the hats
@@ -681,8 +683,7 @@ def test_a_breakbeat_s_bass_on_every_a_does_not_move_the_clock(
     period = 60.0 / bpm
     sixteenth = period / 4
     bands, hit = _band_frames(seconds, hop)
-    for bar in range(int((seconds - t0) / (4 * period)) + 1):
-        t = t0 + bar * 4 * period
+    for t in _bar_starts(seconds, t0, period):
         for step in (0, 10):
             hit(0, t + step * sixteenth, 1.0)  # the kick
         for step in (4, 12):
