@@ -448,15 +448,20 @@ def _fed(bands: np.ndarray, hop: float, lag: float = 0.0) -> tuple[BeatTracker, 
     return tracker, fired
 
 
-def _on_the_beats(bands: np.ndarray, hop: float, bpm: float, t0: float, after: float) -> float:
-    """Run the tracker alone over ``bands``; the share of its beats after ``after`` that
-    fall within a tenth of a period of the true grid (beats at ``t0 + k * period``)."""
+def _residuals(bands: np.ndarray, hop: float, bpm: float, t0: float, after: float) -> np.ndarray:
+    """Run the tracker alone over ``bands`` (it must read ``bpm``); how far each of its
+    beats after ``after`` falls from the true grid (beats at ``t0 + k * period``), in
+    periods (-0.5..0.5)."""
     tracker, fired = _fed(bands, hop)
     assert tracker.bpm == pytest.approx(bpm, abs=0.5)
     period = 60.0 / bpm
     late = np.array([b for b in fired if b > after])
-    residual = ((late - t0) / period + 0.5) % 1.0 - 0.5
-    return float(np.mean(np.abs(residual) < 0.1))
+    return ((late - t0) / period + 0.5) % 1.0 - 0.5
+
+
+def _on_the_beats(bands: np.ndarray, hop: float, bpm: float, t0: float, after: float) -> float:
+    """The share of :func:`_residuals` within a tenth of a period of the true grid."""
+    return float(np.mean(np.abs(_residuals(bands, hop, bpm, t0, after)) < 0.1))
 
 
 def test_off_beat_hats_do_not_pull_the_clock_off_the_kick_and_clap() -> None:
@@ -606,10 +611,7 @@ def test_a_clock_a_quarter_off_a_kick_on_every_beat_moves_onto_it(
     bands = _dembow_bands(seconds, hop, bpm, t0, rim, mirrored)
     assert _on_the_beats(bands, hop, bpm, t0, after=12.0) == 1.0
     monkeypatch.setattr(beat_module, "_kick_beside", lambda *args, **kwargs: False)
-    _, fired = _fed(bands, hop)
-    period = 60.0 / bpm
-    late = np.array([b for b in fired if b > 12.0])
-    residual = ((late - t0) / period + 0.5) % 1.0 - 0.5
+    residual = _residuals(bands, hop, bpm, t0, after=12.0)
     assert np.median(residual) == pytest.approx(0.25 if mirrored else -0.25, abs=0.05)
 
 

@@ -258,6 +258,8 @@ QUARTER_STEADY = 0.08  # a grid whose every beat (but KICK_MISSES) has this shar
 # kick's (see _kick_beside; on the clock's grid, the kick vote's mark of its beats there) ...
 QUARTER_HITS = 4  # ... and found at this many of the last QUARTER_READINGS updates (about
 QUARTER_READINGS = 5  # 1.2 s), the clock moves onto it
+QUARTER_GRIDS = ((1, 0.25), (2, -0.25))  # the grids beside the clock's (grid 0) in the quarter
+# rule's peaks (BeatTracker._quarter_peaks): index, and periods before the clock's beat
 SAME_BEAT = 0.15  # share of a period: a beat this near the last one reported is that beat
 FRAME_TARGET = 0.0105  # s: input frames are summed to about this length
 SPREAD = 0.02  # s an onset's flux spreads over; envelopes are box-summed over it
@@ -1535,7 +1537,7 @@ class BeatTracker:
         # drifted onto either: the loop follows only a peak close to the beat.
         quarters = None if kickless else self._quarter_peaks(back, frames, pred_back)
         self._on_quarter_kick = quarters is not None and any(
-            _kick_beside(quarters, silent=g, kick=0) for g in (1, 2)
+            _kick_beside(quarters, silent=grid, kick=0) for grid, _ in QUARTER_GRIDS
         )
         narrow = kickless or self._on_quarter_kick
         reach = KICKLESS_WINDOW if narrow else PHASE_WINDOW
@@ -1741,7 +1743,7 @@ class BeatTracker:
         half = 0.5 * frames
         rows = self._comb_rows_of(bands, frames)
         n = rows.shape[-1]  # the fold's length too
-        at_beat = _phases_near(back, w, n)
+        at_beat = [round(x) % n for x in on]
         off_beat = [round(x + half) % n for x in on]
         mid = rows[1]
         # The low band's last beats, each beat's peak near either grid: read by the leak
@@ -1782,7 +1784,7 @@ class BeatTracker:
         fall on nothing at all.
         """
         beat = None
-        for grid, shift in ((1, 0.25), (2, -0.25)):
+        for grid, shift in QUARTER_GRIDS:
             if _kick_beside(quarters, silent=0, kick=grid):
                 beat = self._t_newest - (back + shift * frames) * self.hop
                 break
@@ -1810,19 +1812,20 @@ class BeatTracker:
         return any(
             _grid_offset(target + shift * frames, back, frames) < 0.1
             and _kick_beside(quarters, silent=0, kick=grid)
-            for grid, shift in ((1, 0.25), (2, -0.25))
+            for grid, shift in QUARTER_GRIDS
         )
 
     def _quarter_peaks(self, bands: np.ndarray, frames: float, back: float) -> QuarterPeaks:
         """Each of the last ``LEAK_BEATS`` beats' peak near a beat ``back`` frames back
-        (grid 0), a quarter beat before it (grid 1) and a quarter after (grid 2), per
-        band: ``[band][grid][beat]``, newest beat first (plain floats from one gather, as
-        :func:`_grid_peaks` gives them)."""
+        (grid 0) and near the grids ``QUARTER_GRIDS`` beside it (1: a quarter beat before,
+        2: a quarter after), per band: ``[band][grid][beat]``, newest beat first (plain
+        floats from one gather, as :func:`_grid_peaks` gives them)."""
         w = int(SIDE_WINDOW * frames)
         rows = self._comb_rows_of(bands, frames)
         # The three grids' phases (take wraps them at the fold's length; round(c) + k for
         # _side_margin's round(c + k), the same but at an exact half).
-        starts = [round(c) - w for c in (back, back + 0.25 * frames, back - 0.25 * frames)]
+        centres = [back] + [back + shift * frames for _, shift in QUARTER_GRIDS]
+        starts = [round(c) - w for c in centres]
         phases = np.arange(2 * w + 1) + np.array(starts)[:, None]
         near = rows[:, :LEAK_BEATS].take(phases, axis=-1, mode="wrap")  # ... x grids x phases
         return np.maximum.reduce(near, axis=3).transpose(0, 2, 1).tolist()  # type: ignore[no-any-return]
@@ -2402,12 +2405,6 @@ def _grid_peaks(
         np.maximum.reduce(near[:, :m], axis=1).tolist(),
         np.maximum.reduce(near[:, m:], axis=1).tolist(),
     )
-
-
-def _phases_near(centre: float, w: int, n: int) -> list[int]:
-    """The phases (of a fold ``n`` long) within ``w`` frames of ``centre`` (frames back;
-    ``round`` is np.rint's half to even)."""
-    return [round(centre + j) % n for j in range(-w, w + 1)]
 
 
 def _kick_beside(quarters: QuarterPeaks, silent: int, kick: int) -> bool:
