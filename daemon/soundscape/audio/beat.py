@@ -15,7 +15,9 @@ Every ``update_interval`` seconds:
    seconds weighted most, so a ramp is followed), scored on a log-spaced BPM
    grid as a comb over the first four multiples of each period (fractional
    lags), damped (at most halved) where the subdivision — twice as fast —
-   is weak: real beats are split in two, a 3:2 false tempo is not.
+   is weak: real beats are split in two, a 3:2 false tempo is not; a plain
+   pulse is not damped (alternate beats alike, repeating strongly at one
+   beat: a jazz waltz's quarters, its ride's skip notes soft).
 2. **Metrical level.** For the strongest peaks, the backbone is folded at
    twice the candidate period: when every other beat is much weaker (hats
    between kicks) the candidate is probably twice too fast. That ratio,
@@ -171,6 +173,10 @@ DRIFT = 0.004  # relative tempo drift per update allowed by the filter
 JUMP = 1e-4  # share of belief that may jump anywhere per update (tempo changes)
 PEAKS = 4  # salience peaks whose metrical accent is measured
 SUB_DAMP = 0.5  # share of a tempo's salience that hangs on a strong subdivision
+# ... not held against a plain pulse (see _metrical): alternate beats this alike in the
+# backbone (the weaker over the stronger) and the pulse's autocorrelation at one beat this high.
+PLAIN_ALTERNATION = 0.8
+PLAIN_PULSE = 0.7
 TATUM_SPLIT = 0.5  # damping of a tempo whose beats nothing splits
 TATUM_FAST = 0.4  # damping of the slower octave when the hats split the faster one's beats
 SPLIT_FULL = 0.5  # half beats this strong (over whole beats) split them fully
@@ -1045,6 +1051,14 @@ class BeatTracker:
         salience (halved at most where the subdivision is weak: real beats are
         split in two, a 3:2 false tempo is not) x prior x how weak every other
         beat is in the backbone (hats between kicks: probably twice too fast).
+
+        A plain pulse keeps its salience whole however weak its subdivision: where
+        alternate beats are alike in the backbone (``PLAIN_ALTERNATION``) and the pulse
+        repeats strongly at one beat (``PLAIN_PULSE``), nothing but these beats sounds,
+        and its slower octave's "subdivision" is them. A jazz waltz at 154 (kick on
+        the one, bass, ride and chords on the quarters, the ride's skip notes soft)
+        was read at 77 that way; lo-fi and the one drop read at double (their 8ths'
+        alternate beats unlike, their pulse repeating at 0.4-0.6) are left as they were.
         """
         n = len(self._bpms)
         s = np.maximum(salience, 0.0)
@@ -1052,7 +1066,8 @@ class BeatTracker:
         # raised, which would favour the slower of two octaves.
         sub = s[self._octave : self._octave + n]
         ratio = np.minimum(sub / np.maximum(s[:n], 1e-9), 1.0)
-        s = s[:n] * (1.0 - SUB_DAMP + SUB_DAMP * ratio)
+        sub_damp = 1.0 - SUB_DAMP + SUB_DAMP * ratio
+        s = s[:n] * sub_damp
         top = float(np.maximum.reduce(s))
         if top <= 0:
             return np.ones(n)
@@ -1077,6 +1092,8 @@ class BeatTracker:
         for i, alt, tat in zip(order, alternation, tatum, strict=True):
             lo, hi = max(i - width, 0), i + width + 1
             metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * tat
+            if alt >= PLAIN_ALTERNATION and self._plain_pulse(i):
+                metre[lo:hi] /= sub_damp[i]  # the subdivision's damping undone
             if cfg.accent_weight > 1.0 and i >= self._octave:
                 # Leaning to the felt tempo: what the weak beats take from a tempo goes
                 # to its slower octave (else a two-thirds reading, nearer the prior,
@@ -1091,6 +1108,13 @@ class BeatTracker:
         np.multiply(metre, metre, out=metre)
         metre += 1e-6
         return metre
+
+    def _plain_pulse(self, i: int) -> bool:
+        """The pulse's autocorrelation at one beat of the grid's tempo ``i`` is at
+        least ``PLAIN_PULSE`` (every beat like the last)."""
+        acf = self._pulse_acf
+        lag = 60.0 / self._bpm_list[i] / self.hop
+        return acf is not None and lag + 1 < len(acf) and _acf_at(acf, lag) >= PLAIN_PULSE
 
     def _four_three(self, peaks: list[int], metre: np.ndarray) -> None:
         """Damp (in place) a peak four thirds as fast as another whose bar it lacks.
@@ -2252,10 +2276,16 @@ def _bar_acf(acf: np.ndarray, period: float, limit: float) -> float | None:
         lag = beats * period
         if lag >= limit:
             return None
-        j = int(lag)
-        below = float(acf[j])
-        best = max(best, below + (float(acf[j + 1]) - below) * (lag - j))
+        best = max(best, _acf_at(acf, lag))
     return best
+
+
+def _acf_at(acf: np.ndarray, lag: float) -> float:
+    """The autocorrelation at a fractional ``lag`` (linear between frames; ``lag + 1``
+    inside it)."""
+    j = int(lag)
+    below = float(acf[j])
+    return below + (float(acf[j + 1]) - below) * (lag - j)
 
 
 def _harmony_template(b: int) -> np.ndarray:
