@@ -17,7 +17,8 @@ Every ``update_interval`` seconds:
    lags), damped (at most halved) where the subdivision — twice as fast —
    is weak: real beats are split in two, a 3:2 false tempo is not; a plain
    pulse is not damped (alternate beats alike, repeating strongly at one
-   beat: a jazz waltz's quarters, its ride's skip notes soft).
+   beat: a jazz waltz's quarters, its ride's skip notes soft), here nor by
+   the hats below.
 2. **Metrical level.** For the strongest peaks, the backbone is folded at
    twice the candidate period: when every other beat is much weaker (hats
    between kicks) the candidate is probably twice too fast. That ratio,
@@ -27,7 +28,8 @@ Every ``update_interval`` seconds:
    slower octave. The hats then choose the
    octave: a beat is split by them (two 8ths, four 16ths, three in 6/8),
    so a candidate whose beats neither the high band nor the pulse splits
-   is damped (hip-hop's 8th hats at 86 are not quarters at 172), and so is
+   is damped (hip-hop's 8th hats at 86 are not quarters at 172; not a plain
+   pulse, above), and so is
    the slower of two octaves when the hats split the faster one's beats
    too (drum & bass's 8th hats at 174 are not 16ths at 87) — measured on
    the autocorrelations at half beats and thirds against whole beats. With
@@ -173,8 +175,9 @@ DRIFT = 0.004  # relative tempo drift per update allowed by the filter
 JUMP = 1e-4  # share of belief that may jump anywhere per update (tempo changes)
 PEAKS = 4  # salience peaks whose metrical accent is measured
 SUB_DAMP = 0.5  # share of a tempo's salience that hangs on a strong subdivision
-# ... not held against a plain pulse (see _metrical): alternate beats this alike in the
-# backbone (the weaker over the stronger) and the pulse's autocorrelation at one beat this high.
+# ... not held against a plain pulse (see _metrical), nor its beats left unsplit (_tatum):
+# alternate beats this alike in the backbone (the weaker over the stronger) and the pulse's
+# autocorrelation at one beat this high.
 PLAIN_ALTERNATION = 0.8
 PLAIN_PULSE = 0.7
 TATUM_SPLIT = 0.5  # damping of a tempo whose beats nothing splits
@@ -359,7 +362,8 @@ class BeatTracker:
         # The pulse's alone: a view of the comb's buffer, valid until the next _salience.
         self._pulse_acf: np.ndarray | None = None  # (see _four_three)
         self._tatum_fresh = False  # the hat cue was measured at this update
-        self._tatum_last = [1.0] * steps  # its factors, around the last peaks (plain floats)
+        # Its factors (the beats' own split, the faster octave's), around the last peaks.
+        self._tatum_last = [(1.0, 1.0)] * steps
         self._split_last: tuple = (None, (), ())  # the table, the last tempi, their parts
         self._grid_combs: dict[tuple[float, float], tuple] = {}  # see _grid_folds
         self._phase_w = np.array(PHASE_W)[:, None]
@@ -1052,13 +1056,14 @@ class BeatTracker:
         split in two, a 3:2 false tempo is not) x prior x how weak every other
         beat is in the backbone (hats between kicks: probably twice too fast).
 
-        A plain pulse keeps its salience whole however weak its subdivision: where
-        alternate beats are alike in the backbone (``PLAIN_ALTERNATION``) and the pulse
-        repeats strongly at one beat (``PLAIN_PULSE``), nothing but these beats sounds,
-        and its slower octave's "subdivision" is them. A jazz waltz at 154 (kick on
-        the one, bass, ride and chords on the quarters, the ride's skip notes soft)
-        was read at 77 that way; lo-fi and the one drop read at double (their 8ths'
-        alternate beats unlike, their pulse repeating at 0.4-0.6) are left as they were.
+        A plain pulse keeps its salience whole however weak its subdivision, and its
+        beats need no split by the hats (see :meth:`_tatum`): where alternate beats are
+        alike in the backbone (``PLAIN_ALTERNATION``) and the pulse repeats strongly at
+        one beat (``PLAIN_PULSE``), nothing but these beats sounds, and its slower
+        octave's "subdivision" is them. A jazz waltz from 155 to 176 (kick on the one,
+        bass, ride and chords on the quarters, the ride's skip notes soft) was read at
+        half that way; lo-fi and the one drop read at double (their 8ths' alternate
+        beats unlike, their pulse repeating at 0.4-0.6) are left as they were.
         """
         n = len(self._bpms)
         s = np.maximum(salience, 0.0)
@@ -1089,11 +1094,14 @@ class BeatTracker:
         alternation = self._alternation(back, order)
         tatum = self._tatum(order)
         felt: list[tuple[int, float]] = []
-        for i, alt, tat in zip(order, alternation, tatum, strict=True):
+        for i, alt, (split, faster) in zip(order, alternation, tatum, strict=True):
             lo, hi = max(i - width, 0), i + width + 1
-            metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * tat
             if alt >= PLAIN_ALTERNATION and self._plain_pulse(i):
-                metre[lo:hi] /= sub_damp[i]  # the subdivision's damping undone
+                # Neither its weak subdivision nor its beats left unsplit by the hats
+                # count against a plain pulse.
+                metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * faster / sub_damp[i]
+            else:
+                metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * (split * faster)
             if cfg.accent_weight > 1.0 and i >= self._octave:
                 # Leaning to the felt tempo: what the weak beats take from a tempo goes
                 # to its slower octave (else a two-thirds reading, nearer the prior,
@@ -1155,8 +1163,9 @@ class BeatTracker:
         if damped:
             metre[list(damped)] *= BAR_43_DAMP
 
-    def _tatum(self, tempi: list[int]) -> list[float]:
-        """How well the hats make each tempo the beat: a factor per tempo (1: no objection).
+    def _tatum(self, tempi: list[int]) -> list[tuple[float, float]]:
+        """How well the hats make each tempo the beat: two factors per tempo (1: no
+        objection), for its own beats' split and for the faster octave's.
 
         Hats, shakers and rides mark the fastest regular pulse, and a beat
         is split by them: two 8ths, four 16ths, three in 6/8. A tempo whose
@@ -1174,14 +1183,14 @@ class BeatTracker:
         if not self._tatum_fresh:
             last = self._tatum_last
             return [last[i] for i in tempi]
-        last = self._tatum_last = [1.0] * len(self._tatum_last)
+        last = self._tatum_last = [(1.0, 1.0)] * len(self._tatum_last)
         acfs = self._acfs
         k = len(tempi)
         limit = self._max_lag
         lo = max(int(SPLIT_MIN_LAG / self.hop), 1)
         hi = min(int(SPLIT_MAX_LAG / self.hop), int(limit))
         if acfs is None or not k or hi <= lo:
-            return [1.0] * k
+            return [(1.0, 1.0)] * k
         if self._split_lags is None:
             # Lags (frames) of whole beats, half beats and thirds of every
             # tempo of the grid reaching an octave faster (index + octave).
@@ -1259,17 +1268,17 @@ class BeatTracker:
         width = PEAK_WIDTH
         out = []
         for r, i in enumerate(tempi):
-            f = 1.0
+            split = faster = 1.0
             nb, nh, _ = counts[r]
             if nb and nh:
                 own = max(good[0][r], good[1][r])
-                f *= 1.0 - TATUM_SPLIT * sure * (1.0 - own)
+                split = 1.0 - TATUM_SPLIT * sure * (1.0 - own)
             nb, nh, _ = counts[k + r]
             if nb and nh and 2.0 * bpms[i] <= fastest:
-                f *= 1.0 - TATUM_FAST * sure * good[0][k + r]
+                faster = 1.0 - TATUM_FAST * sure * good[0][k + r]
             start, stop = max(i - width, 0), min(i + width + 1, len(last))
-            last[start:stop] = [f] * (stop - start)
-            out.append(f)
+            last[start:stop] = [(split, faster)] * (stop - start)
+            out.append((split, faster))
         return out
 
     @staticmethod
