@@ -835,6 +835,49 @@ def test_a_plain_pulse_keeps_its_tempo_however_weak_its_subdivision(
         assert tracker.bpm == pytest.approx(bpm / 2, abs=0.5)
 
 
+@pytest.mark.parametrize("bpm", [160.0, 176.0])
+def test_a_plain_pulse_needs_no_split_by_the_hats(
+    bpm: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Undoing the subdivision's damping alone is not always enough (here at 160 and
+    176): the hats' damping of a beat nothing splits still halves the waltz. With that
+    factor kept for the plain pulse (folded into the slower octave's, which it keeps),
+    half."""
+    tatum = BeatTracker._tatum
+
+    def split_kept(self: BeatTracker, tempi: list[int]) -> list[tuple[float, float]]:
+        return [(1.0, split * faster) for split, faster in tatum(self, tempi)]
+
+    monkeypatch.setattr(BeatTracker, "_tatum", split_kept)
+    hop, t0 = 0.005, 0.1
+    tracker, _ = _fed(_jazz_waltz_bands(24.0, hop, bpm, t0), hop)
+    assert tracker.bpm == pytest.approx(bpm / 2, abs=0.5)
+
+
+def test_a_plain_pulse_is_read_at_one_beat_of_the_pulse_autocorrelation() -> None:
+    """True from PLAIN_PULSE at the lag of one beat (read between frames); False without
+    an autocorrelation or where it is shorter than that lag."""
+    tracker = BeatTracker(BeatSection())
+    tracker.update_bands(0.0, 0.0, 0.0, 0.0, 0.005, 0.005, False)  # sets the frame length
+    i = 100
+    lag = 60.0 / tracker._bpm_list[i] / tracker.hop
+    j, frac = int(lag), lag - int(lag)
+    tracker._pulse_acf = None
+    assert not tracker._plain_pulse(i)
+    tracker._pulse_acf = np.ones(j)  # too short
+    assert not tracker._plain_pulse(i)
+    acf = np.zeros(j + 10)
+    for value, plain in (
+        (beat_module.PLAIN_PULSE + 0.01, True),
+        (beat_module.PLAIN_PULSE - 0.01, False),
+    ):
+        acf[j] = acf[j + 1] = value
+        tracker._pulse_acf = acf
+        assert tracker._plain_pulse(i) is plain
+    acf[j], acf[j + 1] = 0.0, 1.0  # between frames: linear
+    assert tracker._plain_pulse(i) is (frac >= beat_module.PLAIN_PULSE)
+
+
 def test_a_compound_beat_raises_its_tempo_only_once_held_for_three_of_four_updates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -15,10 +15,7 @@ Every ``update_interval`` seconds:
    seconds weighted most, so a ramp is followed), scored on a log-spaced BPM
    grid as a comb over the first four multiples of each period (fractional
    lags), damped (at most halved) where the subdivision — twice as fast —
-   is weak: real beats are split in two, a 3:2 false tempo is not; a plain
-   pulse is not damped (alternate beats alike, repeating strongly at one
-   beat: a jazz waltz's quarters, its ride's skip notes soft), here nor by
-   the hats below.
+   is weak: real beats are split in two, a 3:2 false tempo is not.
 2. **Metrical level.** For the strongest peaks, the backbone is folded at
    twice the candidate period: when every other beat is much weaker (hats
    between kicks) the candidate is probably twice too fast. That ratio,
@@ -28,11 +25,14 @@ Every ``update_interval`` seconds:
    slower octave. The hats then choose the
    octave: a beat is split by them (two 8ths, four 16ths, three in 6/8),
    so a candidate whose beats neither the high band nor the pulse splits
-   is damped (hip-hop's 8th hats at 86 are not quarters at 172; not a plain
-   pulse, above), and so is
+   is damped (hip-hop's 8th hats at 86 are not quarters at 172), and so is
    the slower of two octaves when the hats split the faster one's beats
    too (drum & bass's 8th hats at 174 are not 16ths at 87) — measured on
-   the autocorrelations at half beats and thirds against whole beats. With
+   the autocorrelations at half beats and thirds against whole beats. A
+   peak that is a plain pulse (alternate beats alike, the pulse repeating
+   strongly at one beat: a jazz waltz's quarters, the ride's skip notes
+   soft) is damped neither for its weak subdivision nor for its beats
+   left unsplit. With
    the prior this reads half-time styles (dubstep, trap, drum & bass) at
    their notated tempo. A tempo two thirds as fast as a peak wins when its
    beats gather the kicks and snares far more sharply (6/8: the dotted
@@ -175,9 +175,9 @@ DRIFT = 0.004  # relative tempo drift per update allowed by the filter
 JUMP = 1e-4  # share of belief that may jump anywhere per update (tempo changes)
 PEAKS = 4  # salience peaks whose metrical accent is measured
 SUB_DAMP = 0.5  # share of a tempo's salience that hangs on a strong subdivision
-# ... not held against a plain pulse (see _metrical), nor its beats left unsplit (_tatum):
-# alternate beats this alike in the backbone (the weaker over the stronger) and the pulse's
-# autocorrelation at one beat this high.
+# A plain pulse escapes SUB_DAMP and TATUM_SPLIT (see _metrical): its alternate beats this
+# alike in the backbone (the weaker over the stronger), the pulse's autocorrelation at one beat
+# this high.
 PLAIN_ALTERNATION = 0.8
 PLAIN_PULSE = 0.7
 TATUM_SPLIT = 0.5  # damping of a tempo whose beats nothing splits
@@ -363,7 +363,7 @@ class BeatTracker:
         self._pulse_acf: np.ndarray | None = None  # (see _four_three)
         self._tatum_fresh = False  # the hat cue was measured at this update
         # Its factors (the beats' own split, the faster octave's), around the last peaks.
-        self._tatum_last = [(1.0, 1.0)] * steps
+        self._tatum_last: list[tuple[float, float]] = [(1.0, 1.0)] * steps
         self._split_last: tuple = (None, (), ())  # the table, the last tempi, their parts
         self._grid_combs: dict[tuple[float, float], tuple] = {}  # see _grid_folds
         self._phase_w = np.array(PHASE_W)[:, None]
@@ -1056,14 +1056,15 @@ class BeatTracker:
         split in two, a 3:2 false tempo is not) x prior x how weak every other
         beat is in the backbone (hats between kicks: probably twice too fast).
 
-        A plain pulse keeps its salience whole however weak its subdivision, and its
-        beats need no split by the hats (see :meth:`_tatum`): where alternate beats are
-        alike in the backbone (``PLAIN_ALTERNATION``) and the pulse repeats strongly at
-        one beat (``PLAIN_PULSE``), nothing but these beats sounds, and its slower
-        octave's "subdivision" is them. A jazz waltz from 155 to 176 (kick on the one,
-        bass, ride and chords on the quarters, the ride's skip notes soft) was read at
-        half that way; lo-fi and the one drop read at double (their 8ths' alternate
-        beats unlike, their pulse repeating at 0.4-0.6) are left as they were.
+        A peak that is a plain pulse has its evidence undamped however weak its
+        subdivision, and its beats need no split by the hats (see :meth:`_tatum`): where
+        alternate beats are alike in the backbone (``PLAIN_ALTERNATION``) and the pulse
+        repeats strongly at one beat (``PLAIN_PULSE``), little sounds between the beats,
+        and its slower octave's "subdivision" is them. A jazz waltz from 155 to 176
+        (kick on the one, bass, ride and chords on the quarters, the ride's skip notes
+        soft) was read at half that way; lo-fi and the one drop read at double (their
+        8ths' alternate beats unlike, their pulse repeating at 0.4-0.6) are left as
+        they were.
         """
         n = len(self._bpms)
         s = np.maximum(salience, 0.0)
@@ -1084,7 +1085,7 @@ class BeatTracker:
         np.multiply(s, self._prior, out=weighted)
         peaks = ((weighted >= padded[:-2]) & (weighted > padded[2:])).nonzero()[0]
         peaks = peaks[weighted[peaks].argsort()[::-1][:PEAKS]].tolist()
-        peaks = self._three_two(peaks, weighted, back)
+        peaks, raised = self._three_two(peaks, weighted, back)
         cfg = self.config
         floor = 0.1**cfg.accent_weight
         metre = self._metre  # reused: refilled at every call (the caller may write it)
@@ -1094,14 +1095,16 @@ class BeatTracker:
         alternation = self._alternation(back, order)
         tatum = self._tatum(order)
         felt: list[tuple[int, float]] = []
-        for i, alt, (split, faster) in zip(order, alternation, tatum, strict=True):
+        for i, alt, (unsplit, slower) in zip(order, alternation, tatum, strict=True):
             lo, hi = max(i - width, 0), i + width + 1
-            if alt >= PLAIN_ALTERNATION and self._plain_pulse(i):
+            if alt >= PLAIN_ALTERNATION and i not in raised and self._plain_pulse(i):
                 # Neither its weak subdivision nor its beats left unsplit by the hats
-                # count against a plain pulse.
-                metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * faster / sub_damp[i]
+                # count against a plain pulse (not one the 3:2 rule raised: its evidence
+                # is the faster's, damped or not as that one's).
+                hats = slower / sub_damp[i]
             else:
-                metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * (split * faster)
+                hats = unsplit * slower
+            metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * hats
             if cfg.accent_weight > 1.0 and i >= self._octave:
                 # Leaning to the felt tempo: what the weak beats take from a tempo goes
                 # to its slower octave (else a two-thirds reading, nearer the prior,
@@ -1119,7 +1122,8 @@ class BeatTracker:
 
     def _plain_pulse(self, i: int) -> bool:
         """The pulse's autocorrelation at one beat of the grid's tempo ``i`` is at
-        least ``PLAIN_PULSE`` (every beat like the last)."""
+        least ``PLAIN_PULSE`` (every beat like the last); False without one reaching
+        that lag."""
         acf = self._pulse_acf
         lag = 60.0 / self._bpm_list[i] / self.hop
         return acf is not None and lag + 1 < len(acf) and _acf_at(acf, lag) >= PLAIN_PULSE
@@ -1165,7 +1169,8 @@ class BeatTracker:
 
     def _tatum(self, tempi: list[int]) -> list[tuple[float, float]]:
         """How well the hats make each tempo the beat: two factors per tempo (1: no
-        objection), for its own beats' split and for the faster octave's.
+        objection), for its own beats' split and for the faster octave's (a plain pulse
+        keeps the second only, see :meth:`_metrical`).
 
         Hats, shakers and rides mark the fastest regular pulse, and a beat
         is split by them: two 8ths, four 16ths, three in 6/8. A tempo whose
@@ -1268,17 +1273,17 @@ class BeatTracker:
         width = PEAK_WIDTH
         out = []
         for r, i in enumerate(tempi):
-            split = faster = 1.0
+            unsplit = slower = 1.0  # the damping of beats nothing splits, of a slower octave
             nb, nh, _ = counts[r]
             if nb and nh:
                 own = max(good[0][r], good[1][r])
-                split = 1.0 - TATUM_SPLIT * sure * (1.0 - own)
+                unsplit = 1.0 - TATUM_SPLIT * sure * (1.0 - own)
             nb, nh, _ = counts[k + r]
             if nb and nh and 2.0 * bpms[i] <= fastest:
-                faster = 1.0 - TATUM_FAST * sure * good[0][k + r]
+                slower = 1.0 - TATUM_FAST * sure * good[0][k + r]
             start, stop = max(i - width, 0), min(i + width + 1, len(last))
-            last[start:stop] = [(split, faster)] * (stop - start)
-            out.append((split, faster))
+            last[start:stop] = [(unsplit, slower)] * (stop - start)
+            out.append((unsplit, slower))
         return out
 
     @staticmethod
@@ -1296,8 +1301,12 @@ class BeatTracker:
         counts = np.add.reduce(valid.reshape(-1, 3, 4), axis=2).tolist()
         return idx, (x - i0)[:, None, :], valid[:, None, :].astype(float), counts
 
-    def _three_two(self, peaks: list[int], weighted: np.ndarray, back: np.ndarray) -> list[int]:
+    def _three_two(
+        self, peaks: list[int], weighted: np.ndarray, back: np.ndarray
+    ) -> tuple[list[int], set[int]]:
         """Raise (in place) a tempo two thirds as fast as a peak whose beats gather the accents.
+
+        Returns the peaks with the tempi raised added, and the tempi raised.
 
         In 6/8 the quarter-note reading (two eighths) is subdivided in two and
         close to the prior, so it outscores the dotted quarter; but the snare
@@ -1314,9 +1323,10 @@ class BeatTracker:
         width = max(int(0.02 / GRID_STEP), 1)
         out = list(peaks)
         pairs = [(i, i - shift) for i in out[:2] if i >= shift]  # the two strongest
+        raised: set[int] = set()
         if not pairs:
             self._compound_shapes.append(False)  # an update without a pair shows no shape
-            return out
+            return out, raised
         # How sharply the accents gather on one phase of each period: the
         # fold's peak over its mean (all four folds at once, of the squared backbone).
         folds, periods, beyond = self._grid_folds(
@@ -1339,6 +1349,7 @@ class BeatTracker:
                 gain = min((cj / (CONC_32 * ci)) ** 2, 2.0)
                 weighted[lo:hi] = np.maximum(weighted[lo:hi], weighted[i] * gain)
                 out.append(j)
+                raised.add(j)
             if cj > ci and _compound_beat(folds[2 * k + 1], periods[2 * k + 1]):
                 compound.append((i, j))
         # A shape held for about a second (3 of 4 updates at the default interval), not one
@@ -1350,9 +1361,10 @@ class BeatTracker:
             for i, j in compound:
                 lo, hi = max(j - width, 0), j + width + 1
                 weighted[lo:hi] = np.maximum(weighted[lo:hi], weighted[i] * SIX_GAIN)
+                raised.add(j)
                 if j not in out:
                     out.append(j)
-        return out
+        return out, raised
 
     def _phase_scores(self, bands: np.ndarray, period: float, decay: float) -> np.ndarray:
         """Phase scores from the three bands, each standardised over the phases.
