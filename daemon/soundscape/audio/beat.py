@@ -31,8 +31,8 @@ Every ``update_interval`` seconds:
    the autocorrelations at half beats and thirds against whole beats. A
    peak that is a plain pulse (alternate beats alike, the pulse repeating
    strongly at one beat: a jazz waltz's quarters, the ride's skip notes
-   soft) is damped neither for its weak subdivision nor for its beats
-   left unsplit. With
+   soft; its slower octave on the grid) is damped neither for its weak
+   subdivision nor for its beats left unsplit. With
    the prior this reads half-time styles (dubstep, trap, drum & bass) at
    their notated tempo. A tempo two thirds as fast as a peak wins when its
    beats gather the kicks and snares far more sharply (6/8: the dotted
@@ -1060,11 +1060,11 @@ class BeatTracker:
         subdivision, and its beats need no split by the hats (see :meth:`_tatum`): where
         alternate beats are alike in the backbone (``PLAIN_ALTERNATION``) and the pulse
         repeats strongly at one beat (``PLAIN_PULSE``), little sounds between the beats,
-        and its slower octave's "subdivision" is them. A jazz waltz from 155 to 176
+        and its slower octave's "subdivision" is them (only where that octave is on the
+        grid: else the damping guards against a 3:2 alone). A jazz waltz from 155 to 176
         (kick on the one, bass, ride and chords on the quarters, the ride's skip notes
         soft) was read at half that way; lo-fi and the one drop read at double (their
-        8ths' alternate beats unlike, their pulse repeating at 0.4-0.6) are left as
-        they were.
+        pulse repeating at 0.3-0.6 at one 8th) are left as they were.
         """
         n = len(self._bpms)
         s = np.maximum(salience, 0.0)
@@ -1097,13 +1097,18 @@ class BeatTracker:
         felt: list[tuple[int, float]] = []
         for i, alt, (unsplit, slower) in zip(order, alternation, tatum, strict=True):
             lo, hi = max(i - width, 0), i + width + 1
-            if alt >= PLAIN_ALTERNATION and i not in raised and self._plain_pulse(i):
-                # Neither its weak subdivision nor its beats left unsplit by the hats
-                # count against a plain pulse (not one the 3:2 rule raised: its evidence
-                # is the faster's, damped or not as that one's).
-                hats = slower / sub_damp[i]
-            else:
-                hats = unsplit * slower
+            # Neither its weak subdivision nor its beats left unsplit by the hats count
+            # against a plain pulse, against its slower octave on the grid (without one
+            # there the damping is against a 3:2 alone, and stays: a house groove's 2:3,
+            # 85 for 128, is a plain pulse too); nor for a tempo the 3:2 rule raised (its
+            # evidence is the faster's, damped or not as that one's).
+            plain = (
+                i >= self._octave
+                and i not in raised
+                and alt >= PLAIN_ALTERNATION
+                and self._plain_pulse(i)
+            )
+            hats = slower / sub_damp[i] if plain else unsplit * slower
             metre[lo:hi] = max(alt, 0.1) ** cfg.accent_weight * hats
             if cfg.accent_weight > 1.0 and i >= self._octave:
                 # Leaning to the felt tempo: what the weak beats take from a tempo goes
