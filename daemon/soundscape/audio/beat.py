@@ -1061,8 +1061,10 @@ class BeatTracker:
         alternate beats are alike in the backbone (``PLAIN_ALTERNATION``) and the pulse
         repeats strongly at one beat (``PLAIN_PULSE``), little sounds between the beats,
         and its slower octave's "subdivision" is them (only where that octave is on the
-        grid: else the damping guards against a 3:2 alone). A jazz waltz from 155 to 176
-        (kick on the one, bass, ride and chords on the quarters, the ride's skip notes
+        grid: else the damping guards against a 3:2 alone: a house groove's 2:3, 85 for
+        128, is a plain pulse too). Not for a tempo the 3:2 rule raised: its evidence is
+        the faster's, damped or not as that one's. A jazz waltz from 155 to 176 (kick on
+        the one, bass and ride on the quarters, chords on 2 and 3, the ride's skip notes
         soft) was read at half that way; lo-fi and the one drop read at double (their
         pulse repeating at 0.3-0.6 at one 8th) are left as they were.
         """
@@ -1097,11 +1099,7 @@ class BeatTracker:
         felt: list[tuple[int, float]] = []
         for i, alt, (unsplit, slower) in zip(order, alternation, tatum, strict=True):
             lo, hi = max(i - width, 0), i + width + 1
-            # Neither its weak subdivision nor its beats left unsplit by the hats count
-            # against a plain pulse, against its slower octave on the grid (without one
-            # there the damping is against a 3:2 alone, and stays: a house groove's 2:3,
-            # 85 for 128, is a plain pulse too); nor for a tempo the 3:2 rule raised (its
-            # evidence is the faster's, damped or not as that one's).
+            # A plain pulse (see the docstring): neither damping of beats nothing splits.
             plain = (
                 i >= self._octave
                 and i not in raised
