@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -429,6 +429,18 @@ def _band_frames(seconds: float, hop: float, rows: int = 3) -> tuple[np.ndarray,
     return bands, hit
 
 
+def _played(
+    seconds: float, t0: float, step: float, steps: int, jitter: float, seed: int
+) -> Iterator[tuple[int, float, int, float]]:
+    """Each step of bars of ``steps`` steps of ``step`` s from ``t0`` within ``seconds``:
+    (bar, its start, the step, its time played a normal ``jitter`` s off the grid)."""
+    rng = np.random.default_rng(seed)
+    for bar in range(int((seconds - t0) / (steps * step)) + 1):
+        start = t0 + bar * steps * step
+        for i in range(steps):
+            yield bar, start, i, start + i * step + rng.normal(0.0, jitter)
+
+
 def _bar_starts(seconds: float, t0: float, period: float) -> list[float]:
     """The start of each bar of four beats of ``period`` from ``t0`` within ``seconds``."""
     return [t0 + bar * 4 * period for bar in range(int((seconds - t0) / (4 * period)) + 1)]
@@ -765,23 +777,19 @@ def _ballad_bands(seconds: float, hop: float, bpm: float, t0: float) -> np.ndarr
     """A 6/8 ballad's bands: the kick on the one (and on the bar's last 8th every other
     bar), a cross-stick on the four, bass and piano on the 8ths 1, 3, 4 and 6, hats on
     every 8th, each played a few ms off the grid."""
-    period = 60.0 / bpm
-    eighth = period / 3
-    rng = np.random.default_rng(3)
+    eighth = 60.0 / bpm / 3
     bands, hit = _band_frames(seconds, hop)
-    for bar in range(int((seconds - t0) / (2 * period)) + 1):
-        t = t0 + bar * 2 * period
-        for step in range(6):
-            at = t + step * eighth + rng.normal(0.0, 0.004)  # played, not sequenced
-            hit(2, at, 0.5 if step in (1, 4) else 1.0)  # the hats
-            if step in (0, 2, 3, 5):
-                hit(1, at, 0.5)  # the piano
-            if step in (0, 3, 5):
-                hit(0, at, 0.6)  # the bass
-        hit(0, t, 1.0)  # the kick on the one
-        hit(1, t + 3 * eighth, 0.8)  # the cross-stick on the four
-        if bar % 2:
-            hit(0, t + 5 * eighth, 0.8)  # the kick's pickup
+    for bar, t, step, at in _played(seconds, t0, eighth, 6, 0.004, seed=3):
+        hit(2, at, 0.5 if step in (1, 4) else 1.0)  # the hats
+        if step in (0, 2, 3, 5):
+            hit(1, at, 0.5)  # the piano
+        if step in (0, 3, 5):
+            hit(0, at, 0.6)  # the bass
+        if step == 5:  # the bar's own hits, on the grid
+            hit(0, t, 1.0)  # the kick on the one
+            hit(1, t + 3 * eighth, 0.8)  # the cross-stick on the four
+            if bar % 2:
+                hit(0, t + 5 * eighth, 0.8)  # the kick's pickup
     return bands
 
 
@@ -795,23 +803,30 @@ def test_a_six_eight_ballad_is_read_in_dotted_quarters() -> None:
     assert _on_the_beats(bands, hop, bpm, t0, after=8.0) >= 0.95
 
 
+def _assert_read_at(bands: np.ndarray, hop: float, bpm: float, t0: float, octave: float) -> None:
+    """``bands`` (a piece at ``bpm``) are read at ``octave`` times that tempo, within 0.3 %,
+    and at its own on its beats from 8 s (95 % of them)."""
+    if octave == 1.0:
+        assert _on_the_beats(bands, hop, bpm, t0, after=8.0) >= 0.95
+    else:
+        tracker, _ = _fed(bands, hop)
+        assert tracker.bpm == pytest.approx(octave * bpm, rel=0.003)
+
+
 def _jazz_waltz_bands(seconds: float, hop: float, bpm: float, t0: float) -> np.ndarray:
     """A jazz waltz's bands: kick on the one, bass and ride on every quarter, chords on 2
     and 3, the ride's skip notes soft and late (swung), the pedal hat on 2, played a few ms
     off the grid. Nothing splits the quarters in two."""
     period = 60.0 / bpm
-    rng = np.random.default_rng(5)
     bands, hit = _band_frames(seconds, hop)
-    for bar in range(int((seconds - t0) / (3 * period)) + 1):
-        t = t0 + bar * 3 * period
-        for beat in range(3):
-            at = t + beat * period + rng.normal(0.0, 0.003)
-            hit(0, at, 1.0 if beat == 0 else 0.5)  # the kick on the one, the bass
-            hit(2, at, 0.8)  # the ride
-            if beat:
-                hit(1, at, 0.6)  # the chords
-                hit(2, at + 0.8 * period, 0.2)  # the skip note
-        hit(2, t + period, 0.5)  # the pedal hat
+    for _, t, beat, at in _played(seconds, t0, period, 3, 0.003, seed=5):
+        hit(0, at, 1.0 if beat == 0 else 0.5)  # the kick on the one, the bass
+        hit(2, at, 0.8)  # the ride
+        if beat:
+            hit(1, at, 0.6)  # the chords
+            hit(2, at + 0.8 * period, 0.2)  # the skip note
+        if beat == 2:
+            hit(2, t + period, 0.5)  # the pedal hat (the bar's own, on the grid)
     return bands
 
 
@@ -827,12 +842,7 @@ def test_a_plain_pulse_keeps_its_tempo_however_weak_its_subdivision(
     if not plain:
         monkeypatch.setattr(BeatTracker, "_plain_pulse", lambda self, i: False)
     hop, t0 = 0.005, 0.1
-    bands = _jazz_waltz_bands(24.0, hop, bpm, t0)
-    if plain:
-        assert _on_the_beats(bands, hop, bpm, t0, after=8.0) >= 0.95
-    else:
-        tracker, _ = _fed(bands, hop)
-        assert tracker.bpm == pytest.approx(bpm / 2, abs=0.5)
+    _assert_read_at(_jazz_waltz_bands(24.0, hop, bpm, t0), hop, bpm, t0, 1.0 if plain else 0.5)
 
 
 @pytest.mark.parametrize("bpm", [160.0, 176.0])
@@ -876,6 +886,78 @@ def test_a_plain_pulse_is_read_at_one_beat_of_the_pulse_autocorrelation() -> Non
         assert tracker._plain_pulse(i) is plain
     acf[j], acf[j + 1] = 0.0, 1.0  # between frames: linear
     assert tracker._plain_pulse(i) is (frac >= beat_module.PLAIN_PULSE)
+
+
+def _dembow_rim_bands(seconds: float, hop: float, bpm: float, t0: float) -> np.ndarray:
+    """A dembow on the rim: the kick on every beat (its click in the high band), the rim on
+    the 4th and 7th 16th of each beat pair (3 + 3 + 2), closed hats on the 8ths between
+    the kicks, the bass on the 3 + 3 + 2 too, played a few ms off the grid."""
+    bands, hit = _band_frames(seconds, hop)
+    for _, _, step, at in _played(seconds, t0, 60.0 / bpm / 4, 16, 0.003, seed=7):
+        if step % 4 == 0:
+            hit(0, at, 1.0)  # the kick
+            hit(2, at, 0.3)  # its click
+        if step in (3, 6, 11, 14):
+            hit(1, at, 0.9)  # the rim
+            hit(2, at, 0.6)
+        if step in (2, 6, 10, 14):
+            hit(2, at, 0.4)  # the closed hat
+        if step in (0, 3, 8, 11):
+            hit(0, at, 0.6)  # the bass
+    return bands
+
+
+@pytest.mark.parametrize("steady", [True, False])
+@pytest.mark.parametrize("bpm", [86.0, 89.0])
+def test_a_dembow_is_read_at_its_tempo_not_its_rims_double(
+    bpm: float, steady: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rim's 3 + 3 + 2 lines up with the kick and hats at every half-beat lag of the
+    double tempo: to the autocorrelation the double's beats are split (and the true
+    tempo, as its slower octave, damped). Beat by beat the double's off-beats are silent
+    but one in four: read at its tempo, on its beats. Without the per-beat test (the
+    control), at double."""
+    if not steady:
+        monkeypatch.setattr(
+            beat_module, "_offbeat_shares", lambda envs, which, periods, _: [None] * len(periods)
+        )
+    hop, t0 = 0.005, 0.1
+    _assert_read_at(_dembow_rim_bands(24.0, hop, bpm, t0), hop, bpm, t0, 1.0 if steady else 2.0)
+
+
+def test_offbeat_shares_read_the_median_beat() -> None:
+    """A split sounding at every off-beat reads its level over the beats'; one sounding at
+    one off-beat in four reads none (even twice as loud as the beats); the thirds are read
+    where asked (the stronger of them and the half); a row whose window holds too few of its
+    beats: None, beside rows with enough of theirs (each row's own count and median)."""
+    period, beats = 40.0, 20
+    m = int(period * (beats + 1)) + 1
+
+    def envelope(offbeat: Callable[[int], float], at: float = 0.5) -> np.ndarray:
+        env = np.zeros(m)
+        for b in range(beats):
+            on = m - 1 - int(period * (b + 1)) + 5  # the phase need not be 0
+            env[on] = 1.0
+            env[on + int(at * period)] = offbeat(b)
+        return env
+
+    def shares(env: np.ndarray, periods: list[float], thirds: list[bool]) -> list[float | None]:
+        return beat_module._offbeat_shares((env,), [0] * len(periods), periods, thirds)
+
+    every = envelope(lambda b: 0.5)
+    assert shares(every, [period], [False]) == pytest.approx([0.5])
+    assert shares(envelope(lambda b: 2.0 if b % 4 == 1 else 0.0), [period], [False]) == [0.0]
+    thirds = envelope(lambda b: 0.6, at=2 / 3)
+    assert shares(thirds, [period, period], [True, False]) == pytest.approx([0.6, 0.0])
+    assert shares(every[-150:], [period], [False]) == [None]
+    # Rows of other periods in one call, each as it reads alone: at 80 frames (half the
+    # tempo) every beat of 40 splits it, as loud as its own (1.0), from the 8 beats its
+    # window holds beside the 18 of the 40-frame rows; at 400 frames too few: None.
+    periods = [period, 2 * period, 10 * period, period]
+    mixed = shares(every, periods, [False, False, False, True])
+    assert mixed == pytest.approx([0.5, 1.0, None, 0.5])
+    for p, third, share in zip(periods, [False, False, False, True], mixed, strict=True):
+        assert shares(every, [p], [third]) == [share]
 
 
 def test_a_compound_beat_raises_its_tempo_only_once_held_for_three_of_four_updates(

@@ -183,6 +183,14 @@ PLAIN_PULSE = 0.7
 TATUM_SPLIT = 0.5  # damping of a tempo whose beats nothing splits
 TATUM_FAST = 0.4  # damping of the slower octave when the hats split the faster one's beats
 SPLIT_FULL = 0.5  # half beats this strong (over whole beats) split them fully
+# A split must sound on most beats (see _steady_splits): the median over the beats before the
+# newest (OFFBEAT_BEATS - 1 at most, OFFBEAT_MIN - 1 at least) of an envelope's peak within
+# OFFBEAT_WINDOW of a period of each half beat (or third), over the median on the beats; this
+# share of it splits in full.
+OFFBEAT_FULL = 0.15
+OFFBEAT_BEATS = 16
+OFFBEAT_MIN = 4
+OFFBEAT_WINDOW = 0.12
 TATUM_SURE = 0.3  # hat periodicity (autocorrelation at whole beats) for a full opinion
 # Lags of the split test, in beats: whole beats, half beats, thirds (6/8).
 SPLIT_TEETH = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5, 1 / 3, 2 / 3, 4 / 3, 5 / 3])
@@ -362,6 +370,8 @@ class BeatTracker:
         # The pulse's alone: a view of the comb's buffer, valid until the next _salience.
         self._pulse_acf: np.ndarray | None = None  # (see _four_three)
         self._tatum_fresh = False  # the hat cue was measured at this update
+        # The envelopes the hat cue was measured on (hats, pulse), for its per-beat test.
+        self._split_envs: tuple[np.ndarray, np.ndarray] | None = None
         # Its factors (the beats' own split, the faster octave's), around the last peaks.
         self._tatum_last: list[tuple[float, float]] = [(1.0, 1.0)] * steps
         self._split_last: tuple = (None, (), ())  # the table, the last tempi, their parts
@@ -935,7 +945,8 @@ class BeatTracker:
 
         The autocorrelation is left in the second row of the comb's ``acfs``
         (``_pulse_acf`` is set to it); with ``hats``, theirs in the first, and
-        ``_acfs`` set (see :meth:`_tatum`).
+        ``_acfs`` set (see :meth:`_tatum`), and ``_split_envs`` to the two envelopes
+        (see :meth:`_steady_splits`).
         """
         m = len(env)
         comb = self._comb if self._comb is not None and self._comb[0] == m else self._make_comb(m)
@@ -946,6 +957,7 @@ class BeatTracker:
         self._pulse_acf = acfs[-1]
         if hats is not None:
             self._acfs = acfs if found[0] else None
+            self._split_envs = (hats, env)
         _, _, _, taps, weights, empty, *_ = comb
         # Each tempo: the mean of its comb teeth, read between lags (linear);
         # teeth x tempi, so the sum runs over whole rows.
@@ -1271,8 +1283,26 @@ class BeatTracker:
                     split = max(split, t_sum / n3)
                 fit = min(whole / peak, 1.0)
                 row_good[r] = fit * min(max(split / whole / SPLIT_FULL, 0.0), 1.0)
-        fastest = self.config.max_bpm * (1.0 + GRID_STEP)  # the end of the grid counts
         bpms = self._bpm_list
+        fastest = self.config.max_bpm * (1.0 + GRID_STEP)  # the end of the grid counts
+        # The splits read beat by beat where they decide a factor: a tempo's own (by the
+        # hats and the pulse), its faster octave's (by the hats) where it has one.
+        rows = [
+            (e, r)
+            for e in (0, 1)
+            for r in range(k)
+            if counts[r][0] and counts[r][1] and good[e][r] > 0
+        ]
+        rows += [
+            (0, k + r)
+            for r in range(k)
+            if counts[k + r][0]
+            and counts[k + r][1]
+            and good[0][k + r] > 0
+            and 2.0 * bpms[tempi[r]] <= fastest
+        ]
+        if rows and sure > 0:
+            self._steady_splits(good, rows, tempi, [bool(c[2]) for c in counts[:k]])
         width = PEAK_WIDTH
         out = []
         for r, i in enumerate(tempi):
@@ -1288,6 +1318,44 @@ class BeatTracker:
             last[start:stop] = [(unsplit, slower)] * (stop - start)
             out.append((unsplit, slower))
         return out
+
+    def _steady_splits(
+        self,
+        good: list[list[float]],
+        rows: list[tuple[int, int]],
+        tempi: list[int],
+        thirds: list[bool],
+    ) -> None:
+        """Scale (in place) how well the hats (``good[0]``) and the pulse (``good[1]``) split
+        each tempo's beats, and the hats its faster octave's (at ``len(tempi)`` on), at the
+        ``rows`` asked (envelope, row), by how steadily they sound beat by beat
+        (``OFFBEAT_FULL``).
+
+        The autocorrelation hears a figure of 3 + 3 + 2 16ths as a split: the dembow's rim
+        (on the 4th and 7th 16ths of each beat pair) lines up with the kick and hats at every
+        half-beat lag of the double tempo, so for a dembow at 89 the hats "split" 178's
+        beats (damping 89 as the slower octave) and 178 was read. Beat by beat, the
+        double's off-beats are silent but one in four (the hats' median: 0.02-0.07 of their
+        beats'), where a real split sounds on most of them (drum & bass's 8ths at 174, 0.45
+        and up). The thirds count where the hats' do (6/8): the stronger of the half and
+        the thirds. A row with too few beats in the window yet (a slow tempo in the first
+        seconds) keeps its factor.
+        """
+        k = len(tempi)
+        if self._split_envs is None:
+            return
+        bpms, hop = self._bpm_list, self.hop
+        # A faster octave's row (r >= k) has half its tempo's period.
+        periods = [60.0 / bpms[tempi[r % k]] / hop / (2.0 if r >= k else 1.0) for _, r in rows]
+        shares = _offbeat_shares(
+            self._split_envs,
+            [e for e, _ in rows],
+            periods,
+            [e == 0 and r < k and thirds[r] for e, r in rows],
+        )
+        for (e, r), share in zip(rows, shares, strict=True):
+            if share is not None:
+                good[e][r] *= min(max(share, 0.0) / OFFBEAT_FULL, 1.0)
 
     @staticmethod
     def _split_parts(lags: np.ndarray, limit: float, m: int) -> tuple:
@@ -2302,6 +2370,65 @@ def _bar_acf(acf: np.ndarray, period: float, limit: float) -> float | None:
             return None
         best = max(best, _acf_at(acf, lag))
     return best
+
+
+def _offbeat_shares(
+    envs: tuple[np.ndarray, ...], which: list[int], periods: list[float], thirds: list[bool]
+) -> list[float | None]:
+    """Per row (envelope ``envs[which]`` at a period in frames): the median over its last
+    beats of the envelope's peak around half a beat after its strongest phase (where
+    ``thirds``, the strongest of that and a third and two thirds on), over the median of
+    its peak on that phase.
+
+    Each row's phase is its fold's peak over the last ``OFFBEAT_BEATS`` beats its window
+    holds; the medians are over those beats but the newest (its half beat may be to come).
+    None where that is under ``OFFBEAT_MIN`` beats, or nothing sounds on the phase at most
+    beats (a loud accent on few). One gather for all rows (a handful of tempi, not none):
+    the beats a row lacks sort last, out of its median.
+    """
+    m = len(envs[0])
+    env = np.concatenate(envs)  # one flat gather: a row reads from its envelope's base on
+    base = (np.array(which) * m)[:, None, None]
+    p = np.array(periods)
+    counts = np.minimum((m - 1) // p - 1, OFFBEAT_BEATS).astype(np.intp)
+    most = int(counts.max())
+    if most < OFFBEAT_MIN:
+        return [None] * len(periods)
+    starts = (m - 1) - (np.arange(1, most + 1) * p[:, None])  # rows x beats, newest first
+    lacking = np.arange(most) >= counts[:, None]  # beats before a row's window
+    width = math.ceil(float(p.max()))
+    # (Indices past the envelope's ends, for lacking beats only, are clipped.)
+    idx = np.rint(starts[:, :, None] + np.arange(width)).astype(np.intp)
+    values = env.take(np.clip(idx, 0, m - 1, out=idx) + base)
+    np.copyto(values, 0.0, where=lacking[:, :, None])
+    folds = np.add.reduce(values, axis=1)
+    np.copyto(folds, -np.inf, where=np.arange(width) >= np.ceil(p)[:, None])  # past its period
+    phase = folds.argmax(axis=1)
+    # The points read per beat: on it, half a beat on, a third and two thirds on (the
+    # half again where no thirds); the newest beat is left out (its half may be to come).
+    at = np.where(np.array(thirds)[:, None], [0.0, 0.5, 1 / 3, 2 / 3], [0.0, 0.5, 0.5, 0.5])
+    centres = starts[:, None, 1:] + (phase[:, None] + at * p[:, None])[:, :, None]
+    reach = np.maximum((OFFBEAT_WINDOW * p).astype(np.intp), 1)[:, None]
+    far = np.arange(-int(reach.max()), int(reach.max()) + 1)
+    around = np.minimum(np.maximum(far, -reach), reach)
+    idx = np.rint(centres).astype(np.intp)[..., None] + around[:, None, None, :]
+    np.clip(idx, 0, m - 1, out=idx)
+    peaks = np.maximum.reduce(env.take(idx + base[..., None]), axis=3)
+    np.copyto(peaks, np.inf, where=lacking[:, None, 1:])
+    peaks.sort(axis=2)
+    n = counts - 1  # beats read per row
+    r = np.arange(len(p))[:, None]
+    points = np.arange(4)
+    medians = 0.5 * (
+        peaks[r, points, np.maximum((n - 1) // 2, 0)[:, None]]
+        + peaks[r, points, np.maximum(n // 2, 0)[:, None]]
+    )
+    on = medians[:, 0]
+    off = np.maximum.reduce(medians[:, 1:], axis=1)
+    return [
+        None if c < OFFBEAT_MIN or o <= 0 else f / o
+        for c, o, f in zip(counts.tolist(), on.tolist(), off.tolist(), strict=True)
+    ]
 
 
 def _acf_at(acf: np.ndarray, lag: float) -> float:
