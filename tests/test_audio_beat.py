@@ -804,8 +804,8 @@ def test_a_six_eight_ballad_is_read_in_dotted_quarters() -> None:
 
 
 def _assert_read_at(bands: np.ndarray, hop: float, bpm: float, t0: float, octave: float) -> None:
-    """``bands`` (a piece at ``bpm``) are read at ``octave`` times that tempo, within 0.3 %,
-    and at its own on its beats from 8 s (95 % of them)."""
+    """``bands`` (a piece at ``bpm``) are read at ``octave`` times that tempo (within 0.3 %);
+    at its own (octave 1), within 0.5 BPM and on its beats from 8 s (95 % of them)."""
     if octave == 1.0:
         assert _on_the_beats(bands, hop, bpm, t0, after=8.0) >= 0.95
     else:
@@ -891,7 +891,8 @@ def test_a_plain_pulse_is_read_at_one_beat_of_the_pulse_autocorrelation() -> Non
 def _dembow_rim_bands(seconds: float, hop: float, bpm: float, t0: float) -> np.ndarray:
     """A dembow on the rim: the kick on every beat (its click in the high band), the rim on
     the 4th and 7th 16th of each beat pair (3 + 3 + 2), closed hats on the 8ths between
-    the kicks, the bass on the 3 + 3 + 2 too, played a few ms off the grid."""
+    the kicks, the bass on the 1st and 4th 16th of each beat pair, played a few ms off the
+    grid."""
     bands, hit = _band_frames(seconds, hop)
     for _, _, step, at in _played(seconds, t0, 60.0 / bpm / 4, 16, 0.003, seed=7):
         if step % 4 == 0:
@@ -951,13 +952,17 @@ def test_offbeat_shares_read_the_median_beat() -> None:
     assert shares(thirds, [period, period], [True, False]) == pytest.approx([0.6, 0.0])
     assert shares(every[-150:], [period], [False]) == [None]
     # Rows of other periods in one call, each as it reads alone: at 80 frames (half the
-    # tempo) every beat of 40 splits it, as loud as its own (1.0), from the 8 beats its
-    # window holds beside the 18 of the 40-frame rows; at 400 frames too few: None.
+    # tempo) every beat of 40 splits it, as loud as its own (1.0), from the 8 beats it reads
+    # beside the 15 of the 40-frame rows; at 400 frames too few: None.
     periods = [period, 2 * period, 10 * period, period]
     mixed = shares(every, periods, [False, False, False, True])
     assert mixed == pytest.approx([0.5, 1.0, None, 0.5])
     for p, third, share in zip(periods, [False, False, False, True], mixed, strict=True):
         assert shares(every, [p], [third]) == [share]
+    # Rows of either envelope in one call (each reads its own); nothing on the beats: None.
+    silent = np.zeros(m)
+    both = beat_module._offbeat_shares((silent, every), [1, 0, 1], [period] * 3, [False] * 3)
+    assert both == pytest.approx([0.5, None, 0.5])
 
 
 def test_a_compound_beat_raises_its_tempo_only_once_held_for_three_of_four_updates(

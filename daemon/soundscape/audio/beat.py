@@ -1287,13 +1287,13 @@ class BeatTracker:
         fastest = self.config.max_bpm * (1.0 + GRID_STEP)  # the end of the grid counts
         # The splits read beat by beat where they decide a factor: a tempo's own (by the
         # hats and the pulse), its faster octave's (by the hats) where it has one.
-        rows = [
+        split_rows = [
             (e, r)
             for e in (0, 1)
             for r in range(k)
             if counts[r][0] and counts[r][1] and good[e][r] > 0
         ]
-        rows += [
+        split_rows += [
             (0, k + r)
             for r in range(k)
             if counts[k + r][0]
@@ -1301,8 +1301,8 @@ class BeatTracker:
             and good[0][k + r] > 0
             and 2.0 * bpms[tempi[r]] <= fastest
         ]
-        if rows and sure > 0:
-            self._steady_splits(good, rows, tempi, [bool(c[2]) for c in counts[:k]])
+        if split_rows and sure > 0:
+            self._steady_splits(good, split_rows, tempi, [bool(c[2]) for c in counts[:k]])
         width = PEAK_WIDTH
         out = []
         for r, i in enumerate(tempi):
