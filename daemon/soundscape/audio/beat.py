@@ -1285,34 +1285,27 @@ class BeatTracker:
                 row_good[r] = fit * min(max(split / whole / SPLIT_FULL, 0.0), 1.0)
         bpms = self._bpm_list
         fastest = self.config.max_bpm * (1.0 + GRID_STEP)  # the end of the grid counts
+        # Which factors are read: a tempo's own split (whole and half beats inside the
+        # window), its faster octave's (the same, and that octave on the grid).
+        own_read = [bool(counts[r][0] and counts[r][1]) for r in range(k)]
+        fast_read = [
+            bool(counts[k + r][0] and counts[k + r][1]) and 2.0 * bpms[i] <= fastest
+            for r, i in enumerate(tempi)
+        ]
         # The splits read beat by beat where they decide a factor: a tempo's own (by the
-        # hats and the pulse), its faster octave's (by the hats) where it has one.
-        split_rows = [
-            (e, r)
-            for e in (0, 1)
-            for r in range(k)
-            if counts[r][0] and counts[r][1] and good[e][r] > 0
-        ]
-        split_rows += [
-            (0, k + r)
-            for r in range(k)
-            if counts[k + r][0]
-            and counts[k + r][1]
-            and good[0][k + r] > 0
-            and 2.0 * bpms[tempi[r]] <= fastest
-        ]
+        # hats and the pulse), its faster octave's (by the hats).
+        split_rows = [(e, r) for e in (0, 1) for r in range(k) if own_read[r] and good[e][r] > 0]
+        split_rows += [(0, k + r) for r in range(k) if fast_read[r] and good[0][k + r] > 0]
         if split_rows and sure > 0:
             self._steady_splits(good, split_rows, tempi, [bool(c[2]) for c in counts[:k]])
         width = PEAK_WIDTH
         out = []
         for r, i in enumerate(tempi):
             unsplit = slower = 1.0  # the damping of beats nothing splits, of a slower octave
-            nb, nh, _ = counts[r]
-            if nb and nh:
+            if own_read[r]:
                 own = max(good[0][r], good[1][r])
                 unsplit = 1.0 - TATUM_SPLIT * sure * (1.0 - own)
-            nb, nh, _ = counts[k + r]
-            if nb and nh and 2.0 * bpms[i] <= fastest:
+            if fast_read[r]:
                 slower = 1.0 - TATUM_FAST * sure * good[0][k + r]
             start, stop = max(i - width, 0), min(i + width + 1, len(last))
             last[start:stop] = [(unsplit, slower)] * (stop - start)
