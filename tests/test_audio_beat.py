@@ -920,7 +920,7 @@ def test_a_dembow_is_read_at_its_tempo_not_its_rims_double(
     control), at double."""
     if not steady:
         monkeypatch.setattr(
-            beat_module, "_offbeat_shares", lambda envs, which, periods, _: [None] * len(periods)
+            beat_module, "_offbeat_shares", lambda envs, which, periods, *_: [None] * len(periods)
         )
     hop, t0 = 0.005, 0.1
     _assert_read_at(_dembow_rim_bands(24.0, hop, bpm, t0), hop, bpm, t0, 1.0 if steady else 2.0)
@@ -943,7 +943,8 @@ def test_offbeat_shares_read_the_median_beat() -> None:
         return env
 
     def shares(env: np.ndarray, periods: list[float], thirds: list[bool]) -> list[float | None]:
-        return beat_module._offbeat_shares((env,), [0] * len(periods), periods, thirds)
+        n = len(periods)
+        return beat_module._offbeat_shares((env,), [0] * n, periods, thirds, [False] * n)
 
     every = envelope(lambda b: 0.5)
     assert shares(every, [period], [False]) == pytest.approx([0.5])
@@ -961,8 +962,42 @@ def test_offbeat_shares_read_the_median_beat() -> None:
         assert shares(every, [p], [third]) == [share]
     # Rows of either envelope in one call (each reads its own); nothing on the beats: None.
     silent = np.zeros(m)
-    both = beat_module._offbeat_shares((silent, every), [1, 0, 1], [period] * 3, [False] * 3)
+    both = beat_module._offbeat_shares(
+        (silent, every), [1, 0, 1], [period] * 3, [False] * 3, [False] * 3
+    )
     assert both == pytest.approx([0.5, None, 0.5])
+
+
+def test_offbeat_shares_read_a_faster_octaves_split_above_the_floor() -> None:
+    """Over a noise floor (every frame 0.25-0.35) the off-beats' peaks are the noise's:
+    near a third of the beats' as read plainly (a split in full), none above the floor (the
+    quarter beats' median, taken from both). A split that stands above the floor reads
+    its share of what the beats stand above it; the thirds, where asked, are read as ever."""
+    period, beats = 40.0, 20
+    m = int(period * (beats + 1)) + 1
+    rng = np.random.default_rng(11)
+
+    def noisy(offbeat: float, at: float = 0.5) -> np.ndarray:
+        env = rng.uniform(0.25, 0.35, m)
+        for b in range(beats):
+            on = m - 1 - int(period * (b + 1)) + 5
+            env[on] = 1.0
+            env[on + int(at * period)] = max(offbeat, env[on + int(at * period)])
+        return env
+
+    def shares(env: np.ndarray, thirds: bool, floored: bool) -> float | None:
+        return beat_module._offbeat_shares((env,), [0], [period], [thirds], [floored])[0]
+
+    noise = noisy(0.0)
+    plain = shares(noise, False, False)
+    assert plain is not None and plain > 2 * beat_module.OFFBEAT_FULL
+    floored = shares(noise, False, True)
+    assert floored is not None and floored < 0.1 * beat_module.OFFBEAT_FULL
+    split = shares(noisy(0.7), False, True)
+    assert split == pytest.approx((0.7 - 0.3) / (1.0 - 0.3), abs=0.06)
+    thirds = noisy(0.7, at=2 / 3)
+    assert shares(thirds, True, True) == pytest.approx(shares(thirds, True, False))
+    assert shares(thirds, True, True) == pytest.approx(0.7, abs=0.01)
 
 
 def test_a_compound_beat_raises_its_tempo_only_once_held_for_three_of_four_updates(
