@@ -192,6 +192,11 @@ OFFBEAT_FULL = 0.15
 OFFBEAT_BEATS = 16
 OFFBEAT_MIN = 4
 OFFBEAT_WINDOW = 0.12
+# The points _offbeat_shares reads in each beat of a row, in periods after its strongest
+# phase: on it, half a beat on, then the half again (a plain row), a third and two thirds
+# (a row in thirds), or a quarter and three quarters (a floored row).
+_PLAIN, _THIRDS, _FLOORED = 0, 1, 2
+_OFFBEAT_POINTS = np.array([[0.0, 0.5, 0.5, 0.5], [0.0, 0.5, 1 / 3, 2 / 3], [0.0, 0.5, 0.25, 0.75]])
 TATUM_SURE = 0.3  # hat periodicity (autocorrelation at whole beats) for a full opinion
 # Lags of the split test, in beats: whole beats, half beats, thirds (6/8).
 SPLIT_TEETH = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5, 1 / 3, 2 / 3, 4 / 3, 5 / 3])
@@ -2412,16 +2417,12 @@ def _offbeat_shares(
     folds = np.add.reduce(values, axis=1)
     np.copyto(folds, -np.inf, where=np.arange(width) >= np.ceil(p)[:, None])  # past its period
     phase = folds.argmax(axis=1)
-    # The points read per beat: on it, half a beat on, then a third and two thirds on, or
-    # a quarter and three quarters (the floor), or the half again; the newest beat is left
-    # out (its half may be to come).
-    in_thirds = np.array(thirds)
-    floors = np.array(floored) & ~in_thirds  # a row read in thirds reads no floor
-    at = np.select(
-        [in_thirds[:, None], floors[:, None]],
-        [[0.0, 0.5, 1 / 3, 2 / 3], [0.0, 0.5, 0.25, 0.75]],
-        [0.0, 0.5, 0.5, 0.5],
-    )
+    # The points read per beat (see _OFFBEAT_POINTS); the newest beat is left out (its half
+    # may be to come). A row read in thirds reads no floor.
+    kinds = [
+        _THIRDS if t else _FLOORED if f else _PLAIN for t, f in zip(thirds, floored, strict=True)
+    ]
+    at = _OFFBEAT_POINTS[kinds]
     centres = starts[:, None, 1:] + (phase[:, None] + at * p[:, None])[:, :, None]
     reach = np.maximum((OFFBEAT_WINDOW * p).astype(np.intp), 1)[:, None]
     far = np.arange(-int(reach.max()), int(reach.max()) + 1)
@@ -2438,17 +2439,18 @@ def _offbeat_shares(
         peaks[r, points, np.maximum((n - 1) // 2, 0)[:, None]]
         + peaks[r, points, np.maximum(n // 2, 0)[:, None]]
     )
-    on = medians[:, 0]
-    off = np.maximum.reduce(medians[:, 1:], axis=1)
-    # Above the floor. A row short of beats reads None below (its medians may be inf).
-    floor_rows = floors & (counts >= OFFBEAT_MIN)
-    floor = np.where(floor_rows, np.minimum(medians[:, 2], medians[:, 3]), 0.0)
-    on -= floor
-    off = np.where(floor_rows, np.maximum(medians[:, 1] - floor, 0.0), off)
-    return [
-        None if c < OFFBEAT_MIN or o <= 0 else f / o
-        for c, o, f in zip(counts.tolist(), on.tolist(), off.tolist(), strict=True)
-    ]
+    out: list[float | None] = []
+    for count, kind, (on, half, a, b) in zip(counts.tolist(), kinds, medians.tolist(), strict=True):
+        if count < OFFBEAT_MIN:  # (its medians may be inf)
+            out.append(None)
+            continue
+        if kind == _FLOORED:  # above the floor
+            floor = min(a, b)
+            on, off = on - floor, max(half - floor, 0.0)
+        else:
+            off = max(half, a, b)
+        out.append(off / on if on > 0 else None)
+    return out
 
 
 def _acf_at(acf: np.ndarray, lag: float) -> float:
