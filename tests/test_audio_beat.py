@@ -970,34 +970,72 @@ def test_offbeat_shares_read_the_median_beat() -> None:
 
 def test_offbeat_shares_read_a_faster_octaves_split_above_the_floor() -> None:
     """Over a noise floor (every frame 0.25-0.35) the off-beats' peaks are the noise's:
-    near a third of the beats' as read plainly (a split in full), none above the floor (the
-    quarter beats' median, taken from both). A split that stands above the floor reads
-    its share of what the beats stand above it; the thirds, where asked, are read as ever."""
+    near a third of the beats' as read plainly (a split in full), next to none above the
+    floor (the weaker of the quarter beats' medians, taken from both). A split that stands
+    above the floor reads its share of what the beats stand above it; a note on one quarter
+    leaves the floor the other's, on both it raises it; the thirds, where asked, are read as
+    ever."""
     period, beats = 40.0, 20
     m = int(period * (beats + 1)) + 1
     rng = np.random.default_rng(11)
 
-    def noisy(offbeat: float, at: float = 0.5) -> np.ndarray:
+    def noisy(notes: dict[float, float]) -> np.ndarray:
+        """Noise, the beats at 1.0, and ``notes`` (level at each point of the beat)."""
         env = rng.uniform(0.25, 0.35, m)
         for b in range(beats):
             on = m - 1 - int(period * (b + 1)) + 5
             env[on] = 1.0
-            env[on + int(at * period)] = max(offbeat, env[on + int(at * period)])
+            for at, level in notes.items():
+                env[on + int(at * period)] = max(level, env[on + int(at * period)])
         return env
 
     def shares(env: np.ndarray, thirds: bool, floored: bool) -> float | None:
         return beat_module._offbeat_shares((env,), [0], [period], [thirds], [floored])[0]
 
-    noise = noisy(0.0)
+    noise = noisy({})
     plain = shares(noise, False, False)
     assert plain is not None and plain > 2 * beat_module.OFFBEAT_FULL
     floored = shares(noise, False, True)
-    assert floored is not None and floored < 0.1 * beat_module.OFFBEAT_FULL
-    split = shares(noisy(0.7), False, True)
-    assert split == pytest.approx((0.7 - 0.3) / (1.0 - 0.3), abs=0.06)
-    thirds = noisy(0.7, at=2 / 3)
+    assert floored is not None and floored < beat_module.OFFBEAT_FULL / 3
+    # The floor is the noise's peak (0.25-0.35): the split's share between the two ends.
+    split = shares(noisy({0.5: 0.7}), False, True)
+    assert split is not None and (0.7 - 0.35) / 0.65 <= split <= (0.7 - 0.25) / 0.75
+    assert shares(noisy({0.5: 0.7, 0.75: 0.6}), False, True) == pytest.approx(split, abs=0.03)
+    both = shares(noisy({0.5: 0.7, 0.25: 0.6, 0.75: 0.6}), False, True)
+    assert both == pytest.approx((0.7 - 0.6) / (1.0 - 0.6))
+    thirds = noisy({2 / 3: 0.7})
     assert shares(thirds, True, True) == pytest.approx(shares(thirds, True, False))
-    assert shares(thirds, True, True) == pytest.approx(0.7, abs=0.01)
+    assert shares(thirds, True, True) == pytest.approx(0.7)
+
+
+def test_steady_splits_floor_the_hats_faster_octaves_rows_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Of the rows _steady_splits reads, only the hats' of a faster octave (row k and on)
+    are read above the floor: a tempo's own (the hats' and the pulse's) plainly, since its
+    quarters are its 16ths (a shaker's); each row's share scales its factor."""
+    tracker = BeatTracker(BeatSection())
+    tracker._setup(0.01)  # the frame length: the tempo grid
+    tracker._split_envs = (np.zeros(10), np.zeros(10))
+    tempi = [10, 40]
+    asked: list[list[bool]] = []
+
+    def shares(
+        envs: tuple[np.ndarray, ...],
+        which: list[int],
+        periods: list[float],
+        thirds: list[bool],
+        floored: list[bool],
+    ) -> list[float | None]:
+        asked.append(floored)
+        return [0.5 * beat_module.OFFBEAT_FULL] * len(which)
+
+    rows = [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (0, 3)]
+    good = [[1.0] * 4, [1.0] * 2]
+    monkeypatch.setattr(beat_module, "_offbeat_shares", shares)
+    tracker._steady_splits(good, rows, tempi, [False, True])
+    assert asked == [[False, False, False, False, True, True]]
+    assert good == [[0.5] * 4, [0.5] * 2]
 
 
 def test_a_compound_beat_raises_its_tempo_only_once_held_for_three_of_four_updates(

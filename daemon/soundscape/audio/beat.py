@@ -194,9 +194,10 @@ OFFBEAT_MIN = 4
 OFFBEAT_WINDOW = 0.12
 # The points _offbeat_shares reads in each beat of a row, in periods after its strongest
 # phase: on it, half a beat on, then the half again (a plain row), a third and two thirds
-# (a row in thirds), or a quarter and three quarters (a floored row).
+# (a row in thirds), or a quarter and three quarters (a floored row). The kinds index its rows.
 _PLAIN, _THIRDS, _FLOORED = 0, 1, 2
 _OFFBEAT_POINTS = np.array([[0.0, 0.5, 0.5, 0.5], [0.0, 0.5, 1 / 3, 2 / 3], [0.0, 0.5, 0.25, 0.75]])
+_OFFBEAT_POINTS.flags.writeable = False
 TATUM_SURE = 0.3  # hat periodicity (autocorrelation at whole beats) for a full opinion
 # Lags of the split test, in beats: whole beats, half beats, thirds (6/8).
 SPLIT_TEETH = np.array([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, 3.5, 1 / 3, 2 / 3, 4 / 3, 5 / 3])
@@ -1340,13 +1341,15 @@ class BeatTracker:
         the thirds. A row with too few beats in the window yet (a slow tempo in the first
         seconds) keeps its factor.
 
-        A faster octave's split is read above the envelope's floor (its quarter beats', the
-        weaker: 32nds of the tempo, where hardly anything plays). Under noise the hats'
-        envelope peaks near as high everywhere: lo-fi hip hop at 79 at 16 dB SNR, its hats'
-        half beats at 158 read 0.76-0.97 of its beats', and 79 was damped as the slower
-        octave; above the floor, 0.00-0.14. A tempo's own quarters are its 16ths, which a
-        shaker plays as loud as its 8ths: floored too, liquid drum & bass at 174 lost its
-        split and was read at 87.
+        The hats' split of a faster octave is read above the envelope's floor (the weaker of
+        the faster octave's quarter beats': 32nds of the candidate, where hardly anything
+        plays). Under noise the hats' envelope peaks near as high everywhere: lo-fi hip hop
+        at 79 at 16 dB SNR, its hats' half beats at 158 read 0.76-0.97 of its beats', and 79
+        was damped as the slower octave; above the floor, 0.00-0.14. A tempo's own quarters
+        are its 16ths, which a shaker plays as loud as its 8ths, so its own split is read
+        without a floor (floored too, liquid drum & bass at 174 lost its split and was read
+        at 87). A row also keeps its factor where nothing sounds on its phase (above the
+        floor, where read) at most beats.
         """
         k = len(tempi)
         if self._split_envs is None:
@@ -1359,7 +1362,7 @@ class BeatTracker:
             [e for e, _ in rows],
             periods,
             [e == 0 and r < k and thirds[r] for e, r in rows],
-            [r >= k for _, r in rows],
+            [e == 0 and r >= k for e, r in rows],
         )
         for (e, r), share in zip(rows, shares, strict=True):
             if share is not None:
@@ -2390,8 +2393,9 @@ def _offbeat_shares(
     """Per row (envelope ``envs[which]`` at a period in frames): the median over its last
     beats of the envelope's peak around half a beat after its strongest phase (where
     ``thirds``, the strongest of that and a third and two thirds on), over the median of
-    its peak on that phase. Where ``floored`` (a row without thirds), both are read above
-    the envelope's floor: the weaker of the medians a quarter and three quarters on.
+    its peak on that phase. Where ``floored`` (ignored where ``thirds``), both are read
+    above the envelope's floor, the weaker of the medians a quarter and three quarters on
+    (the half beat's at least 0).
 
     Each row's phase is its fold's peak over the last ``OFFBEAT_BEATS`` beats its window
     holds; the medians are over those beats but the newest (its half beat may be to come).
@@ -2440,15 +2444,15 @@ def _offbeat_shares(
         + peaks[r, points, np.maximum(n // 2, 0)[:, None]]
     )
     out: list[float | None] = []
-    for count, kind, (on, half, a, b) in zip(counts.tolist(), kinds, medians.tolist(), strict=True):
+    for count, kind, (on, half, x, y) in zip(counts.tolist(), kinds, medians.tolist(), strict=True):
         if count < OFFBEAT_MIN:  # (its medians may be inf)
             out.append(None)
             continue
-        if kind == _FLOORED:  # above the floor
-            floor = min(a, b)
+        if kind == _FLOORED:  # x, y: a quarter and three quarters on; the weaker is the floor
+            floor = min(x, y)
             on, off = on - floor, max(half - floor, 0.0)
-        else:
-            off = max(half, a, b)
+        else:  # x, y: the thirds, or the half again
+            off = max(half, x, y)
         out.append(off / on if on > 0 else None)
     return out
 
