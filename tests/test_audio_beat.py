@@ -1018,16 +1018,10 @@ def test_steady_splits_floor_the_hats_faster_octaves_rows_only(
     tracker._setup(0.01)  # the frame length: the tempo grid
     tracker._split_envs = (np.zeros(10), np.zeros(10))
     tempi = [10, 40]
-    asked: list[list[bool]] = []
+    asked: list[object] = []
 
-    def shares(
-        envs: tuple[np.ndarray, ...],
-        which: list[int],
-        periods: list[float],
-        thirds: list[bool],
-        floored: list[bool],
-    ) -> list[float | None]:
-        asked.append(floored)
+    def shares(_envs: object, which: list[int], *rest: object) -> list[float | None]:
+        asked.append(rest[-1])  # the rows floored (after the periods and the thirds)
         return [0.5 * beat_module.OFFBEAT_FULL] * len(which)
 
     rows = [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (0, 3)]
