@@ -943,8 +943,8 @@ def test_offbeat_shares_read_the_median_beat() -> None:
         return env
 
     def shares(env: np.ndarray, periods: list[float], thirds: list[bool]) -> list[float | None]:
-        n = len(periods)
-        return beat_module._offbeat_shares((env,), [0] * n, periods, thirds, [False] * n)
+        kinds = [beat_module._THIRDS if t else beat_module._PLAIN for t in thirds]
+        return beat_module._offbeat_shares((env,), [0] * len(periods), periods, kinds)
 
     every = envelope(lambda b: 0.5)
     assert shares(every, [period], [False]) == pytest.approx([0.5])
@@ -962,9 +962,8 @@ def test_offbeat_shares_read_the_median_beat() -> None:
         assert shares(every, [p], [third]) == [share]
     # Rows of either envelope in one call (each reads its own); nothing on the beats: None.
     silent = np.zeros(m)
-    both = beat_module._offbeat_shares(
-        (silent, every), [1, 0, 1], [period] * 3, [False] * 3, [False] * 3
-    )
+    plain = [beat_module._PLAIN] * 3
+    both = beat_module._offbeat_shares((silent, every), [1, 0, 1], [period] * 3, plain)
     assert both == pytest.approx([0.5, None, 0.5])
 
 
@@ -973,8 +972,7 @@ def test_offbeat_shares_read_a_faster_octaves_split_above_the_floor() -> None:
     near a third of the beats' as read plainly (a split in full), next to none above the
     floor (the weaker of the quarter beats' medians, taken from both). A split that stands
     above the floor reads its share of what the beats stand above it; a note on one quarter
-    leaves the floor the other's, on both it raises it; the thirds, where asked, are read as
-    ever."""
+    leaves the floor the other's, on both it raises it."""
     period, beats = 40.0, 20
     m = int(period * (beats + 1)) + 1
     rng = np.random.default_rng(11)
@@ -989,23 +987,21 @@ def test_offbeat_shares_read_a_faster_octaves_split_above_the_floor() -> None:
                 env[on + int(at * period)] = max(level, env[on + int(at * period)])
         return env
 
-    def shares(env: np.ndarray, thirds: bool, floored: bool) -> float | None:
-        return beat_module._offbeat_shares((env,), [0], [period], [thirds], [floored])[0]
+    def shares(env: np.ndarray, floored: bool) -> float | None:
+        kind = beat_module._FLOORED if floored else beat_module._PLAIN
+        return beat_module._offbeat_shares((env,), [0], [period], [kind])[0]
 
     noise = noisy({})
-    plain = shares(noise, False, False)
+    plain = shares(noise, False)
     assert plain is not None and plain > 2 * beat_module.OFFBEAT_FULL
-    floored = shares(noise, False, True)
+    floored = shares(noise, True)
     assert floored is not None and floored < beat_module.OFFBEAT_FULL / 3
     # The floor is the noise's peak (0.25-0.35): the split's share between the two ends.
-    split = shares(noisy({0.5: 0.7}), False, True)
+    split = shares(noisy({0.5: 0.7}), True)
     assert split is not None and (0.7 - 0.35) / 0.65 <= split <= (0.7 - 0.25) / 0.75
-    assert shares(noisy({0.5: 0.7, 0.75: 0.6}), False, True) == pytest.approx(split, abs=0.03)
-    both = shares(noisy({0.5: 0.7, 0.25: 0.6, 0.75: 0.6}), False, True)
+    assert shares(noisy({0.5: 0.7, 0.75: 0.6}), True) == pytest.approx(split, abs=0.03)
+    both = shares(noisy({0.5: 0.7, 0.25: 0.6, 0.75: 0.6}), True)
     assert both == pytest.approx((0.7 - 0.6) / (1.0 - 0.6))
-    thirds = noisy({2 / 3: 0.7})
-    assert shares(thirds, True, True) == pytest.approx(shares(thirds, True, False))
-    assert shares(thirds, True, True) == pytest.approx(0.7)
 
 
 def test_steady_splits_floor_the_hats_faster_octaves_rows_only(
@@ -1013,22 +1009,24 @@ def test_steady_splits_floor_the_hats_faster_octaves_rows_only(
 ) -> None:
     """Of the rows _steady_splits reads, only the hats' of a faster octave (row k and on)
     are read above the floor: a tempo's own (the hats' and the pulse's) plainly, since its
-    quarters are its 16ths (a shaker's); each row's share scales its factor."""
+    quarters are its 16ths (a shaker's), or in thirds (the hats' of a tempo they split in
+    three); each row's share scales its factor."""
     tracker = BeatTracker(BeatSection())
     tracker._setup(0.01)  # the frame length: the tempo grid
     tracker._split_envs = (np.zeros(10), np.zeros(10))
     tempi = [10, 40]
     asked: list[object] = []
 
-    def shares(_envs: object, which: list[int], *rest: object) -> list[float | None]:
-        asked.append(rest[-1])  # the rows floored (after the periods and the thirds)
+    def shares(_envs: object, which: list[int], _periods: object, kinds: object) -> list:
+        asked.append(kinds)
         return [0.5 * beat_module.OFFBEAT_FULL] * len(which)
 
     rows = [(0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (0, 3)]
     good = [[1.0] * 4, [1.0] * 2]
     monkeypatch.setattr(beat_module, "_offbeat_shares", shares)
     tracker._steady_splits(good, rows, tempi, [False, True])
-    assert asked == [[False, False, False, False, True, True]]
+    plain, thirds, floored = beat_module._PLAIN, beat_module._THIRDS, beat_module._FLOORED
+    assert asked == [[plain, plain, thirds, plain, floored, floored]]
     assert good == [[0.5] * 4, [0.5] * 2]
 
 

@@ -194,7 +194,7 @@ OFFBEAT_MIN = 4
 OFFBEAT_WINDOW = 0.12
 # The points _offbeat_shares reads in each beat of a row, in periods after its strongest
 # phase: on it, half a beat on, then the half again (a plain row), a third and two thirds
-# (a row in thirds), or a quarter and three quarters (a floored row). The kinds index its rows.
+# (a row in thirds), or a quarter and three quarters (a floored row). A row's kind indexes it.
 _PLAIN, _THIRDS, _FLOORED = 0, 1, 2
 _OFFBEAT_POINTS = np.array([[0.0, 0.5, 0.5, 0.5], [0.0, 0.5, 1 / 3, 2 / 3], [0.0, 0.5, 0.25, 0.75]])
 _OFFBEAT_POINTS.flags.writeable = False
@@ -1357,13 +1357,13 @@ class BeatTracker:
         bpms, hop = self._bpm_list, self.hop
         # A faster octave's row (r >= k) has half its tempo's period.
         periods = [60.0 / bpms[tempi[r % k]] / hop / (2.0 if r >= k else 1.0) for _, r in rows]
-        shares = _offbeat_shares(
-            self._split_envs,
-            [e for e, _ in rows],
-            periods,
-            [e == 0 and r < k and thirds[r] for e, r in rows],
-            [e == 0 and r >= k for e, r in rows],
-        )
+        # The hats read their own rows in thirds where they split in three, and their
+        # faster octave's above the floor; the rest plainly.
+        kinds = [
+            _PLAIN if e else _FLOORED if r >= k else _THIRDS if thirds[r] else _PLAIN
+            for e, r in rows
+        ]
+        shares = _offbeat_shares(self._split_envs, [e for e, _ in rows], periods, kinds)
         for (e, r), share in zip(rows, shares, strict=True):
             if share is not None:
                 good[e][r] *= min(max(share, 0.0) / OFFBEAT_FULL, 1.0)
@@ -2387,15 +2387,14 @@ def _offbeat_shares(
     envs: tuple[np.ndarray, ...],
     which: list[int],
     periods: list[float],
-    thirds: list[bool],
-    floored: list[bool],
+    kinds: list[int],
 ) -> list[float | None]:
     """Per row (envelope ``envs[which]`` at a period in frames): the median over its last
-    beats of the envelope's peak around half a beat after its strongest phase (where
-    ``thirds``, the strongest of that and a third and two thirds on), over the median of
-    its peak on that phase. Where ``floored`` (ignored where ``thirds``), both are read
-    above the envelope's floor, the weaker of the medians a quarter and three quarters on
-    (the half beat's at least 0).
+    beats of the envelope's peak around half a beat after its strongest phase (of kind
+    ``_THIRDS``, the strongest of that and a third and two thirds on), over the median of
+    its peak on that phase. Of kind ``_FLOORED``, both are read above the envelope's floor,
+    the weaker of the medians a quarter and three quarters on (the half beat's at least 0);
+    of kind ``_PLAIN``, as they are.
 
     Each row's phase is its fold's peak over the last ``OFFBEAT_BEATS`` beats its window
     holds; the medians are over those beats but the newest (its half beat may be to come).
@@ -2422,10 +2421,7 @@ def _offbeat_shares(
     np.copyto(folds, -np.inf, where=np.arange(width) >= np.ceil(p)[:, None])  # past its period
     phase = folds.argmax(axis=1)
     # The points read per beat (see _OFFBEAT_POINTS); the newest beat is left out (its half
-    # may be to come). A row read in thirds reads no floor.
-    kinds = [
-        _THIRDS if t else _FLOORED if f else _PLAIN for t, f in zip(thirds, floored, strict=True)
-    ]
+    # may be to come).
     at = _OFFBEAT_POINTS[kinds]
     centres = starts[:, None, 1:] + (phase[:, None] + at * p[:, None])[:, :, None]
     reach = np.maximum((OFFBEAT_WINDOW * p).astype(np.intp), 1)[:, None]
